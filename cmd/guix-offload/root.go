@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guix-offload/guix-offload/internal/cli"
+)
+
+// version is set at link time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "guix-offload",
+		Short: "Zero-config build offloading for GNU Guix",
+		Long: `guix-offload makes GNU Guix build offloading zero-config: build machines
+running guix-offload-agent advertise themselves on the LAN, and the offload
+hook merges them with /etc/guix/machines.scm.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+	// Subcommands, one per cmd_<name>.go file.
+	)
+	return root
+}
+
+// run executes the command line and maps its error to an exit status.
+func run(ctx context.Context, args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit cli.ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			cli.PrintError(os.Stderr, "guix-offload", exit.Err)
+		}
+		return exit.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	cli.PrintError(os.Stderr, "guix-offload", err)
+	return 1
+}

@@ -1,0 +1,57 @@
+// Package cli holds what the guix-offload commands share for talking to
+// people: error and hint printing and exit statuses. Start with [PrintError].
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ExitError asks main to exit with Code after printing Err (when non-nil).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e ExitError) Unwrap() error { return e.Err }
+
+// Hinted is an error that carries advice for the user.
+type Hinted interface {
+	error
+	Hint() string
+}
+
+// WithHint wraps err with a hint printed on its own line after the error.
+func WithHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &hinted{err: err, hint: hint}
+}
+
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+func (h *hinted) Hint() string  { return h.hint }
+
+// PrintError writes "PROG: error: ERR" and, when err carries one, a
+// "PROG: hint: …" line.
+func PrintError(w io.Writer, prog string, err error) {
+	fmt.Fprintf(w, "%s: error: %v\n", prog, err)
+	var h Hinted
+	if errors.As(err, &h) && h.Hint() != "" {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, h.Hint())
+	}
+}
