@@ -1,0 +1,213 @@
+package netns
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/testenv"
+)
+
+// Net is a set of hosts joined by one bridge. Make it with [New].
+type Net struct {
+	// Switch is the name of the namespace that holds the bridge.
+	Switch string
+	// Bridge is the bridge's interface name inside Switch.
+	Bridge string
+	// Prefix is the IPv4 network every host is on (169.254.0.0/16).
+	Prefix netip.Prefix
+
+	ip    string
+	hosts []*Host
+}
+
+// Host is one network namespace with one interface on the bridge.
+type Host struct {
+	// Name is the network namespace's name, as `ip netns` knows it.
+	Name string
+	// Addr is the host's IPv4 address, in 169.254.0.0/16.
+	Addr netip.Addr
+	// Prefix is Addr with its prefix length (/16).
+	Prefix netip.Prefix
+	// Iface is the host's interface on the bridge, inside Name.
+	Iface string
+	// Port is the bridge-side end of Iface's veth pair, inside the switch
+	// namespace.
+	Port string
+
+	net *Net
+}
+
+// New makes n hosts joined by a bridge and tears them down when t ends. It
+// skips t (fails it under CI=true) without root or iproute2, and stops t
+// with Fatal when the network cannot be built.
+func New(t testing.TB, n int) *Net {
+	t.Helper()
+	if n < 1 || n > 250 {
+		t.Fatalf("netns.New: %d hosts; want 1…250", n)
+	}
+	testenv.NeedRoot(t)
+	ipPath := testenv.LookPath(t, "ip", "iproute2")
+
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatalf("netns.New: random suffix: %v", err)
+	}
+	suffix := hex.EncodeToString(rnd[:3]) // 6 hex digits
+	// 169.254.0.0/24 and 169.254.255.0/24 are reserved (RFC 3927 §2.1).
+	runID := 1 + int(rnd[3])%254
+
+	nw := &Net{
+		Switch: "gs" + suffix,
+		Bridge: "gb" + suffix,
+		Prefix: netip.MustParsePrefix("169.254.0.0/16"),
+		ip:     ipPath,
+	}
+	// Cleanup is registered before anything exists, so a failure halfway
+	// still removes what was made. Deleting a namespace destroys the
+	// interfaces in it, and a veth pair goes with either of its ends.
+	var made []string
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			if out, err := exec.Command(ipPath, "netns", "delete", made[i]).CombinedOutput(); err != nil {
+				t.Logf("netns: delete %s: %v: %s", made[i], err, bytes.TrimSpace(out))
+			}
+		}
+	})
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ipPath, args...).CombinedOutput(); err != nil {
+			t.Fatalf("netns: ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	addNS := func(name string) {
+		t.Helper()
+		run("netns", "add", name)
+		made = append(made, name)
+		// Interfaces made later in this namespace take their IPv6
+		// settings from "default": no duplicate address detection, so the
+		// link-local address is usable as soon as the link is up.
+		sysctl(t, ipPath, name, "net/ipv6/conf/default/accept_dad", "0")
+		sysctl(t, ipPath, name, "net/ipv6/conf/all/accept_dad", "0")
+		run("-n", name, "link", "set", "lo", "up")
+	}
+
+	addNS(nw.Switch)
+	run("-n", nw.Switch, "link", "add", nw.Bridge, "type", "bridge",
+		"stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+	run("-n", nw.Switch, "link", "set", nw.Bridge, "up")
+
+	for i := 0; i < n; i++ {
+		h := &Host{
+			Name:  fmt.Sprintf("gh%s-%d", suffix, i),
+			Addr:  netip.AddrFrom4([4]byte{169, 254, byte(runID), byte(i + 1)}),
+			Iface: fmt.Sprintf("ge%s-%d", suffix, i),
+			Port:  fmt.Sprintf("gp%s-%d", suffix, i),
+			net:   nw,
+		}
+		h.Prefix = netip.PrefixFrom(h.Addr, 16)
+		addNS(h.Name)
+		run("-n", nw.Switch, "link", "add", h.Port, "type", "veth", "peer", "name", h.Iface, "netns", h.Name)
+		run("-n", nw.Switch, "link", "set", h.Port, "master", nw.Bridge)
+		run("-n", nw.Switch, "link", "set", h.Port, "up")
+		run("-n", h.Name, "link", "set", h.Iface, "multicast", "on")
+		run("-n", h.Name, "addr", "add", h.Prefix.String(), "dev", h.Iface)
+		run("-n", h.Name, "link", "set", h.Iface, "up")
+		nw.hosts = append(nw.hosts, h)
+	}
+	return nw
+}
+
+// sysctl writes value to /proc/sys/key inside namespace ns.
+func sysctl(t testing.TB, ipPath, ns, key, value string) {
+	t.Helper()
+	cmd := exec.Command(ipPath, "netns", "exec", ns, "sh", "-c", `echo "$1" > "/proc/sys/$2"`, "sh", value, key)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("netns: set %s=%s in %s: %v: %s", key, value, ns, err, bytes.TrimSpace(out))
+	}
+}
+
+// Hosts returns the hosts in the order they were made.
+func (n *Net) Hosts() []*Host { return n.hosts }
+
+// Command returns a command that runs name with args inside h's network
+// namespace (through `ip netns exec`), in its own process group. ctx kills
+// it as in [exec.CommandContext].
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, h.net.ip, append([]string{"netns", "exec", h.Name, name}, args...)...)
+	setProcessGroup(cmd)
+	return cmd
+}
+
+// SetLink takes h's interface down or brings it back up, as when a cable is
+// pulled and plugged back in. The IPv4 address stays; the kernel removes
+// the IPv6 link-local address while the link is down and adds it back.
+func (h *Host) SetLink(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if out, err := exec.Command(h.net.ip, "-n", h.Name, "link", "set", h.Iface, state).CombinedOutput(); err != nil {
+		return fmt.Errorf("set link %s %s in %s: %v: %s", h.Iface, state, h.Name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// LinkLocal returns h's IPv6 link-local address on Iface, or an error when
+// it has none (for example while the link is down).
+func (h *Host) LinkLocal() (netip.Addr, error) {
+	out, err := exec.Command(h.net.ip, "-n", h.Name, "-j", "-6", "addr", "show", "dev", h.Iface, "scope", "link").Output()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("read addresses of %s in %s: %w", h.Iface, h.Name, err)
+	}
+	var ifaces []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal(out, &ifaces); err != nil {
+		return netip.Addr{}, fmt.Errorf("read addresses of %s in %s: %w", h.Iface, h.Name, err)
+	}
+	for _, ifc := range ifaces {
+		for _, a := range ifc.AddrInfo {
+			if addr, err := netip.ParseAddr(a.Local); err == nil && addr.IsLinkLocalUnicast() {
+				return addr.WithZone(h.Iface), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s in %s has no IPv6 link-local address", h.Iface, h.Name)
+}
+
+// WaitFor polls cond every 20 ms until it returns true, and stops t with
+// Fatal when it has not within timeout.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("condition not met within %v", timeout)
+	}
+}
+
+// Poll polls cond every 20 ms until it returns true or timeout passes, and
+// reports whether it returned true.
+func Poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+}
