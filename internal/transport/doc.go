@@ -1,0 +1,39 @@
+// Package transport does what Guix's offload hook does after `# accept`:
+// over one SSH connection to the chosen build machine it sends the inputs
+// the machine lacks, has it build the derivation, and brings the outputs
+// back into the local store, verified against the local ACL.
+//
+// Start with [Run]. The caller (the hook) has already dialed the machine
+// (package sshconn, host key pinned) and fills a [Build]; Run blocks until
+// the outputs are in the store, the build failed, or ctx is done, and
+// [ExitCode] maps its error to the hook's exit status as guix-daemon reads
+// it: nil → 0, [ErrBuildFailed] → 100, [ErrTimeout] → 101, anything else
+// (ours, the network, the remote lacking guix, a refused signature) → 1.
+//
+// What crosses the wire, all as commands on the one SSH connection:
+//
+//  1. `guix archive --missing` with the input paths on stdin: which
+//     inputs the machine lacks;
+//  2. the local `guix archive --export` of exactly those (Guix exports
+//     them in dependency order, signed with the master's key) streamed
+//     into the remote `guix archive --import`, which checks the signature
+//     against the machine's ACL;
+//  3. `guix build --no-offload --max-silent-time=N --timeout=N DRV`, its
+//     output copied to the build-log writer as it arrives. `guix build`
+//     exits 1 for every failure; the daemon's own messages ("… timed out
+//     after N seconds", "build of … failed") tell a timeout from a failed
+//     build, and exit statuses 100 and 101 are honoured too;
+//  4. `guix archive --export OUTPUTS`, read here with package nar: each
+//     item is restored under a temporary name inside the store, its
+//     signature and NAR hash checked against the local ACL, and only
+//     when every expected output arrived intact are they renamed onto
+//     their output paths. Otherwise nothing is left behind.
+//
+// When the machine has guix-offload-agent (`command -v`), steps 2 and 4
+// run `guix-offload-agent stream import|export` at the far end, so the
+// archives cross the wire zstd-compressed ([Compress], [Decompress] and
+// [StreamCommand] are that pipe's two ends). The local output locks stay
+// with the daemon: we never run `guix archive --import` locally (it would
+// wait for those locks forever, see DESIGN §2); the daemon registers the
+// outputs after we exit 0.
+package transport

@@ -1,0 +1,439 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Sentinels for errors.Is on what [Run] returns; [ExitCode] maps them.
+var (
+	// ErrBuildFailed: the remote build itself failed (permanent, exit 100).
+	ErrBuildFailed = errors.New("build failed")
+	// ErrTimeout: the build exceeded max-silent-time or the build timeout,
+	// on the remote side or as we watched it (exit 101).
+	ErrTimeout = errors.New("build timed out")
+)
+
+// Build is one offloaded build: what the daemon asked for after `# accept`
+// and where to do it.
+type Build struct {
+	// Client is the open SSH connection to the build machine; Run uses it
+	// for every remote command and does not close it.
+	Client *ssh.Client
+	// Host is the machine's name in messages ("builder1").
+	Host string
+
+	// Drv is the derivation to build; Inputs the paths the daemon wants
+	// available remotely (its first line after accept), Outputs the paths
+	// to bring back (its second line).
+	Drv     string
+	Inputs  []string
+	Outputs []string
+
+	// MaxSilent and Timeout are the daemon's max-silent-time and build
+	// timeout; 0 means none.
+	MaxSilent, Timeout time.Duration
+	// PrintBuildTrace makes Run print `@ build-remote DRV HOST` on Msg.
+	PrintBuildTrace bool
+
+	// Store is the store directory, "/gnu/store" when empty.
+	Store string
+	// Verify checks the signature of a retrieved item against the local
+	// ACL (see [Verifier]); it is required.
+	Verify Verifier
+	// Guix is the local guix program, for `guix archive --export`;
+	// empty means "guix" on PATH.
+	Guix string
+
+	// Log receives the remote build log (the daemon's fd 4); Msg receives
+	// progress messages (the daemon's stderr). Nil discards.
+	Log io.Writer
+	Msg io.Writer
+
+	// Compress lets Run compress archives when the machine has
+	// guix-offload-agent on its PATH (checked with `command -v`).
+	Compress bool
+	// RemoteGuix is the guix program on the machine; "guix" when empty.
+	RemoteGuix string
+}
+
+// Run transfers the missing inputs, builds remotely and retrieves the
+// outputs into b.Store (see the package documentation). It blocks until
+// done or ctx is done. On success every output exists under b.Store; on
+// any error none of them was created by Run. Errors name the machine.
+func Run(ctx context.Context, b *Build) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	err := run(ctx, b)
+	if err != nil && !errors.Is(err, ErrBuildFailed) && !errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("offload to '%s': %w", b.Host, err)
+	}
+	return err
+}
+
+// ExitCode maps an error from [Run] to the hook's exit status as
+// guix-daemon reads it: 0, 100 (permanent failure), 101 (timeout) or 1.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrTimeout):
+		return 101
+	case errors.Is(err, ErrBuildFailed):
+		return 100
+	}
+	return 1
+}
+
+func (b *Build) check() error {
+	switch {
+	case b.Client == nil:
+		return errors.New("offload: no SSH connection")
+	case b.Drv == "":
+		return errors.New("offload: no derivation")
+	case len(b.Outputs) == 0:
+		return fmt.Errorf("offload %s: no outputs to retrieve", b.Drv)
+	case b.Verify == nil:
+		return fmt.Errorf("offload %s: no signature verifier", b.Drv)
+	}
+	if b.Store == "" {
+		b.Store = "/gnu/store"
+	}
+	if b.RemoteGuix == "" {
+		b.RemoteGuix = "guix"
+	}
+	if b.Log == nil {
+		b.Log = io.Discard
+	}
+	if b.Msg == nil {
+		b.Msg = io.Discard
+	}
+	for _, p := range b.Outputs {
+		if filepath.Dir(p) != b.Store || !validName(filepath.Base(p)) {
+			return fmt.Errorf("offload %s: output %q is not in the store %s", b.Drv, p, b.Store)
+		}
+	}
+	return nil
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
+func (b *Build) msgf(format string, args ...any) {
+	fmt.Fprintf(b.Msg, format+"\n", args...)
+}
+
+func run(ctx context.Context, b *Build) error {
+	compress := false
+	if b.Compress {
+		// `command -v` is POSIX and answers without running the program.
+		code, err := Exec(ctx, b.Client, "command -v "+Agent, nil, io.Discard, io.Discard)
+		if err != nil {
+			return fmt.Errorf("look for %s: %w", Agent, err)
+		}
+		compress = code == 0
+	}
+
+	// 1. Which inputs does the machine lack?
+	missing, err := remoteMissing(ctx, b)
+	if err != nil {
+		return err
+	}
+	// 2. Send them.
+	if len(missing) > 0 {
+		if err := send(ctx, b, missing, compress); err != nil {
+			return err
+		}
+	}
+	// 3. Build.
+	if err := build(ctx, b); err != nil {
+		return err
+	}
+	// 4. Retrieve.
+	return retrieve(ctx, b, compress)
+}
+
+func remoteMissing(ctx context.Context, b *Build) ([]string, error) {
+	in := strings.Join(b.Inputs, "\n")
+	if in != "" {
+		in += "\n"
+	}
+	out, err := Output(ctx, b.Client, Command(b.RemoteGuix, "archive", "--missing"), strings.NewReader(in))
+	if err != nil {
+		return nil, fmt.Errorf("ask which inputs are missing: %w", err)
+	}
+	want := make(map[string]bool, len(b.Inputs))
+	for _, p := range b.Inputs {
+		want[p] = true
+	}
+	var missing []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if !want[line] {
+			return nil, fmt.Errorf("ask which inputs are missing: unexpected answer %q", line)
+		}
+		missing = append(missing, line)
+	}
+	return missing, nil
+}
+
+// send exports missing locally and streams the export into the remote
+// import.
+func send(ctx context.Context, b *Build, missing []string, compress bool) error {
+	noun := "store item"
+	if len(missing) != 1 {
+		noun += "s"
+	}
+	b.msgf("sending %d %s (%s MiB) to '%s'...", len(missing), noun, mib(diskUsage(missing)), b.Host)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	export := exec.CommandContext(ctx, lookGuix(b.Guix), append([]string{"archive", "--export"}, missing...)...)
+	localErr := &tail{max: 2048}
+	export.Stderr = localErr
+	stdout, err := export.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := export.Start(); err != nil {
+		return fmt.Errorf("export inputs: start %s: %w", export.Path, err)
+	}
+
+	var remoteCmd string
+	var body io.Reader = stdout
+	var raw, wire int64
+	var compErr error
+	var wg sync.WaitGroup
+	if compress {
+		remoteCmd = Command(Agent, "stream", "import")
+		pr, pw := io.Pipe()
+		body = pr
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw, wire, compErr = Compress(pw, stdout)
+			pw.CloseWithError(compErr)
+		}()
+	} else {
+		remoteCmd = Command(b.RemoteGuix, "archive", "--import")
+		body = &countReader{r: stdout, n: &raw}
+	}
+	remoteErr := &tail{max: 2048}
+	code, err := Exec(ctx, b.Client, remoteCmd, body, io.Discard, remoteErr)
+	if err != nil || code != 0 {
+		cancel()
+	}
+	// Let the exporter finish or die before waiting for it.
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	wg.Wait()
+	werr := export.Wait()
+	switch {
+	case err != nil:
+		return fmt.Errorf("send inputs: %w", err)
+	case code != 0:
+		return fmt.Errorf("send inputs: %w", &RemoteError{Command: remoteCmd, Status: code, Stderr: remoteErr.String()})
+	case werr != nil:
+		return fmt.Errorf("export inputs locally: %s archive --export: %v: %s", lookGuix(b.Guix), werr, lastLine(localErr.String()))
+	case compErr != nil:
+		return fmt.Errorf("send inputs: %w", compErr)
+	}
+	if compress {
+		b.msgf("sent %s MiB to '%s' as %s MiB (zstd)", mib(raw), b.Host, mib(wire))
+	}
+	return nil
+}
+
+type countReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// diskUsage adds up the sizes of the files under paths (a close estimate of
+// their NAR size, which is what Guix reports).
+func diskUsage(paths []string) int64 {
+	var n int64
+	for _, p := range paths {
+		_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
+				n += info.Size()
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+func mib(n int64) string {
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64)
+}
+
+// Markers the daemon prints (nix/libstore/build.cc) and `guix build`
+// relays: "… timed out after N seconds of silence", "… timed out after N
+// seconds", "build of … failed".
+var (
+	timeoutRE = regexp.MustCompile(`timed out after [0-9]+ seconds`)
+	failedRE  = regexp.MustCompile("build of .* failed|builder for .* failed")
+)
+
+// Grace is how much longer than the daemon's limits we wait before
+// deciding the machine itself stopped answering.
+const grace = 30 * time.Second
+
+func build(ctx context.Context, b *Build) error {
+	if b.PrintBuildTrace {
+		b.msgf("@ build-remote %s %s", b.Drv, b.Host)
+	}
+	b.msgf("offloading '%s' to '%s'...", b.Drv, b.Host)
+	argv := []string{b.RemoteGuix, "build", "--no-offload"}
+	if b.MaxSilent > 0 {
+		argv = append(argv, "--max-silent-time="+strconv.Itoa(int(b.MaxSilent/time.Second)))
+	}
+	if b.Timeout > 0 {
+		argv = append(argv, "--timeout="+strconv.Itoa(int(b.Timeout/time.Second)))
+	}
+	argv = append(argv, b.Drv)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &watch{log: b.Log, last: time.Now()}
+	start := time.Now()
+	watchdog := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if b.MaxSilent > 0 && now.Sub(w.lastOutput()) > b.MaxSilent+grace {
+					watchdog <- fmt.Errorf("%w: no output from '%s' for %v", ErrTimeout, b.Host, b.MaxSilent+grace)
+					cancel()
+					return
+				}
+				if b.Timeout > 0 && now.Sub(start) > b.Timeout+grace {
+					watchdog <- fmt.Errorf("%w: build on '%s' still running after %v", ErrTimeout, b.Host, b.Timeout+grace)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	code, err := Exec(ctx, b.Client, Command(argv...), nil, w, w)
+	cancel()
+	select {
+	case werr := <-watchdog:
+		return werr
+	default:
+	}
+	if err != nil {
+		return fmt.Errorf("build %s: %w", b.Drv, err)
+	}
+	w.flush()
+	switch {
+	case code == 0:
+		return nil
+	case code == 101 || w.timedOut:
+		return fmt.Errorf("%w: %s on '%s'", ErrTimeout, b.Drv, b.Host)
+	case code == 100 || w.failed:
+		return fmt.Errorf("%w: %s on '%s'", ErrBuildFailed, b.Drv, b.Host)
+	case code == 127:
+		return fmt.Errorf("build %s: %s not found on the machine", b.Drv, b.RemoteGuix)
+	}
+	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(w.tail.String()))
+}
+
+// watch copies the remote build output to the log, remembers when it last
+// saw any, and looks for the daemon's verdict lines.
+type watch struct {
+	mu       sync.Mutex
+	log      io.Writer
+	last     time.Time
+	line     []byte
+	tail     tail
+	timedOut bool
+	failed   bool
+}
+
+func (w *watch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last = time.Now()
+	if w.tail.max == 0 {
+		w.tail.max = 2048
+	}
+	_, _ = w.tail.Write(p)
+	// Keep logging even when the log reader went away: the build goes on.
+	_, _ = w.log.Write(p)
+	w.line = append(w.line, p...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		w.scan(w.line[:i])
+		w.line = w.line[i+1:]
+	}
+	if len(w.line) > 64<<10 {
+		w.line = w.line[:0]
+	}
+	return len(p), nil
+}
+
+func (w *watch) scan(line []byte) {
+	if timeoutRE.Match(line) {
+		w.timedOut = true
+	} else if failedRE.Match(line) {
+		w.failed = true
+	}
+}
+
+func (w *watch) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.line) > 0 {
+		w.scan(w.line)
+		w.line = nil
+	}
+}
+
+func (w *watch) lastOutput() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
