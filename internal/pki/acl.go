@@ -1,0 +1,118 @@
+package pki
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/guix-offload/guix-offload/scm"
+)
+
+// DefaultACLFile is where guix-daemon keeps the keys it accepts archives
+// from.
+const DefaultACLFile = "/etc/guix/acl"
+
+// ACL is Guix's access-control list: the public keys authorized to sign
+// archives ("(tag (guix import))").
+type ACL struct {
+	keys []*PublicKey
+	// Unsupported lists entries whose keys are well formed but of a kind
+	// no Guix signature can be checked with here (another curve, DSA); they
+	// authorize nothing.
+	Unsupported []error
+}
+
+// Keys returns the authorized keys in file order.
+func (a *ACL) Keys() []*PublicKey {
+	if a == nil {
+		return nil
+	}
+	return append([]*PublicKey(nil), a.keys...)
+}
+
+// Authorizes reports whether k is in the ACL. A nil ACL authorizes
+// nothing.
+func (a *ACL) Authorizes(k *PublicKey) bool {
+	if a == nil || k == nil {
+		return false
+	}
+	for _, e := range a.keys {
+		if e.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewACL returns an ACL authorizing keys.
+func NewACL(keys ...*PublicKey) *ACL { return &ACL{keys: append([]*PublicKey(nil), keys...)} }
+
+// MarshalSexp returns the ACL in the advanced form `guix archive
+// --authorize` writes.
+func (a *ACL) MarshalSexp() []byte {
+	n := list(atom("acl"))
+	for _, k := range a.keys {
+		n.list = append(n.list, list(atom("entry"), k.node(),
+			list(atom("tag"), list(atom("guix"), atom("import")))))
+	}
+	return n.advanced()
+}
+
+// ReadACL reads an ACL file such as /etc/guix/acl. A missing file is an
+// error wrapping fs.ErrNotExist: Guix then trusts only the machine's own
+// key, and the caller decides what that means.
+func ReadACL(path string) (*ACL, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read ACL: %w", err)
+	}
+	return ParseACL(data, path)
+}
+
+// ParseACL parses an (acl (entry PUBLIC-KEY (tag (guix import))) …)
+// S-expression in any of libgcrypt's syntaxes. Like Guix, it rejects the
+// whole list when an entry has another shape.
+func ParseACL(data []byte, file string) (*ACL, error) {
+	v, err := scm.ReadGcrypt(data, file)
+	if err != nil {
+		return nil, fmt.Errorf("read ACL: %w", err)
+	}
+	l := items(v)
+	if len(l) == 0 || head(v) != "acl" {
+		return nil, fmt.Errorf("read ACL: %s: expected (acl (entry …) …)", v.Pos())
+	}
+	a := &ACL{}
+	for _, e := range l[1:] {
+		el := items(e)
+		if len(el) != 3 || head(e) != "entry" {
+			return nil, fmt.Errorf("read ACL: %s: expected (entry (public-key …) (tag (guix import)))", e.Pos())
+		}
+		if !isGuixImportTag(el[2]) {
+			return nil, fmt.Errorf("read ACL: %s: entry tag must be (tag (guix import))", el[2].Pos())
+		}
+		k, err := publicKeyFrom(el[1])
+		if errors.Is(err, errUnsupported) {
+			a.Unsupported = append(a.Unsupported, err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read ACL: %w", err)
+		}
+		a.keys = append(a.keys, k)
+	}
+	return a, nil
+}
+
+func isGuixImportTag(v scm.Value) bool {
+	l := items(v)
+	if len(l) != 2 || head(v) != "tag" {
+		return false
+	}
+	t := items(l[1])
+	if len(t) != 2 {
+		return false
+	}
+	a, ok1 := scm.AtomBytes(t[0])
+	b, ok2 := scm.AtomBytes(t[1])
+	return ok1 && ok2 && string(a) == "guix" && string(b) == "import"
+}

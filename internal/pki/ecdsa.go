@@ -1,0 +1,185 @@
+package pki
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+
+	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
+)
+
+// This file is ECDSA over the twisted Edwards curve Ed25519, the way
+// libgcrypt does it for a key of curve Ed25519 without (flags eddsa), which
+// is what `guix archive --generate-key` makes. It is not EdDSA: the secret
+// d is a plain scalar, Q = d·G, and a signature is the ECDSA pair (r, s)
+// where r is the affine x-coordinate of k·G reduced modulo the group order.
+
+// groupOrder is n, the order of Ed25519's prime-order subgroup
+// (2^252 + 27742317777372353535851937790883648493), 253 bits long.
+var groupOrder, _ = new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
+
+const orderBits = 253
+
+// scalarFromBig reduces x modulo n into a Scalar. x must be non-negative
+// and shorter than 64 bytes.
+func scalarFromBig(x *big.Int) *edwards25519.Scalar {
+	var wide [64]byte
+	be := x.Bytes()
+	if len(be) > 64 {
+		x = new(big.Int).Mod(x, groupOrder)
+		be = x.Bytes()
+	}
+	for i, b := range be {
+		wide[len(be)-1-i] = b // little-endian
+	}
+	s, err := edwards25519.NewScalar().SetUniformBytes(wide[:])
+	if err != nil {
+		panic("pki: SetUniformBytes rejected 64 bytes") // cannot happen
+	}
+	return s
+}
+
+// bigFromScalar returns s as a big integer.
+func bigFromScalar(s *edwards25519.Scalar) *big.Int {
+	le := s.Bytes()
+	be := make([]byte, len(le))
+	for i, b := range le {
+		be[len(le)-1-i] = b
+	}
+	return new(big.Int).SetBytes(be)
+}
+
+// affineX returns the affine x-coordinate of p as an integer in [0, p).
+func affineX(p *edwards25519.Point) *big.Int {
+	X, _, Z, _ := p.ExtendedCoordinates()
+	var zinv, x field.Element
+	zinv.Invert(Z)
+	x.Multiply(X, &zinv)
+	le := x.Bytes()
+	be := make([]byte, len(le))
+	for i, b := range le {
+		be[len(le)-1-i] = b
+	}
+	return new(big.Int).SetBytes(be)
+}
+
+// hashToInt is libgcrypt's truncation of a digest to the order's bit
+// length: the digest as a big-endian integer shifted right by the excess
+// bits (3 for a 32-byte digest), not reduced.
+func hashToInt(hash []byte) *big.Int {
+	e := new(big.Int).SetBytes(hash)
+	if excess := len(hash)*8 - orderBits; excess > 0 {
+		e.Rsh(e, uint(excess))
+	}
+	return e
+}
+
+// ecdsaVerify reports whether (r, s) is a valid ECDSA signature of hash by
+// the point q.
+func ecdsaVerify(q *edwards25519.Point, hash []byte, r, s *big.Int) bool {
+	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(groupOrder) >= 0 || s.Cmp(groupOrder) >= 0 {
+		return false
+	}
+	w := edwards25519.NewScalar().Invert(scalarFromBig(s))
+	u1 := edwards25519.NewScalar().Multiply(scalarFromBig(hashToInt(hash)), w)
+	u2 := edwards25519.NewScalar().Multiply(scalarFromBig(r), w)
+	// X = u2·Q + u1·G
+	X := edwards25519.NewIdentityPoint().VarTimeDoubleScalarBaseMult(u2, q, u1)
+	if X.Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return false
+	}
+	v := affineX(X)
+	v.Mod(v, groupOrder)
+	return v.Cmp(r) == 0
+}
+
+// int2octets is RFC 6979's int2octets for a 253-bit order: x as a 32-byte
+// big-endian string. libgcrypt does not reduce x first, so neither do we.
+func int2octets(x *big.Int) ([]byte, error) {
+	if x.BitLen() > 256 {
+		return nil, errors.New("secret scalar longer than 32 bytes")
+	}
+	return x.FillBytes(make([]byte, 32)), nil
+}
+
+// bits2octets is RFC 6979's bits2octets: the truncated hash reduced once
+// modulo n, as 32 bytes.
+func bits2octets(hash []byte) []byte {
+	z := hashToInt(hash)
+	if z.Cmp(groupOrder) >= 0 {
+		z.Sub(z, groupOrder)
+	}
+	return z.FillBytes(make([]byte, 32))
+}
+
+// rfc6979Nonce returns libgcrypt's deterministic nonce for secret d and a
+// SHA-256 digest (RFC 6979 §3.2 with HMAC-SHA-256), skipping the first
+// extra candidates as libgcrypt does when a nonce yields r = 0 or s = 0.
+func rfc6979Nonce(d *big.Int, hash []byte, extra int) (*big.Int, error) {
+	x, err := int2octets(d)
+	if err != nil {
+		return nil, err
+	}
+	h := bits2octets(hash)
+	mac := func(key []byte, parts ...[]byte) []byte {
+		m := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			m.Write(p)
+		}
+		return m.Sum(nil)
+	}
+	V := make([]byte, sha256.Size)
+	for i := range V {
+		V[i] = 1
+	}
+	K := make([]byte, sha256.Size)
+	K = mac(K, V, []byte{0}, x, h)
+	V = mac(K, V)
+	K = mac(K, V, []byte{1}, x, h)
+	V = mac(K, V)
+	for {
+		// One HMAC output (256 bits) covers the 253-bit order.
+		V = mac(K, V)
+		k := new(big.Int).SetBytes(V)
+		k.Rsh(k, 256-orderBits)
+		if k.Sign() > 0 && k.Cmp(groupOrder) < 0 {
+			if extra == 0 {
+				return k, nil
+			}
+			extra--
+		}
+		K = mac(K, V, []byte{0})
+		V = mac(K, V)
+	}
+}
+
+// ecdsaSign signs hash with the secret scalar d (not reduced: libgcrypt
+// feeds it to RFC 6979 as is) and returns r and s.
+func ecdsaSign(d *big.Int, hash []byte) (r, s *big.Int, err error) {
+	ds := scalarFromBig(d)
+	e := scalarFromBig(hashToInt(hash))
+	for extra := 0; extra < 16; extra++ {
+		k, err := rfc6979Nonce(d, hash, extra)
+		if err != nil {
+			return nil, nil, err
+		}
+		ks := scalarFromBig(k)
+		R := edwards25519.NewIdentityPoint().ScalarBaseMult(ks)
+		r = affineX(R)
+		r.Mod(r, groupOrder)
+		if r.Sign() == 0 {
+			continue
+		}
+		// s = k⁻¹ (e + d·r) mod n
+		sum := edwards25519.NewScalar().MultiplyAdd(ds, scalarFromBig(r), e)
+		ss := edwards25519.NewScalar().Multiply(edwards25519.NewScalar().Invert(ks), sum)
+		s = bigFromScalar(ss)
+		if s.Sign() == 0 {
+			continue
+		}
+		return r, s, nil
+	}
+	return nil, nil, errors.New("no usable nonce") // probability ~2^-4000
+}

@@ -1,0 +1,395 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"strings"
+
+	"filippo.io/edwards25519"
+
+	"github.com/guix-offload/guix-offload/scm"
+)
+
+// Key types, as returned by [PublicKey.Type].
+const (
+	// TypeECDSA is Guix's default: ECDSA on the Ed25519 curve, a key
+	// (ecc (curve Ed25519) (q …)) without flags.
+	TypeECDSA = "ecdsa-ed25519"
+	// TypeEdDSA is a key with (flags eddsa): Ed25519 signatures (RFC 8032).
+	TypeEdDSA = "eddsa-ed25519"
+	// TypeRSA is an RSA key, as older Guix installations generated.
+	TypeRSA = "rsa"
+)
+
+// PublicKey is a Guix signing public key.
+type PublicKey struct {
+	typ string
+	q   []byte         // ECDSA and EdDSA: the 32-byte compressed point
+	rsa *rsa.PublicKey // RSA
+}
+
+// PrivateKey is a Guix signing secret key (the content of
+// /etc/guix/signing-key.sec).
+type PrivateKey struct {
+	pub   *PublicKey
+	d     *big.Int           // ECDSA: the secret scalar, as written
+	ed    ed25519.PrivateKey // EdDSA
+	isRSA bool
+}
+
+// Type returns [TypeECDSA], [TypeEdDSA] or [TypeRSA].
+func (k *PublicKey) Type() string { return k.typ }
+
+// Equal reports whether k and o are the same key of the same type.
+func (k *PublicKey) Equal(o *PublicKey) bool {
+	if k == nil || o == nil {
+		return k == o
+	}
+	return k.typ == o.typ && bytes.Equal(k.node().canonical(), o.node().canonical())
+}
+
+// node returns the key's normalized S-expression: what libgcrypt itself
+// writes for such a key.
+func (k *PublicKey) node() node {
+	switch k.typ {
+	case TypeECDSA:
+		return list(atom("public-key"), list(atom("ecc"),
+			list(atom("curve"), atom("Ed25519")),
+			list(atom("q"), bytesAtom(k.q))))
+	case TypeEdDSA:
+		return list(atom("public-key"), list(atom("ecc"),
+			list(atom("curve"), atom("Ed25519")),
+			list(atom("flags"), atom("eddsa")),
+			list(atom("q"), bytesAtom(k.q))))
+	default:
+		return list(atom("public-key"), list(atom("rsa"),
+			list(atom("n"), bytesAtom(k.rsa.N.Bytes())),
+			list(atom("e"), bytesAtom(big.NewInt(int64(k.rsa.E)).Bytes()))))
+	}
+}
+
+// MarshalSexp returns the key in libgcrypt's advanced form, as Guix writes
+// signing-key.pub and ACL entries.
+func (k *PublicKey) MarshalSexp() []byte { return k.node().advanced() }
+
+// Fingerprint returns a short name for the key: the first 16 bytes of the
+// SHA-256 digest of the key's canonical S-expression, in the normalized
+// form libgcrypt writes (for Guix's default keys
+// "(10:public-key(3:ecc(5:curve7:Ed25519)(1:q32:…)))"), as lowercase hex
+// in groups of four separated by colons. It does not depend on how the
+// file was written (advanced, canonical, base64).
+func (k *PublicKey) Fingerprint() string {
+	sum := sha256.Sum256(k.node().canonical())
+	h := hex.EncodeToString(sum[:16])
+	var b strings.Builder
+	for i := 0; i < len(h); i += 4 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+4])
+	}
+	return b.String()
+}
+
+// String returns the type and fingerprint, e.g.
+// "ecdsa-ed25519 f71b:…", with the size for RSA keys.
+func (k *PublicKey) String() string {
+	if k.typ == TypeRSA {
+		return fmt.Sprintf("%s-%d %s", k.typ, k.rsa.N.BitLen(), k.Fingerprint())
+	}
+	return k.typ + " " + k.Fingerprint()
+}
+
+// Public returns the public half of k.
+func (k *PrivateKey) Public() *PublicKey { return k.pub }
+
+// ParsePublicKey parses a (public-key …) S-expression in any of
+// libgcrypt's syntaxes. file names the input in error messages.
+func ParsePublicKey(data []byte, file string) (*PublicKey, error) {
+	v, err := scm.ReadGcrypt(data, file)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	return publicKeyFrom(v)
+}
+
+// ParsePrivateKey parses a (private-key …) S-expression in any of
+// libgcrypt's syntaxes. file names the input in error messages.
+func ParsePrivateKey(data []byte, file string) (*PrivateKey, error) {
+	v, err := scm.ReadGcrypt(data, file)
+	if err != nil {
+		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	return privateKeyFrom(v)
+}
+
+// ReadPublicKey reads a public key file such as
+// /etc/guix/signing-key.pub.
+func ReadPublicKey(path string) (*PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	return ParsePublicKey(data, path)
+}
+
+// ReadPrivateKey reads a secret key file such as
+// /etc/guix/signing-key.sec.
+func ReadPrivateKey(path string) (*PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	return ParsePrivateKey(data, path)
+}
+
+// keyError is a problem with a key S-expression at a position.
+func keyError(v scm.Value, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", v.Pos(), fmt.Sprintf(format, args...))
+}
+
+// errUnsupported marks keys that are well formed but of a kind Guix
+// offloading cannot use (another curve, DSA, …).
+var errUnsupported = errors.New("unsupported key")
+
+// algorithm returns the (ALGO …) list of a (public-key …) or
+// (private-key …) expression and its parameters.
+func algorithm(v scm.Value, want string) (scm.Value, string, error) {
+	l := items(v)
+	if len(l) == 0 {
+		return nil, "", keyError(v, "expected a (%s …) list", want)
+	}
+	if h := head(v); h != want {
+		return nil, "", keyError(v, "expected (%s …), found (%s …)", want, h)
+	}
+	if len(l) != 2 || len(items(l[1])) == 0 {
+		return nil, "", keyError(v, "(%s …) must hold exactly one (ALGORITHM …) list", want)
+	}
+	return l[1], head(l[1]), nil
+}
+
+// eccType returns the key type of an (ecc …) parameter list: the curve
+// must be Ed25519; (flags eddsa), or the algorithm name eddsa, selects
+// EdDSA.
+func eccType(params scm.Value, algo string) (string, error) {
+	cv, curve := param(params, "curve")
+	if cv == nil {
+		return "", keyError(params, "(%s …) has no (curve …)", algo)
+	}
+	switch strings.ToLower(string(curve)) {
+	case "ed25519", "1.3.6.1.4.1.11591.15.1":
+	default:
+		return "", fmt.Errorf("%w: %s: curve %q (Guix keys use Ed25519)", errUnsupported, cv.Pos(), curve)
+	}
+	eddsa := algo == "eddsa"
+	for _, c := range items(params) {
+		if head(c) != "flags" {
+			continue
+		}
+		for _, f := range items(c)[1:] {
+			if b, ok := scm.AtomBytes(f); ok && string(b) == "eddsa" {
+				eddsa = true
+			}
+		}
+	}
+	if eddsa {
+		return TypeEdDSA, nil
+	}
+	return TypeECDSA, nil
+}
+
+// decodePoint accepts libgcrypt's encodings of an Ed25519 point: the
+// 32-byte compressed form, the same prefixed with 0x40, or 0x04‖x‖y with
+// big-endian coordinates; it returns the 32-byte compressed form.
+func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
+	switch {
+	case len(q) == 33 && q[0] == 0x40:
+		q = q[1:]
+	case len(q) == 65 && q[0] == 0x04:
+		// y little-endian with the sign of x in the top bit.
+		enc := make([]byte, 32)
+		for i := 0; i < 32; i++ {
+			enc[i] = q[64-i]
+		}
+		enc[31] |= (q[32] & 1) << 7
+		q = enc
+	}
+	if len(q) != 32 {
+		return nil, nil, fmt.Errorf("point is %d bytes, want 32", len(q))
+	}
+	p, err := edwards25519.NewIdentityPoint().SetBytes(q)
+	if err != nil {
+		return nil, nil, errors.New("not a point on Ed25519")
+	}
+	return bytes.Clone(p.Bytes()), p, nil
+}
+
+// mpi returns the big-endian integer of an atom (libgcrypt's unsigned
+// reading: leading zero octets allowed).
+func mpi(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
+
+func publicKeyFrom(v scm.Value) (*PublicKey, error) {
+	params, algo, err := algorithm(v, "public-key")
+	if err != nil {
+		return nil, err
+	}
+	switch algo {
+	case "ecc", "ecdsa", "eddsa":
+		typ, err := eccType(params, algo)
+		if err != nil {
+			return nil, err
+		}
+		qv, q := param(params, "q")
+		if qv == nil {
+			return nil, keyError(params, "(%s …) has no (q …)", algo)
+		}
+		enc, _, err := decodePoint(q)
+		if err != nil {
+			return nil, keyError(qv, "bad q: %v", err)
+		}
+		return &PublicKey{typ: typ, q: enc}, nil
+	case "rsa":
+		pub, err := rsaPublic(params)
+		if err != nil {
+			return nil, err
+		}
+		return &PublicKey{typ: TypeRSA, rsa: pub}, nil
+	}
+	return nil, fmt.Errorf("%w: %s: algorithm %q (Guix keys are ecc or rsa)", errUnsupported, params.Pos(), algo)
+}
+
+func rsaPublic(params scm.Value) (*rsa.PublicKey, error) {
+	nv, n := param(params, "n")
+	ev, e := param(params, "e")
+	if nv == nil || ev == nil {
+		return nil, keyError(params, "(rsa …) needs (n …) and (e …)")
+	}
+	N, E := mpi(n), mpi(e)
+	if N.BitLen() < 512 || N.BitLen() > 16384 || N.Bit(0) == 0 {
+		return nil, keyError(nv, "RSA modulus of %d bits is not usable", N.BitLen())
+	}
+	if !E.IsInt64() || E.Int64() < 3 || E.Int64() > 1<<31-1 || E.Bit(0) == 0 {
+		return nil, keyError(ev, "RSA exponent is not usable")
+	}
+	return &rsa.PublicKey{N: N, E: int(E.Int64())}, nil
+}
+
+func privateKeyFrom(v scm.Value) (*PrivateKey, error) {
+	params, algo, err := algorithm(v, "private-key")
+	if err != nil {
+		return nil, err
+	}
+	switch algo {
+	case "ecc", "ecdsa", "eddsa":
+		typ, err := eccType(params, algo)
+		if err != nil {
+			return nil, err
+		}
+		dv, d := param(params, "d")
+		if dv == nil {
+			return nil, keyError(params, "(%s …) has no (d …)", algo)
+		}
+		k := &PrivateKey{}
+		var q []byte
+		switch typ {
+		case TypeEdDSA:
+			if len(d) != ed25519.SeedSize {
+				return nil, keyError(dv, "EdDSA secret d is %d bytes, want 32", len(d))
+			}
+			k.ed = ed25519.NewKeyFromSeed(d)
+			q = bytes.Clone(k.ed.Public().(ed25519.PublicKey))
+		default:
+			k.d = mpi(d)
+			if k.d.BitLen() > 256 || scalarFromBig(k.d).Equal(edwards25519.NewScalar()) == 1 {
+				return nil, keyError(dv, "secret d is not a usable scalar")
+			}
+			q = edwards25519.NewIdentityPoint().ScalarBaseMult(scalarFromBig(k.d)).Bytes()
+		}
+		if qv, qb := param(params, "q"); qv != nil {
+			enc, _, err := decodePoint(qb)
+			if err != nil {
+				return nil, keyError(qv, "bad q: %v", err)
+			}
+			if !bytes.Equal(enc, q) {
+				return nil, keyError(qv, "q does not belong to d: the key file is damaged")
+			}
+		}
+		k.pub = &PublicKey{typ: typ, q: q}
+		return k, nil
+	case "rsa":
+		pub, err := rsaPublic(params)
+		if err != nil {
+			return nil, err
+		}
+		if dv, _ := param(params, "d"); dv == nil {
+			return nil, keyError(params, "(rsa …) private key has no (d …)")
+		}
+		return &PrivateKey{pub: &PublicKey{typ: TypeRSA, rsa: pub}, isRSA: true}, nil
+	}
+	return nil, fmt.Errorf("%w: %s: algorithm %q (Guix keys are ecc or rsa)", errUnsupported, params.Pos(), algo)
+}
+
+// Compact returns the key in the short form used in DNS-SD TXT records:
+// "ecdsa-ed25519:" or "eddsa-ed25519:" followed by the standard base64 of
+// the 32-byte point; for RSA keys "rsa:" and the base64 of the canonical
+// S-expression, which fails when that exceeds 255 bytes (any real RSA
+// key): a TXT string holds at most 255.
+func (k *PublicKey) Compact() (string, error) {
+	switch k.typ {
+	case TypeECDSA, TypeEdDSA:
+		return k.typ + ":" + base64.StdEncoding.EncodeToString(k.q), nil
+	}
+	s := TypeRSA + ":" + base64.StdEncoding.EncodeToString(k.node().canonical())
+	if len(s) > 255 {
+		return "", fmt.Errorf("compact RSA key is %d bytes, more than a TXT string's 255; use an Ed25519 signing key ('guix archive --generate-key')", len(s))
+	}
+	return s, nil
+}
+
+// ParseCompactPublicKey parses the output of [PublicKey.Compact].
+func ParseCompactPublicKey(s string) (*PublicKey, error) {
+	typ, b64, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil, fmt.Errorf("parse compact key %q: no TYPE: prefix", truncate(s))
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		raw, err = base64.RawStdEncoding.DecodeString(b64)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse compact key %q: bad base64: %w", truncate(s), err)
+	}
+	switch typ {
+	case TypeECDSA, TypeEdDSA:
+		enc, _, err := decodePoint(raw)
+		if err != nil {
+			return nil, fmt.Errorf("parse compact key %q: %w", truncate(s), err)
+		}
+		return &PublicKey{typ: typ, q: enc}, nil
+	case TypeRSA:
+		k, err := ParsePublicKey(raw, "compact key")
+		if err != nil {
+			return nil, err
+		}
+		if k.typ != TypeRSA {
+			return nil, fmt.Errorf("parse compact key: rsa: prefix on a %s key", k.typ)
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("parse compact key %q: unknown type %q (want %s, %s or %s)", truncate(s), typ, TypeECDSA, TypeEdDSA, TypeRSA)
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
