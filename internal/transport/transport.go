@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 // Sentinels for errors.Is on what [Run] returns; [ExitCode] maps them.
@@ -51,9 +53,9 @@ type Build struct {
 
 	// Store is the store directory, "/gnu/store" when empty.
 	Store string
-	// Verify checks the signature of a retrieved item against the local
-	// ACL (see [Verifier]); it is required.
-	Verify Verifier
+	// ACL holds the keys whose signatures are accepted on retrieved
+	// outputs (the local /etc/guix/acl); it is required.
+	ACL *pki.ACL
 	// Guix is the local guix program, for `guix archive --export`;
 	// empty means "guix" on PATH.
 	Guix string
@@ -107,8 +109,8 @@ func (b *Build) check() error {
 		return errors.New("offload: no derivation")
 	case len(b.Outputs) == 0:
 		return fmt.Errorf("offload %s: no outputs to retrieve", b.Drv)
-	case b.Verify == nil:
-		return fmt.Errorf("offload %s: no signature verifier", b.Drv)
+	case b.ACL == nil:
+		return fmt.Errorf("offload %s: no ACL to verify the outputs with", b.Drv)
 	}
 	if b.Store == "" {
 		b.Store = "/gnu/store"
