@@ -34,6 +34,7 @@ space) and advertises it with DNS-SD over multicast DNS.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newStreamCommand())
 	return root
 }
 
