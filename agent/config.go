@@ -1,0 +1,467 @@
+package agent
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultConfigFile is where the agent reads its configuration when no
+// --config is given. A missing default file is not an error.
+const DefaultConfigFile = "/etc/guix-offload/agent.toml"
+
+// Config is the agent's configuration. Its keys are the machines.scm
+// field names. A zero value (empty string, nil list, 0) means "detect it
+// on this machine" (see [Detector]); [DefaultConfig] has the defaults of
+// the keys that are not detected.
+type Config struct {
+	// Name is the DNS-SD instance name; default: the host name.
+	Name string `toml:"name"`
+	// Systems are the system types offered; default: detected (the
+	// machine's own plus those emulated through binfmt_misc).
+	Systems []string `toml:"systems"`
+	// ParallelBuilds is how many builds may run at once; default:
+	// guix-daemon's --max-jobs, else 1.
+	ParallelBuilds int `toml:"parallel-builds"`
+	// Speed is the relative speed factor; default 1.0.
+	Speed float64 `toml:"speed"`
+	// Features are the system features offered; default: detected
+	// ("kvm" when /dev/kvm is usable). A configured list replaces the
+	// detected one.
+	Features []string `toml:"features"`
+	// User is the user masters log in as over SSH; default "offload".
+	User string `toml:"user"`
+	// Port is the SSH port (the SRV port); default: sshd_config's Port,
+	// else 22.
+	Port int `toml:"port"`
+	// OverloadThreshold is the normalized load above which masters
+	// should not offload here; nil means ignore the load (#f).
+	OverloadThreshold Threshold `toml:"overload-threshold"`
+	// HostKeyFile is the SSH host public key announced (a private key
+	// path is read as PATH.pub); default: /etc/ssh/ssh_host_ed25519_key.pub,
+	// else the RSA one.
+	HostKeyFile string `toml:"host-key-file"`
+	// SigningKey is the Guix signing key (private) that signs the
+	// announcement; default /etc/guix/signing-key.sec.
+	SigningKey string `toml:"signing-key"`
+	// Interfaces are the network interfaces to advertise on; default:
+	// every interface that is up, multicast-capable and not loopback.
+	Interfaces []string `toml:"interfaces"`
+	// Store is the store directory whose free space is announced;
+	// default /gnu/store.
+	Store string `toml:"store"`
+	// RefreshInterval is the shortest time between two announcements
+	// of a changed load or free space; default 5 s.
+	RefreshInterval Duration `toml:"refresh-interval"`
+}
+
+// Threshold is an overload threshold: a number, or nil for #f (ignore
+// the load). In TOML it is a number or false.
+type Threshold struct{ V *float64 }
+
+// UnmarshalTOML implements [toml.Unmarshaler].
+func (t *Threshold) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return errors.New("must be a number or false (ignore the load), not true")
+		}
+		t.V = nil
+	case int64:
+		f := float64(x)
+		t.V = &f
+	case float64:
+		t.V = &x
+	default:
+		return fmt.Errorf("must be a number or false, not %s", tomlType(v))
+	}
+	return nil
+}
+
+// String formats t as machines.scm would.
+func (t Threshold) String() string {
+	if t.V == nil {
+		return "#f"
+	}
+	return strconv.FormatFloat(*t.V, 'f', -1, 64)
+}
+
+// Set parses a flag value: a number, or "#f", "false" or "none".
+func (t *Threshold) Set(s string) error {
+	switch s {
+	case "#f", "false", "none":
+		t.V = nil
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number or #f", s)
+	}
+	t.V = &f
+	return nil
+}
+
+// Type implements pflag.Value.
+func (t *Threshold) Type() string { return "number|#f" }
+
+// Duration is a time.Duration written as a Go duration string ("5s").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"5s\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String formats d as a Go duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set implements pflag.Value.
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
+
+// Type implements pflag.Value.
+func (d *Duration) Type() string { return "duration" }
+
+// Defaults that are not detected.
+const (
+	DefaultUser              = "offload"
+	DefaultSpeed             = 1.0
+	DefaultOverloadThreshold = 0.8
+	DefaultSigningKey        = "/etc/guix/signing-key.sec"
+	DefaultStore             = "/gnu/store"
+	DefaultRefreshInterval   = 5 * time.Second
+)
+
+// DefaultConfig returns the configuration used for keys that are neither
+// in the file nor on the command line. Keys left zero are detected.
+func DefaultConfig() Config {
+	t := DefaultOverloadThreshold
+	return Config{
+		Speed:             DefaultSpeed,
+		User:              DefaultUser,
+		OverloadThreshold: Threshold{V: &t},
+		SigningKey:        DefaultSigningKey,
+		Store:             DefaultStore,
+		RefreshInterval:   Duration(DefaultRefreshInterval),
+	}
+}
+
+// ConfigError is a problem with one key of the configuration. File and
+// Line are set when the key came from a file.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// keyKind says what TOML value a key takes.
+type keyKind int
+
+const (
+	kindString keyKind = iota
+	kindStrings
+	kindInt
+	kindNumber
+	kindThreshold
+	kindDuration
+)
+
+var configKeys = map[string]keyKind{
+	"name":               kindString,
+	"systems":            kindStrings,
+	"parallel-builds":    kindInt,
+	"speed":              kindNumber,
+	"features":           kindStrings,
+	"user":               kindString,
+	"port":               kindInt,
+	"overload-threshold": kindThreshold,
+	"host-key-file":      kindString,
+	"signing-key":        kindString,
+	"interfaces":         kindStrings,
+	"store":              kindString,
+	"refresh-interval":   kindDuration,
+}
+
+// LoadConfig reads the TOML file at path over [DefaultConfig]. Every key
+// is optional; an unknown key, a value of the wrong type or an invalid
+// value is a [*ConfigError] naming path, the line and the key.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	cfg := DefaultConfig()
+	if err := DecodeConfig(path, data, &cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// DecodeConfig decodes the TOML text data (read from file, used in
+// errors) over cfg and validates the result.
+func DecodeConfig(file string, data []byte, cfg *Config) error {
+	text := string(data)
+	// First into a map, to check every key and its type ourselves: the
+	// TOML library's type errors carry neither the key nor the line in a
+	// form we can rely on.
+	var raw map[string]any
+	if _, err := toml.Decode(text, &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)}
+		}
+		return &ConfigError{File: file, Err: err}
+	}
+	// Top-level keys in the order they appear, so the first problem in
+	// the file is the one reported.
+	keys := slices.Collect(maps.Keys(raw))
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(keyLine(text, a), keyLine(text, b)), cmp.Compare(a, b))
+	})
+	for _, key := range keys {
+		kind, ok := configKeys[key]
+		if !ok {
+			return &ConfigError{File: file, Line: keyLine(text, key), Key: key, Err: fmt.Errorf("unknown key%s", suggest(key))}
+		}
+		if err := checkKind(kind, raw[key]); err != nil {
+			return &ConfigError{File: file, Line: keyLine(text, key), Key: key, Err: err}
+		}
+	}
+	md, err := toml.Decode(text, cfg)
+	if err != nil {
+		return &ConfigError{File: file, Err: err}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return &ConfigError{File: file, Line: keyLine(text, und[0][0]), Key: und[0].String(), Err: errors.New("unknown key")}
+	}
+	if err := cfg.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = file
+			ce.Line = keyLine(text, ce.Key)
+		}
+		return err
+	}
+	return nil
+}
+
+func checkKind(kind keyKind, v any) error {
+	switch kind {
+	case kindString:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("must be a string, not %s", tomlType(v))
+		}
+	case kindStrings:
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlType(v))
+		}
+		for i, it := range list {
+			if _, ok := it.(string); !ok {
+				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlType(it))
+			}
+		}
+	case kindInt:
+		if _, ok := v.(int64); !ok {
+			return fmt.Errorf("must be an integer, not %s", tomlType(v))
+		}
+	case kindNumber:
+		switch v.(type) {
+		case int64, float64:
+		default:
+			return fmt.Errorf("must be a number, not %s", tomlType(v))
+		}
+	case kindThreshold:
+		var t Threshold
+		return t.UnmarshalTOML(v)
+	case kindDuration:
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("must be a duration string such as \"5s\", not %s", tomlType(v))
+		}
+		var d Duration
+		return d.UnmarshalText([]byte(s))
+	}
+	return nil
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date or time"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// suggest returns ` (did you mean "KEY"?)` for a near miss.
+func suggest(key string) string {
+	best, bestDist := "", 3
+	for k := range configKeys {
+		if d := editDistance(strings.ToLower(key), k); d < bestDist || d == bestDist && best != "" && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// keyLine returns the line (from 1) where the top-level key or table key
+// is defined in text, or 0 when it cannot be found.
+func keyLine(text, key string) int {
+	for i, line := range strings.Split(text, "\n") {
+		s := strings.TrimSpace(line)
+		s = strings.TrimLeft(s, "[")
+		s = strings.TrimSpace(s)
+		for _, form := range []string{key, `"` + key + `"`, "'" + key + "'"} {
+			if rest, ok := strings.CutPrefix(s, form); ok {
+				rest = strings.TrimSpace(rest)
+				if rest == "" || rest[0] == '=' || rest[0] == '.' || rest[0] == ']' {
+					return i + 1
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// Validate checks the values of c, returning a [*ConfigError] naming the
+// first bad key. Zero values (to be detected) are valid.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{Key: key, Err: fmt.Errorf(format, args...)}
+	}
+	if c.Name != "" {
+		if len(c.Name) > 63 {
+			return bad("name", "%q is longer than 63 bytes (a DNS label)", c.Name)
+		}
+		if strings.ContainsFunc(c.Name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '.' }) {
+			return bad("name", "%q contains a dot or a control character", c.Name)
+		}
+	}
+	if err := checkNames(c.Systems); err != nil {
+		return &ConfigError{Key: "systems", Err: err}
+	}
+	for _, s := range c.Systems {
+		if !strings.Contains(s, "-") {
+			return bad("systems", "%q is not a Guix system type such as \"x86_64-linux\"", s)
+		}
+	}
+	if c.Systems != nil && len(c.Systems) == 0 {
+		return bad("systems", "empty list; leave the key out to detect the systems")
+	}
+	if err := checkNames(c.Features); err != nil {
+		return &ConfigError{Key: "features", Err: err}
+	}
+	if c.ParallelBuilds < 0 || c.ParallelBuilds > 4096 {
+		return bad("parallel-builds", "%d is not a count from 1 to 4096", c.ParallelBuilds)
+	}
+	if c.Speed <= 0 || math.IsNaN(c.Speed) || math.IsInf(c.Speed, 0) || c.Speed > 1e6 {
+		return bad("speed", "%v is not a positive number", c.Speed)
+	}
+	if c.User == "" || strings.ContainsAny(c.User, " @:/\\\"'\t\n") {
+		return bad("user", "%q is not a user name", c.User)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return bad("port", "%d is not a TCP port (1 to 65535)", c.Port)
+	}
+	if v := c.OverloadThreshold.V; v != nil && (*v < 0 || math.IsNaN(*v) || math.IsInf(*v, 0)) {
+		return bad("overload-threshold", "%v is not a non-negative number", *v)
+	}
+	if c.Store == "" || !strings.HasPrefix(c.Store, "/") {
+		return bad("store", "%q is not an absolute directory name", c.Store)
+	}
+	for _, ifc := range c.Interfaces {
+		if ifc == "" || len(ifc) > 15 || strings.ContainsAny(ifc, "/ \t\n") {
+			return bad("interfaces", "%q is not an interface name", ifc)
+		}
+	}
+	if c.RefreshInterval < Duration(time.Second) || c.RefreshInterval > Duration(4*time.Minute) {
+		return bad("refresh-interval", "%v is not between 1s and 4m", c.RefreshInterval)
+	}
+	return nil
+}
+
+// checkNames checks a list of system types or features as the TXT record
+// will carry them: letters, digits and "._+-", no duplicates.
+func checkNames(list []string) error {
+	for i, s := range list {
+		if s == "" {
+			return fmt.Errorf("item %d is empty", i+1)
+		}
+		if i := strings.IndexFunc(s, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+-", r))
+		}); i >= 0 {
+			return fmt.Errorf("%q: character %q is not allowed (letters, digits and ._+- are)", s, s[i])
+		}
+		if slices.Contains(list[:i], s) {
+			return fmt.Errorf("%q is listed twice", s)
+		}
+	}
+	return nil
+}
