@@ -156,9 +156,18 @@ type Row struct {
 // missing: it says why and carries no number.
 func NotMeasured(why string) string { return "not measured: " + why }
 
-// Table collects rows in the order they are added.
+// Table collects rows in the order they are added, and notes that say
+// how the measures were taken (printed as a list under the table).
 type Table struct {
-	Rows []Row
+	Rows  []Row
+	Notes []string
+}
+
+// Note appends a note unless the table has it already.
+func (t *Table) Note(n string) {
+	if !slices.Contains(t.Notes, n) {
+		t.Notes = append(t.Notes, n)
+	}
 }
 
 // Add appends a row.
@@ -172,6 +181,12 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	for _, r := range t.Rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n",
 			cell(r.Group), cell(r.Measure), cell(r.Ours), cell(r.Reference), cell(r.Ratio), cell(r.Note))
+	}
+	if len(t.Notes) > 0 {
+		b.WriteString("\n")
+		for _, n := range t.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -92,6 +92,8 @@ func TestWriteMarkdown(t *testing.T) {
 	var tab Table
 	tab.Add(Row{Group: "1", Measure: "a|b", Ours: "1 ms", Reference: "2 ms", Ratio: "0.500", Note: "two\nlines"})
 	tab.Add(Row{Group: "2", Measure: "c", Ours: NotMeasured("hook not landed")})
+	tab.Note("row 1: how")
+	tab.Note("row 1: how")
 	var b strings.Builder
 	if err := tab.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
@@ -99,7 +101,8 @@ func TestWriteMarkdown(t *testing.T) {
 	want := "| # | measure | ours | reference | ratio (ours ÷ reference) | how |\n" +
 		"|---|---|---|---|---|---|\n" +
 		"| 1 | a\\|b | 1 ms | 2 ms | 0.500 | two lines |\n" +
-		"| 2 | c | not measured: hook not landed | — | — | — |\n"
+		"| 2 | c | not measured: hook not landed | — | — | — |\n" +
+		"\n- row 1: how\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

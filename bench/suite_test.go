@@ -1,0 +1,173 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/testenv/netns"
+)
+
+// The suite's knobs. run.sh passes -bench.rows and -bench.out; the sizes
+// default to what issue 7 asks for and are smaller only for a quick look.
+var (
+	flagRows      = flag.String("bench.rows", strings.Join(groupNames(), ","), "comma-separated row groups to measure")
+	flagOut       = flag.String("bench.out", "", "also write the Markdown table to `FILE`")
+	flagManifest  = flag.String("bench.manifest", "", "append every namespace made to `FILE`, for run.sh's trap")
+	flagProbes    = flag.Int("bench.probes", 15, "Guile-SSH probes (and process-level decisions) per measure")
+	flagTransfer  = flag.Int("bench.transfer-mib", 512, "size of the random transfer in MiB")
+	flagCorpus    = flag.Int("bench.corpus-mib", 256, "cap on the store-like corpus in MiB")
+	flagRuns      = flag.Int("bench.runs", 3, "transfer runs per method")
+	flagDiscovery = flag.Int("bench.discover-runs", 20, "discovery runs per browser")
+	flagAgents    = flag.Int("bench.agents", 32, "agents in the discovery measure")
+	flagIdle      = flag.Duration("bench.idle", time.Minute, "idle period of the footprint measure")
+)
+
+// group is one of issue 7's rows; it adds one or more table rows.
+type group struct {
+	name  string
+	issue string // the row number in issue 7
+	run   func(t *testing.T, s *suite)
+}
+
+var groups = []group{
+	{"decide", "1", runDecide},
+	{"accept", "2", runAccept},
+	{"transfer", "3", runTransfer},
+	{"discover", "4", runDiscover},
+	{"footprint", "5", runFootprint},
+}
+
+func groupNames() []string {
+	var names []string
+	for _, g := range groups {
+		names = append(names, g.name)
+	}
+	return names
+}
+
+// suite is what the groups share: the table, and a context that ends on
+// SIGINT or SIGTERM so that every group stops early and its t.Cleanup
+// (namespaces, sshd, agents) still runs.
+type suite struct {
+	ctx   context.Context
+	mu    sync.Mutex
+	table Table
+	issue string
+}
+
+func (s *suite) add(r Row) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.Group = s.issue
+	s.table.Add(r)
+}
+
+// note adds a note under the table, prefixed with the group's row number.
+func (s *suite) note(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.table.Note("Row " + s.issue + ": " + fmt.Sprintf(format, args...))
+}
+
+func TestMain(m *testing.M) {
+	// The binary doubles as the far end of the compressed pipe in row 3
+	// (run by sshd as the remote command): `bench.test bench-sink zstd`.
+	if len(os.Args) == 3 && os.Args[1] == "bench-sink" && os.Args[2] == "zstd" {
+		if _, err := pipeDecompress(io.Discard, os.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-sink:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	flag.Parse()
+	code := m.Run()
+	netns.CleanupBinaries()
+	os.Exit(code)
+}
+
+// TestSuite measures the selected groups and prints the table.
+func TestSuite(t *testing.T) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	selected := map[string]bool{}
+	for _, name := range strings.Split(*flagRows, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(groupNames(), name) {
+			t.Fatalf("unknown row group %q; known: %s", name, strings.Join(groupNames(), " "))
+		}
+		selected[name] = true
+	}
+	s := &suite{ctx: ctx}
+	start := time.Now()
+	for _, g := range groups {
+		if !selected[g.name] {
+			continue
+		}
+		s.issue = g.issue
+		before := len(s.table.Rows)
+		t.Logf("measuring %s (issue 7 row %s) at %s", g.name, g.issue, time.Now().UTC().Format("15:04:05"))
+		ok := t.Run(g.name, func(t *testing.T) { g.run(t, s) })
+		if !ok {
+			s.add(Row{Measure: g.name, Ours: "not measured: the group failed (see the log above)"})
+		}
+		t.Logf("%s took %v (%d rows)", g.name, time.Since(start).Round(time.Second), len(s.table.Rows)-before)
+		if ctx.Err() != nil {
+			t.Fatal("interrupted")
+		}
+	}
+	var b strings.Builder
+	if err := s.table.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Print("\n" + b.String())
+	if *flagOut != "" {
+		if err := os.WriteFile(*flagOut, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// remember appends namespace names to the manifest run.sh's trap reads, so
+// that a run killed without its cleanups (SIGKILL) leaves nothing behind.
+func remember(t testing.TB, net *netns.Net) {
+	t.Helper()
+	if *flagManifest == "" {
+		return
+	}
+	f, err := os.OpenFile(*flagManifest, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	defer f.Close()
+	fmt.Fprintln(f, net.Switch)
+	for _, h := range net.Hosts() {
+		fmt.Fprintln(f, h.Name)
+	}
+}
+
+// benchDir is the directory of this package's sources (guile/ scripts).
+func benchDir(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot find the bench directory")
+	}
+	return filepath.Dir(file)
+}
