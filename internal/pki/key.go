@@ -156,6 +156,9 @@ func keyError(v scm.Value, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", v.Pos(), fmt.Sprintf(format, args...))
 }
 
+// errNotOnCurve marks a q that is not an Ed25519 point.
+var errNotOnCurve = errors.New("not a point on Ed25519")
+
 // errUnsupported marks keys that are well formed but of a kind Guix
 // offloading cannot use (another curve, DSA, …).
 var errUnsupported = errors.New("unsupported key")
@@ -227,7 +230,7 @@ func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
 	}
 	p, err := edwards25519.NewIdentityPoint().SetBytes(q)
 	if err != nil {
-		return nil, nil, errors.New("not a point on Ed25519")
+		return nil, nil, errNotOnCurve
 	}
 	return bytes.Clone(p.Bytes()), p, nil
 }
@@ -253,7 +256,7 @@ func publicKeyFrom(v scm.Value) (*PublicKey, error) {
 		}
 		enc, _, err := decodePoint(q)
 		if err != nil {
-			return nil, keyError(qv, "bad q: %v", err)
+			return nil, fmt.Errorf("%s: bad q: %w", qv.Pos(), err)
 		}
 		return &PublicKey{typ: typ, q: enc}, nil
 	case "rsa":

@@ -124,7 +124,8 @@ type Signature struct {
 }
 
 // ParseSignature reads a (signature (data …) (sig-val …) (public-key …))
-// S-expression without checking it. Errors wrap [ErrMalformed].
+// S-expression without checking it. Errors wrap [ErrMalformed], or
+// [ErrUnknownSigner] when the signer's key is damaged (no ACL holds it).
 func ParseSignature(sig []byte, file string) (*Signature, error) {
 	v, err := scm.ReadGcrypt(sig, file)
 	if err != nil {
@@ -138,6 +139,11 @@ func ParseSignature(sig []byte, file string) (*Signature, error) {
 		return nil, fmt.Errorf("%w: %s: signature lacks (data …), (sig-val …) or (public-key …)", ErrMalformed, v.Pos())
 	}
 	signer, err := publicKeyFrom(pk)
+	if errors.Is(err, errNotOnCurve) {
+		// Guix compares the key with the ACL before anything else; a
+		// damaged key is in no ACL.
+		return nil, fmt.Errorf("%w: the signer's key is damaged: %w", ErrUnknownSigner, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: signer's key: %w", ErrMalformed, err)
 	}
