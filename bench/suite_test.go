@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -84,15 +83,6 @@ func (s *suite) note(format string, args ...any) {
 }
 
 func TestMain(m *testing.M) {
-	// The binary doubles as the far end of the compressed pipe in row 3
-	// (run by sshd as the remote command): `bench.test bench-sink zstd`.
-	if len(os.Args) == 3 && os.Args[1] == "bench-sink" && os.Args[2] == "zstd" {
-		if _, err := pipeDecompress(io.Discard, os.Stdin); err != nil {
-			fmt.Fprintln(os.Stderr, "bench-sink:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	flag.Parse()
 	code := m.Run()
 	netns.CleanupBinaries()
@@ -136,8 +126,9 @@ func TestSuite(t *testing.T) {
 	if err := s.table.WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Print("\n" + b.String())
-	if *flagOut != "" {
+	if *flagOut == "" {
+		fmt.Print("\n" + b.String())
+	} else {
 		if err := os.WriteFile(*flagOut, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -170,4 +161,17 @@ func benchDir(t testing.TB) string {
 		t.Fatal("cannot find the bench directory")
 	}
 	return filepath.Dir(file)
+}
+
+// buildBinary builds one of the project's commands (cmd/NAME) with the
+// netns harness's builder and returns its path, or "" when it does not
+// build in this tree right now: the rows that need it then say so instead
+// of failing the whole group.
+func buildBinary(t *testing.T, name string) string {
+	t.Helper()
+	var path string
+	t.Run("build "+name, func(t *testing.T) {
+		path = netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/"+name)
+	})
+	return path
 }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench/run.sh — guix-offload's benchmark suite (issue 7).
+#
+#   bench/run.sh                      # every row group
+#   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint
+#   bench/run.sh --results            # also rewrite bench/RESULTS.md
+#   bench/run.sh --quick transfer     # small sizes, for a quick look (not for RESULTS.md)
+#
+# Prints one Markdown table of medians and ratios, each ours against a
+# reference measured in the same run on this machine. Needs root (network
+# namespaces, sshd); installs what it needs with apt-get; everything runs on
+# 127.0.0.1 or inside network namespaces it makes and removes (addresses in
+# 169.254.0.0/16 only). Takes about 10-15 minutes on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+groups=(decide accept transfer discover footprint)
+selected=()
+results=no
+quick=()
+for a in "$@"; do
+  case "$a" in
+    --results) results=yes ;;
+    --quick) quick=(-bench.transfer-mib=64 -bench.corpus-mib=64 -bench.runs=2 -bench.probes=6
+                    -bench.discover-runs=3 -bench.agents=8 -bench.idle=10s) ;;
+    -h|--help) usage ;;
+    *)
+      ok=no
+      for g in "${groups[@]}"; do [ "$a" = "$g" ] && ok=yes; done
+      [ $ok = yes ] || { echo "run.sh: unknown row group '$a' (known: ${groups[*]})" >&2; exit 2; }
+      selected+=("$a") ;;
+  esac
+done
+[ ${#selected[@]} -gt 0 ] || selected=("${groups[@]}")
+if [ $results = yes ] && [ ${#quick[@]} -gt 0 ]; then
+  echo "run.sh: --quick figures do not go into RESULTS.md" >&2; exit 2
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run.sh: needs root (network namespaces, sshd on 127.0.0.1)" >&2; exit 1
+fi
+
+# The real peers the rows compare against, and the tools the rows use.
+packages=(guile-3.0 guile-ssh openssh-server openssh-client iproute2 avahi-daemon
+  avahi-utils dbus procps util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+policy_made=no
+tmp=$(mktemp -d /tmp/guix-offload-bench.XXXXXX)
+pid=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    # The suite stops on SIGTERM and runs its own cleanups; give it time.
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # Whatever namespaces the suite made and could not remove (killed with
+  # SIGKILL): only those it listed, never anyone else's.
+  if [ -s "$tmp/namespaces" ]; then
+    while read -r ns; do
+      ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+      ip netns delete "$ns" 2>/dev/null || true
+    done < "$tmp/namespaces"
+  fi
+  [ $policy_made = yes ] && rm -f /usr/sbin/policy-rc.d
+  rm -rf "$tmp"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ ${#missing[@]} -gt 0 ]; then
+  # Installed services must not start in this machine's own network
+  # namespace (avahi-daemon would multicast on its real interface).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_made=yes
+  fi
+  echo "run.sh: installing ${missing[*]}" >&2
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+echo "run.sh: building the suite" >&2
+go test -tags bench -c -o "$tmp/bench.test" ./bench
+
+rows=$(IFS=,; echo "${selected[*]}")
+start=$(date -u '+%Y-%m-%d %H:%M UTC')
+echo "run.sh: measuring $rows (started $start)" >&2
+# The suite runs from bench/ (its Guile scripts are there); its progress
+# goes to stderr, the table to stdout and $tmp/table.md.
+(cd bench && exec "$tmp/bench.test" -test.run '^TestSuite$' -test.v -test.timeout 30m \
+  -bench.rows="$rows" -bench.out="$tmp/table.md" -bench.manifest="$tmp/namespaces" \
+  "${quick[@]}") >&2 &
+pid=$!
+wait $pid
+pid=""
+cat "$tmp/table.md"
+
+if [ $results = yes ]; then
+  mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+  cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+  cmdline="bench/run.sh --results"
+  [ ${#selected[@]} -lt ${#groups[@]} ] && cmdline="bench/run.sh --results ${selected[*]}"
+  {
+    echo "# Benchmark results"
+    echo
+    echo "Measured $start with \`$cmdline\` (as root), at commit $(git rev-parse --short HEAD)."
+    echo
+    echo "Machine: $(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r), shared with"
+    echo "other work while measuring — hence medians and ratios measured in the same run."
+    echo "Ratios are ours ÷ reference: below 1 is better for times, memory and CPU,"
+    echo "above 1 is better for throughput."
+    echo
+    cat "$tmp/table.md"
+  } > bench/RESULTS.md
+  echo "run.sh: wrote bench/RESULTS.md" >&2
+fi
