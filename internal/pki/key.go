@@ -3,12 +3,14 @@ package pki
 import (
 	"bytes"
 	"crypto/ed25519"
+	cryptorand "crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"strings"
@@ -395,4 +397,55 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+// GenerateKey makes a new key pair of type [TypeECDSA] (what 'guix archive
+// --generate-key' makes) or [TypeEdDSA], reading randomness from rand
+// (crypto/rand.Reader when nil).
+func GenerateKey(typ string, rand io.Reader) (*PrivateKey, error) {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
+	switch typ {
+	case TypeECDSA:
+		var wide [64]byte
+		if _, err := io.ReadFull(rand, wide[:]); err != nil {
+			return nil, fmt.Errorf("generate key: %w", err)
+		}
+		s, _ := edwards25519.NewScalar().SetUniformBytes(wide[:])
+		if s.Equal(edwards25519.NewScalar()) == 1 {
+			return nil, errors.New("generate key: zero scalar (broken random source)")
+		}
+		d := bigFromScalar(s)
+		q := edwards25519.NewIdentityPoint().ScalarBaseMult(s).Bytes()
+		return &PrivateKey{d: d, pub: &PublicKey{typ: typ, q: q}}, nil
+	case TypeEdDSA:
+		_, priv, err := ed25519.GenerateKey(rand)
+		if err != nil {
+			return nil, fmt.Errorf("generate key: %w", err)
+		}
+		return &PrivateKey{ed: priv, pub: &PublicKey{typ: typ, q: bytes.Clone(priv.Public().(ed25519.PublicKey))}}, nil
+	}
+	return nil, fmt.Errorf("generate key: cannot generate %q keys (want %s or %s)", typ, TypeECDSA, TypeEdDSA)
+}
+
+// MarshalSexp returns the secret key in libgcrypt's advanced form, as
+// Guix writes signing-key.sec. RSA keys cannot be written.
+func (k *PrivateKey) MarshalSexp() ([]byte, error) {
+	var d []byte
+	switch k.pub.typ {
+	case TypeECDSA:
+		d = k.d.Bytes()
+		if len(d) > 0 && d[0]&0x80 != 0 { // libgcrypt writes d as a signed integer
+			d = append([]byte{0}, d...)
+		}
+	case TypeEdDSA:
+		d = k.ed.Seed()
+	default:
+		return nil, errors.New("write private key: RSA keys cannot be written")
+	}
+	pub := k.pub.node()
+	params := pub.list[1]
+	params.list = append(params.list, list(atom("d"), bytesAtom(d)))
+	return list(atom("private-key"), params).advanced(), nil
 }

@@ -81,6 +81,9 @@ func TestFixtureKeys(t *testing.T) {
 	if got, want := pub.MarshalSexp(), readTestdata(t, "signing-key.pub"); !bytes.Equal(got, want) {
 		t.Errorf("MarshalSexp:\n%s\nwant:\n%s", got, want)
 	}
+	if got, err := sec.MarshalSexp(); err != nil || !bytes.Equal(got, readTestdata(t, "signing-key.sec")) {
+		t.Errorf("private MarshalSexp: %v\n%s", err, got)
+	}
 	if got, want := acl.MarshalSexp(), readTestdata(t, "acl"); !bytes.Equal(got, want) {
 		t.Errorf("ACL MarshalSexp:\n%s\nwant:\n%s", got, want)
 	}
@@ -122,12 +125,17 @@ func flipHexDigit(t *testing.T, sexp []byte, marker string) []byte {
 	}
 	out := bytes.Clone(sexp)
 	j := i + len(marker) + 5 // a digit in the middle of the value
-	if out[j] == '0' {
-		out[j] = '1'
-	} else {
-		out[j] = '0'
-	}
+	out[j] = flipHex(out[j])
 	return out
+}
+
+// flipHex flips the lowest bit of the value of a hexadecimal digit.
+func flipHex(c byte) byte {
+	i := strings.IndexByte("0123456789ABCDEF", c)
+	if i < 0 {
+		panic("not an upper-case hex digit: " + string(c))
+	}
+	return "0123456789ABCDEF"[i^1]
 }
 
 func TestVerifyTampered(t *testing.T) {
