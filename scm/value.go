@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 )
 
 // Pos is where a datum starts: file name, 1-based line and 1-based column.
@@ -119,9 +120,13 @@ func (v Vector) Pos() Pos   { return v.At }
 type Error struct {
 	At  Pos
 	Msg string
+	Tip string // advice for the user, or ""
 }
 
 func (e *Error) Error() string { return e.At.String() + ": " + e.Msg }
+
+// Hint returns advice on fixing the error, or "".
+func (e *Error) Hint() string { return e.Tip }
 
 func errorf(at Pos, format string, args ...any) *Error {
 	return &Error{At: at, Msg: fmt.Sprintf(format, args...)}
@@ -165,22 +170,43 @@ func MakeList(pos Pos, items ...Value) Value {
 	return v
 }
 
-// formatReal writes f the way Guile does: always with a decimal point or
-// an exponent, +inf.0, -inf.0 and +nan.0 for the special values.
+// formatReal writes f the way Guile's number->string does: the shortest
+// digits that read back to f, always with a point or an exponent (2.0,
+// 0.5, 1.0e7, 1.5e-4), and +inf.0, -inf.0, +nan.0 for the special values.
 func formatReal(f float64) string {
 	switch {
-	case f != f:
+	case math.IsNaN(f):
 		return "+nan.0"
 	case math.IsInf(f, 1):
 		return "+inf.0"
 	case math.IsInf(f, -1):
 		return "-inf.0"
 	}
-	s := strconv.FormatFloat(f, 'g', -1, 64)
-	for _, c := range s {
-		if c == '.' || c == 'e' || c == 'n' || c == 'N' {
-			return s
-		}
+	sign := ""
+	if math.Signbit(f) {
+		sign = "-"
 	}
-	return s + ".0"
+	if f == 0 {
+		return sign + "0.0"
+	}
+	e := strconv.FormatFloat(math.Abs(f), 'e', -1, 64) // d.ddde±XX
+	mant, exp, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(exp)
+	point := x + 1 // digits before the decimal point
+	n := len(digits)
+	if (point > 7 && point-n > 3) || point < -2 {
+		frac := digits[1:]
+		if frac == "" {
+			frac = "0"
+		}
+		return sign + digits[:1] + "." + frac + "e" + strconv.Itoa(point-1)
+	}
+	switch {
+	case point <= 0:
+		return sign + "0." + strings.Repeat("0", -point) + digits
+	case point >= n:
+		return sign + digits + strings.Repeat("0", point-n) + ".0"
+	}
+	return sign + digits[:point] + "." + digits[point:]
 }

@@ -1,0 +1,15 @@
+;; Every field of build-machine, none left to its default.
+(list (build-machine
+        (name "big.example.org")
+        (port 2222)
+        (systems (list "x86_64-linux" "i686-linux"))
+        (user "guix")
+        (private-key "/root/.ssh/guix-offload")
+        (host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlMgjW2DXuzXSDJxTXXLv3SH5aBmgmJEnLhKvOxVn2D root@x86")
+        (compression "none")
+        (compression-level 6)
+        (daemon-socket "/run/guix/daemon-socket/socket")
+        (overload-threshold 0.5)
+        (parallel-builds 8)
+        (speed 4.5)
+        (features (list "kvm" "big-parallel"))))

@@ -1,0 +1,2 @@
+;; No static machines at all.
+'()

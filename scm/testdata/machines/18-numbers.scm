@@ -1,0 +1,18 @@
+;; Numbers in all the forms Guile reads: exact, rational, inexact.
+(define (m name speed threshold)
+  (build-machine
+    (name name)
+    (systems '("x86_64-linux"))
+    (user "u")
+    (host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlMgjW2DXuzXSDJxTXXLv3SH5aBmgmJEnLhKvOxVn2D root@x86")
+    (speed speed)
+    (overload-threshold threshold)))
+(list (m "int" 2 1)
+      (m "rational" 3/2 3/4)
+      (m "dot" 2. .5)
+      (m "exp" 1e1 #f)
+      (m "exact" #e1.5 #i1/4)
+      (m "neg" -0.5 0)
+      (m "hex" #x10 #b1)
+      (build-machine (inherit (m "ports" 1 1)) (port #x1f90) (parallel-builds +3)
+                     (compression-level 0)))

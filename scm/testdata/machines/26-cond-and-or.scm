@@ -1,0 +1,15 @@
+;; cond, and, or, when, unless, not, null?
+(define (speed-for system)
+  (cond ((string=? system "x86_64-linux") 3)
+        ((or (string=? system "i686-linux") (string=? system "armhf-linux")) 1.5)
+        (else 1)))
+(define features (or (getenv "GUIX_OFFLOAD_TEST_NEVER_SET") '("kvm")))
+(map (lambda (s)
+       (build-machine
+         (name (string-append "host-" s))
+         (systems (list s))
+         (user (and #t "u"))
+         (host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlMgjW2DXuzXSDJxTXXLv3SH5aBmgmJEnLhKvOxVn2D root@x86")
+         (speed (speed-for s))
+         (features (if (and (not (null? features)) (when #t #t) (unless #f #t)) features '()))))
+     '("x86_64-linux" "i686-linux" "aarch64-linux"))
