@@ -58,6 +58,17 @@ func (e *env) lookup(name string) (Value, bool) {
 	return nil, false
 }
 
+// names returns the names bound in e and its parents.
+func (e *env) names() []string {
+	var out []string
+	for ; e != nil; e = e.parent {
+		for k := range e.vars {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func newEnv(parent *env) *env { return &env{vars: map[string]Value{}, parent: parent} }
 
 type evaluator struct {
@@ -100,8 +111,12 @@ func (ev *evaluator) eval(x Value, en *env) (Value, error) {
 		if specialForms[x.Name] {
 			return nil, errorf(x.At, "%s is syntax, not a value", x.Name)
 		}
-		return nil, &Error{At: x.At, Msg: "unbound variable " + x.Name,
+		e := &Error{At: x.At, Msg: "unbound variable " + x.Name,
 			Tip: "the built-in evaluator knows only what machines.scm files commonly use; if " + x.Name + " is a Guile procedure, use --eval=guile"}
+		if near := closest(x.Name, en.names()); near != "" {
+			e.Tip = "did you mean " + near + "?"
+		}
+		return nil, e
 	case Nil:
 		return nil, errorf(x.At, "unquoted empty list; write '()")
 	case *Pair:
@@ -125,6 +140,11 @@ func (ev *evaluator) evalPair(x *Pair, en *env) (Value, error) {
 	f, err := ev.eval(x.Car, en)
 	if err != nil {
 		return nil, err
+	}
+	switch f.(type) {
+	case *builtin, *procedure:
+	default:
+		return nil, errorf(x.At, "cannot call %s: it is not a procedure", describe(f))
 	}
 	vals := make([]Value, len(args))
 	at := make([]Pos, len(args))
@@ -649,7 +669,11 @@ func builtins() []*builtin {
 			}
 			return out, nil
 		}},
-		{name: "map", min: 2, max: 2, fn: func(ev *evaluator, call Pos, args []Value, argAt []Pos) (Value, error) {
+		{name: "map", min: 2, max: -1, fn: func(ev *evaluator, call Pos, args []Value, argAt []Pos) (Value, error) {
+			if len(args) > 2 {
+				return nil, &Error{At: call, Msg: "map over several lists is not supported by the built-in evaluator",
+					Tip: "map over one list, or use --eval=guile"}
+			}
 			items, ok := List(args[1])
 			if !ok {
 				return nil, errorf(argAt[1], "map: argument 2 must be a list, got %s", describe(args[1]))

@@ -105,6 +105,9 @@ func EvalMachines(data []byte, file string) ([]Machine, error) {
 	for i, it := range items {
 		m, ok := it.(*machineVal)
 		if !ok {
+			if p := it.Pos(); p.Line > 0 {
+				at = p
+			}
 			return nil, &Error{At: at,
 				Msg: fmt.Sprintf("the last expression returns a list whose element %d is %s, not a build machine", i+1, describe(it))}
 		}

@@ -1,0 +1,1 @@
+(list ("build-machine" (name "a")))

@@ -1,0 +1,1 @@
+;; Only a comment: primitive-load returns nothing useful.

@@ -1,0 +1,3 @@
+;; A list, but not of build machines.
+(list (build-machine (name "a") (systems '("x86_64-linux")) (user "u") (host-key "k"))
+      "b.example.org")

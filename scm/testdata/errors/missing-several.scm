@@ -1,0 +1,1 @@
+(list (build-machine (systems '("x86_64-linux"))))

@@ -1,0 +1,2 @@
+(list
+  (build-machine (name "a") (user "u") (host-key "k")))

@@ -1,0 +1,1 @@
+(build-machine (name "a") (systems '("x86_64-linux")) (user "u") (host-key "k"))

@@ -1,0 +1,2 @@
+(list (build-machine (name "a") (systems '("x86_64-linux")) (user "u") (host-key "k")
+  (overload-threshold #t)))
