@@ -56,6 +56,3 @@ func runAccept(t *testing.T, s *suite) {
 		Note:      "the network part of `# accept`; the probe also runs a remote command, which our hook does not need (the load comes from the announcement)",
 	})
 }
-
-func runDiscover(t *testing.T, s *suite)  { t.Skip("not yet") }
-func runFootprint(t *testing.T, s *suite) { t.Skip("not yet") }

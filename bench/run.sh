@@ -101,9 +101,15 @@ echo "run.sh: measuring $rows (started $start)" >&2
   -bench.rows="$rows" -bench.out="$tmp/table.md" -bench.manifest="$tmp/namespaces" \
   "${quick[@]}") >&2 &
 pid=$!
-wait $pid
+status=0
+wait $pid || status=$?
 pid=""
+if [ ! -s "$tmp/table.md" ]; then
+  echo "run.sh: the suite stopped (status $status) before printing its table" >&2
+  exit 1
+fi
 cat "$tmp/table.md"
+[ $status -eq 0 ] || echo "run.sh: some measures failed (status $status); their rows say so, the log above says why" >&2
 
 if [ $results = yes ]; then
   mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
@@ -124,3 +130,4 @@ if [ $results = yes ]; then
   } > bench/RESULTS.md
   echo "run.sh: wrote bench/RESULTS.md" >&2
 fi
+exit $status

@@ -57,7 +57,7 @@ func runTransfer(t *testing.T, s *suite) {
 	// `stream import`, with a `guix` whose `archive --import` only
 	// swallows its input.
 	var sink string
-	if agent := buildBinary(t, "guix-offload-agent"); agent != "" {
+	if agent := s.buildBinary(t, "guix-offload-agent"); agent != "" {
 		guix := filepath.Join(dir, "guix-sink")
 		if err := os.WriteFile(guix, []byte("#!/bin/sh\nexec cat > /dev/null\n"), 0o755); err != nil {
 			t.Fatal(err)
