@@ -2,9 +2,167 @@ package transport
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/guix-offload/guix-offload/internal/nar"
 )
 
+// ErrUnexpectedItem: the machine sent a store item that was not asked
+// for, or one twice.
+var ErrUnexpectedItem = errors.New("unexpected store item")
+
+// retrieve reads the remote export of b.Outputs, restores each item under
+// a temporary name inside the store, verifies it, and renames them onto
+// their paths only when all arrived intact.
 func retrieve(ctx context.Context, b *Build, compress bool) error {
-	return errors.New("retrieve outputs: not written yet (waits for internal/nar)")
+	noun := "store item"
+	if len(b.Outputs) != 1 {
+		noun += "s"
+	}
+	b.msgf("retrieving %d %s from '%s'...", len(b.Outputs), noun, b.Host)
+
+	var cmd string
+	if compress {
+		cmd = Command(append([]string{Agent, "stream", "export"}, b.Outputs...)...)
+	} else {
+		cmd = Command(append([]string{b.RemoteGuix, "archive", "--export"}, b.Outputs...)...)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	remoteErr := &tail{max: 2048}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := Exec(ctx, b.Client, cmd, nil, pw, remoteErr)
+		pw.Close()
+		done <- result{code, err}
+	}()
+
+	temps := map[string]string{} // output path → temporary name
+	cleanup := func() {
+		for _, tmp := range temps {
+			_ = os.RemoveAll(tmp)
+		}
+	}
+	err := receive(b, pr, compress, temps)
+	if err != nil {
+		cleanup()
+		pr.CloseWithError(err)
+		// A stream cut short usually means the far end failed or the
+		// connection broke; give it a moment to say which.
+		var res result
+		select {
+		case res = <-done:
+		case <-time.After(time.Second):
+			cancel()
+			res = <-done
+		}
+		switch {
+		case res.err == nil && res.code != 0:
+			return fmt.Errorf("retrieve outputs: %w", &RemoteError{Command: cmd, Status: res.code, Stderr: remoteErr.String()})
+		case errors.Is(res.err, ErrConnectionLost):
+			return fmt.Errorf("retrieve outputs: %w (archive cut short)", res.err)
+		}
+		return fmt.Errorf("retrieve outputs: %w", err)
+	}
+	// Drain anything after the end of the stream, then hear how the
+	// remote command ended.
+	_, _ = io.Copy(io.Discard, pr)
+	res := <-done
+	switch {
+	case res.err != nil:
+		cleanup()
+		return fmt.Errorf("retrieve outputs: %w", res.err)
+	case res.code != 0:
+		cleanup()
+		return fmt.Errorf("retrieve outputs: %w", &RemoteError{Command: cmd, Status: res.code, Stderr: remoteErr.String()})
+	}
+
+	// Everything verified: move the outputs into place. If one rename
+	// fails, undo the ones done.
+	var placed []string
+	for _, out := range b.Outputs {
+		if err := unix.Renameat2(unix.AT_FDCWD, temps[out], unix.AT_FDCWD, out, unix.RENAME_NOREPLACE); err != nil {
+			for _, p := range placed {
+				_ = os.RemoveAll(p)
+			}
+			cleanup()
+			return fmt.Errorf("retrieve outputs: move %s into place: %w", out, err)
+		}
+		placed = append(placed, out)
+		delete(temps, out)
+	}
+	return nil
+}
+
+func receive(b *Build, r io.Reader, compress bool, temps map[string]string) error {
+	if compress {
+		dec, err := NewDecompressor(r)
+		if err != nil {
+			return err
+		}
+		defer dec.Close()
+		r = dec
+	}
+	want := map[string]bool{}
+	for _, o := range b.Outputs {
+		want[o] = true
+	}
+	xr := nar.NewExportReader(r)
+	for {
+		tmp, err := tempName(b.Store)
+		if err != nil {
+			return err
+		}
+		it, err := xr.Next(tmp)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		temps[it.Path+"\x00"+tmp] = tmp // removed on failure whatever happens next
+		if !want[it.Path] {
+			if _, seen := temps[it.Path]; seen {
+				return fmt.Errorf("%w: %s sent twice", ErrUnexpectedItem, it.Path)
+			}
+			return fmt.Errorf("%w: %s is not an output of %s", ErrUnexpectedItem, it.Path, b.Drv)
+		}
+		if _, err := it.Verify(b.ACL); err != nil {
+			return fmt.Errorf("refuse output from '%s': %w", b.Host, err)
+		}
+		delete(temps, it.Path+"\x00"+tmp)
+		temps[it.Path] = tmp
+		delete(want, it.Path)
+		b.msgf("found valid signature for '%s'", it.Path)
+	}
+	for _, o := range b.Outputs {
+		if want[o] {
+			return fmt.Errorf("'%s' did not send %s", b.Host, o)
+		}
+	}
+	return nil
+}
+
+// tempName returns a fresh name inside the store directory, so the final
+// rename stays on one file system.
+func tempName(store string) (string, error) {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	return filepath.Join(store, ".guix-offload-"+hex.EncodeToString(r[:])), nil
 }

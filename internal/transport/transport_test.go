@@ -1,0 +1,361 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/sshconn"
+	"github.com/guix-offload/guix-offload/internal/testenv/netns"
+	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
+	"github.com/guix-offload/guix-offload/internal/transport"
+	"github.com/guix-offload/guix-offload/test/standin/standintest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	netns.CleanupBinaries()
+	os.Exit(code)
+}
+
+const system = "x86_64-linux"
+
+// world is a master (this process, its store a plain directory) and one
+// build machine: the real sshd in a private mount namespace where the
+// master's store path shows the machine's own store.
+type world struct {
+	master, builder *standintest.Host
+	sshd            *sshd.Server
+	client          *ssh.Client
+}
+
+type worldOptions struct {
+	agent       bool     // the machine has guix-offload-agent
+	trustMaster bool     // the machine's ACL authorizes the master
+	trustSigner bool     // the master's ACL authorizes the machine
+	builderEnv  []string // extra stand-in environment on the machine
+}
+
+func newWorld(t *testing.T, o worldOptions) *world {
+	t.Helper()
+	w := &world{}
+	w.master = standintest.NewHost(t, "master", "", "GUIX_STANDIN_SYSTEMS="+system)
+	w.builder = standintest.NewHost(t, "builder", w.master.Store, append([]string{"GUIX_STANDIN_SYSTEMS=" + system}, o.builderEnv...)...)
+	if o.trustMaster {
+		w.builder.Authorize(t, w.master.SigningKey)
+	}
+	if o.trustSigner {
+		w.master.Authorize(t, w.builder.SigningKey)
+	}
+	if o.agent {
+		agent := netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload-agent")
+		// The agent runs the machine's guix, found on PATH.
+		if err := os.Symlink(agent, filepath.Join(w.builder.Bin, transport.Agent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.sshd = sshd.Start(t, sshd.Options{
+		Prefix:      w.builder.Prefix(),
+		ExtraConfig: "SetEnv PATH=" + w.builder.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := sshconn.Dial(ctx, sshconn.Target{
+		Host: w.sshd.Host, Port: w.sshd.Port, User: w.sshd.User,
+		PrivateKeyFile: w.sshd.ClientKeyFile, HostKey: w.sshd.HostKey,
+	}, nil)
+	if err != nil {
+		t.Fatalf("dial sshd: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	w.client = c
+	return w
+}
+
+// job is a derivation with inputs on the master: a dependency built
+// locally first and a source file.
+type job struct {
+	drv, out string
+	inputs   []string
+}
+
+func (w *world) job(t *testing.T, script string) job {
+	t.Helper()
+	m := w.master
+	src := m.AddFile(t, "greeting.txt", "hello from the master\n")
+	dep := m.ShellDerivation("dep", system, `echo dep >&2; printf 'dep-output' > "$out"`, nil, nil)
+	depDrv := m.AddDerivation(t, "dep", dep)
+	// Build the dependency locally with the master's stand-in.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := runGuix(ctx, m, "build", depDrv); err != nil {
+		t.Fatalf("build dependency on the master: %v\n%s", err, out)
+	}
+	d := m.ShellDerivation("main", system, script, []string{depDrv}, []string{src},
+		[2]string{"dep", dep.Outputs[0].Path}, [2]string{"src", src})
+	drv := m.AddDerivation(t, "main", d)
+	return job{drv: drv, out: d.Outputs[0].Path, inputs: []string{dep.Outputs[0].Path, depDrv, drv, src}}
+}
+
+func (w *world) build(j job, mod func(*transport.Build)) (*transport.Build, *lockedBuffer, *lockedBuffer) {
+	log, msg := &lockedBuffer{}, &lockedBuffer{}
+	b := &transport.Build{
+		Client: w.client, Host: "builder",
+		Drv: j.drv, Inputs: j.inputs, Outputs: []string{j.out},
+		MaxSilent: 20 * time.Second, Timeout: time.Minute, PrintBuildTrace: true,
+		Store: w.master.Store, ACL: nil, Guix: w.master.Guix,
+		Log: log, Msg: msg, Compress: true,
+	}
+	if mod != nil {
+		mod(b)
+	}
+	return b, log, msg
+}
+
+const goodScript = `echo "building main on the machine"; cat "$src" > "$out"; cat "$dep" >> "$out"`
+
+func TestRunOffloadsAndRetrieves(t *testing.T) {
+	for _, agent := range []bool{false, true} {
+		name := "plain"
+		if agent {
+			name = "compressed"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{agent: agent, trustMaster: true, trustSigner: true})
+			j := w.job(t, goodScript)
+			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			err := transport.Run(context.Background(), b)
+			if err != nil {
+				t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
+			}
+			got, err := os.ReadFile(w.master.Local(j.out))
+			if err != nil {
+				t.Fatalf("output not in the master's store: %v", err)
+			}
+			if want := "hello from the master\ndep-output"; string(got) != want {
+				t.Errorf("output = %q, want %q", got, want)
+			}
+			if !strings.Contains(log.String(), "building main on the machine") {
+				t.Errorf("build log lacks the builder's output:\n%s", log)
+			}
+			for _, want := range []string{
+				"sending 4 store items",
+				"@ build-remote " + j.drv + " builder",
+				"retrieving 1 store item from 'builder'",
+				"found valid signature for '" + j.out + "'",
+			} {
+				if !strings.Contains(msg.String(), want) {
+					t.Errorf("messages lack %q:\n%s", want, msg)
+				}
+			}
+			if agent != strings.Contains(msg.String(), "(zstd)") {
+				t.Errorf("compression used = %v, want %v:\n%s", !agent, agent, msg)
+			}
+			// Everything the master sent is on the machine, and nothing
+			// was sent twice: a second run sends nothing.
+			for _, p := range j.inputs {
+				if !w.builder.Exists(p) {
+					t.Errorf("input %s missing on the machine", p)
+				}
+			}
+			checkNoTemporaries(t, w.master)
+			if err := os.RemoveAll(w.master.Local(j.out)); err != nil {
+				t.Fatal(err)
+			}
+			b, _, msg = w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			if err := transport.Run(context.Background(), b); err != nil {
+				t.Fatalf("second Run: %v\n%s", err, msg)
+			}
+			if strings.Contains(msg.String(), "sending") {
+				t.Errorf("second run sent inputs again:\n%s", msg)
+			}
+		})
+	}
+}
+
+func checkNoTemporaries(t *testing.T, h *standintest.Host) {
+	t.Helper()
+	for _, e := range h.Entries(t) {
+		if strings.HasPrefix(e, ".") {
+			t.Errorf("leftover temporary %s in the store", e)
+		}
+	}
+}
+
+func TestRunFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   worldOptions
+		script string
+		mod    func(*transport.Build)
+		code   int
+		want   string
+	}{
+		{name: "build fails", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `echo "about to fail"; exit 3`, code: 100, want: "build failed"},
+		{name: "silent build", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `sleep 30; echo late > "$out"`, mod: func(b *transport.Build) { b.MaxSilent = time.Second },
+			code: 101, want: "timed out"},
+		{name: "build timeout", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `while :; do echo tick; sleep 0.2; done`, mod: func(b *transport.Build) { b.Timeout = 2 * time.Second },
+			code: 101, want: "timed out"},
+		{name: "output signed by an unauthorized key", opts: worldOptions{trustMaster: true, trustSigner: false},
+			script: goodScript, code: 1, want: "not authorized"},
+		{name: "tampered archive", opts: worldOptions{trustMaster: true, trustSigner: true, builderEnv: []string{"GUIX_STANDIN_TAMPER=hello=HELLO"}},
+			script: goodScript, code: 1, want: "hash mismatch"},
+		{name: "tampered compressed archive", opts: worldOptions{agent: true, trustMaster: true, trustSigner: true, builderEnv: []string{"GUIX_STANDIN_TAMPER=hello=HELLO"}},
+			script: goodScript, code: 1, want: "hash mismatch"},
+		{name: "machine does not trust the master", opts: worldOptions{trustMaster: false, trustSigner: true},
+			script: goodScript, code: 1, want: "lacks a valid signature"},
+		{name: "no guix on the machine", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: goodScript, mod: func(b *transport.Build) { b.RemoteGuix = "guix-not-installed" },
+			code: 1, want: "guix-not-installed archive: command not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, tc.opts)
+			j := w.job(t, tc.script)
+			before := w.master.Entries(t)
+			b, log, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				if tc.mod != nil {
+					tc.mod(b)
+				}
+			})
+			err := transport.Run(context.Background(), b)
+			if got := transport.ExitCode(err); got != tc.code {
+				t.Fatalf("Run = %v (exit %d), want exit %d\nmessages:\n%s\nlog:\n%s", err, got, tc.code, msg, log)
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if tc.code == 1 && !strings.Contains(err.Error(), "'builder'") {
+				t.Errorf("error %q does not name the machine", err)
+			}
+			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+// TestRunConnectionLost kills the machine's sshd during the build and
+// while the output is coming back: exit 1 naming the machine, nothing in
+// the store.
+func TestRunConnectionLost(t *testing.T) {
+	for _, phase := range []string{"building", "retrieving"} {
+		t.Run(phase, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+			// A big output, so that retrieval takes a while.
+			j := w.job(t, `echo "build started"; sleep 1; head -c 128000000 /dev/zero > "$out"; echo made`)
+			before := w.master.Entries(t)
+			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			switch phase {
+			case "building":
+				b.Log = &trigger{w: log, pattern: "build started", fire: func() { w.sshd.Stop() }}
+			case "retrieving":
+				// Kill once the output is being written into the store.
+				go func() {
+					for ctx.Err() == nil {
+						for _, e := range w.master.Entries(t) {
+							if strings.HasPrefix(e, ".guix-offload-") {
+								w.sshd.Stop()
+								return
+							}
+						}
+						time.Sleep(2 * time.Millisecond)
+					}
+				}()
+			}
+			err := transport.Run(ctx, b)
+			if got := transport.ExitCode(err); got != 1 {
+				t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), "'builder'") {
+				t.Errorf("error %q does not name the machine", err)
+			}
+			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{transport.ErrBuildFailed, 100},
+		{transport.ErrTimeout, 101},
+		{errors.New("offload to 'x': connection lost"), 1},
+		{context.Canceled, 1},
+	} {
+		if got := transport.ExitCode(tc.err); got != tc.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/gnu/store/abc-x.drv": "/gnu/store/abc-x.drv",
+		"":                     "''",
+		"a b":                  "'a b'",
+		"it's":                 `'it'\''s'`,
+		"$(rm -rf /)":          "'$(rm -rf /)'",
+	} {
+		if got := transport.Quote(in); got != want {
+			t.Errorf("Quote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func runGuix(ctx context.Context, h *standintest.Host, args ...string) ([]byte, error) {
+	return commandContext(ctx, h.Guix, args...).CombinedOutput()
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// trigger calls fire once, the first time pattern is written.
+type trigger struct {
+	w       *lockedBuffer
+	pattern string
+	fire    func()
+	once    sync.Once
+}
+
+func (t *trigger) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if strings.Contains(t.w.String(), t.pattern) {
+		t.once.Do(t.fire)
+	}
+	return n, err
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/guix-offload/guix-offload/test/standin/internal/derivation"
+	"github.com/guix-offload/guix-offload/test/standin/internal/store"
+)
+
+// buildOptions are the daemon build options `guix build` passes on.
+type buildOptions struct {
+	maxSilent time.Duration // 0: none
+	timeout   time.Duration // 0: none
+}
+
+// errBuild is a failed build; its message is the daemon's, as `guix
+// build` reports it.
+type errBuild struct{ msg string }
+
+func (e *errBuild) Error() string { return e.msg }
+
+// cmdBuild is `guix build [OPTIONS] DRV…`: it builds each derivation the
+// way guix-daemon does (inputs first, the builder with the derivation's
+// environment in a fresh directory, outputs straight into the store) and
+// prints the output paths. Like `guix build`, it exits 1 for any failure,
+// after the daemon's messages on stderr.
+func (g *guix) cmdBuild(ctx context.Context, args []string) int {
+	var opts buildOptions
+	var drvs []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		takes := func() (string, bool) {
+			if hasVal {
+				return val, true
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i], true
+			}
+			return "", false
+		}
+		switch name {
+		case "--max-silent-time", "--timeout":
+			v, ok := takes()
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil || n < 0 {
+				return g.fail("build", fmt.Errorf("%s: invalid number of seconds %q", name, v))
+			}
+			if name == "--timeout" {
+				opts.timeout = time.Duration(n) * time.Second
+			} else {
+				opts.maxSilent = time.Duration(n) * time.Second
+			}
+		case "-v", "--verbosity", "-c", "--cores", "-M", "--max-jobs":
+			if _, ok := takes(); !ok {
+				return g.fail("build", fmt.Errorf("%s: missing argument", name))
+			}
+		case "--no-offload", "--no-grafts", "--no-substitutes", "-K", "--keep-failed", "-q", "--quiet", "-L":
+		default:
+			if strings.HasPrefix(a, "-") {
+				return g.fail("build", fmt.Errorf("%s: unrecognized option", a))
+			}
+			drvs = append(drvs, a)
+		}
+	}
+	if len(drvs) == 0 {
+		return g.fail("build", errors.New("no derivation specified"))
+	}
+	var outs []string
+	for _, d := range drvs {
+		if !strings.HasSuffix(d, ".drv") {
+			return g.fail("build", fmt.Errorf("%s: only derivation files can be built by the stand-in", d))
+		}
+		o, err := g.build(ctx, d, opts)
+		if err != nil {
+			return g.fail("build", err)
+		}
+		outs = append(outs, o...)
+	}
+	for _, o := range outs {
+		fmt.Fprintln(g.stdout, o)
+	}
+	return 0
+}
+
+// build makes the outputs of drvPath valid and returns them.
+func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]string, error) {
+	st := g.store
+	if !st.Valid(drvPath) {
+		return nil, fmt.Errorf("path `%s' is not valid", drvPath)
+	}
+	data, err := os.ReadFile(drvPath)
+	if err != nil {
+		return nil, err
+	}
+	drv, err := derivation.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse derivation %s: %w", drvPath, err)
+	}
+	var outs []string
+	done := true
+	for _, o := range drv.Outputs {
+		if err := st.CheckPath(o.Path); err != nil {
+			return nil, fmt.Errorf("derivation %s: %w", drvPath, err)
+		}
+		outs = append(outs, o.Path)
+		done = done && st.Valid(o.Path)
+	}
+	if done {
+		return outs, nil
+	}
+
+	if !g.supports(drv.System) {
+		return nil, fmt.Errorf("a `%s' is required to build `%s', but I am a `%s'", drv.System, drvPath, g.systems()[0])
+	}
+	// Inputs first, as the daemon would (with no substitutes).
+	var inputs []string
+	for _, in := range drv.Inputs {
+		sub, err := g.build(ctx, in.Drv, opts)
+		if err != nil {
+			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+		}
+		inputs = append(inputs, in.Drv)
+		inputs = append(inputs, sub...)
+	}
+	for _, src := range drv.Sources {
+		if !st.Valid(src) {
+			return nil, fmt.Errorf("path `%s' is not valid", src)
+		}
+		inputs = append(inputs, src)
+	}
+	closure, err := st.Closure(inputs)
+	if err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(g.stderr, "building %s...\n", drvPath)
+	if err := g.runBuilder(ctx, drvPath, drv, opts); err != nil {
+		for _, o := range outs {
+			_ = os.RemoveAll(o)
+		}
+		fmt.Fprintln(g.stderr, err)
+		return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+	}
+	for _, o := range outs {
+		if _, err := os.Lstat(o); err != nil {
+			for _, o := range outs {
+				_ = os.RemoveAll(o)
+			}
+			fmt.Fprintf(g.stderr, "builder for `%s' failed to produce output path `%s'\n", drvPath, o)
+			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+		}
+	}
+	for _, o := range outs {
+		refs, err := store.ScanReferences(o, append(append([]string(nil), closure...), outs...))
+		if err != nil {
+			return nil, fmt.Errorf("scan references of %s: %w", o, err)
+		}
+		if err := st.Register(store.Info{Path: o, References: refs, Deriver: drvPath}); err != nil {
+			return nil, fmt.Errorf("register %s: %w", o, err)
+		}
+	}
+	return outs, nil
+}
+
+func (g *guix) systems() []string {
+	if s := os.Getenv("GUIX_STANDIN_SYSTEMS"); s != "" {
+		return strings.Split(s, ",")
+	}
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return []string{arch + "-linux"}
+}
+
+func (g *guix) supports(system string) bool {
+	if system == "builtin" {
+		return true
+	}
+	for _, s := range g.systems() {
+		if s == system {
+			return true
+		}
+	}
+	return false
+}
+
+// runBuilder runs the builder in a fresh build directory with the
+// derivation's environment, enforcing max-silent-time and the timeout as
+// the daemon does (the builder's process group is killed).
+func (g *guix) runBuilder(ctx context.Context, drvPath string, drv *derivation.Derivation, opts buildOptions) error {
+	tmp, err := os.MkdirTemp("", "guix-build-"+strings.TrimSuffix(filepath.Base(drvPath)[min(33, len(filepath.Base(drvPath))):], ".drv")+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command(drv.Builder, drv.Args...)
+	cmd.Dir = tmp
+	env := []string{
+		"PATH=/path-not-set", "HOME=/homeless-shelter",
+		"NIX_STORE=" + g.store.Dir, "NIX_BUILD_CORES=1",
+		"NIX_BUILD_TOP=" + tmp, "TMPDIR=" + tmp, "TEMPDIR=" + tmp, "TMP=" + tmp, "TEMP=" + tmp, "PWD=" + tmp,
+	}
+	for _, kv := range drv.Env {
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return fmt.Errorf("builder for `%s' failed: %v", drvPath, err)
+	}
+	pw.Close()
+
+	var mu sync.Mutex
+	last := time.Now()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				mu.Lock()
+				last = time.Now()
+				mu.Unlock()
+				_, _ = g.stderr.Write(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	kill := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-waited
+		pr.Close()
+		<-copied
+	}
+	for {
+		select {
+		case err := <-waited:
+			<-copied
+			pr.Close()
+			if err == nil {
+				return nil
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return fmt.Errorf("builder for `%s' failed due to signal %d (%s)", drvPath, ws.Signal(), ws.Signal())
+				}
+				return fmt.Errorf("builder for `%s' failed with exit code %d", drvPath, ee.ExitCode())
+			}
+			return fmt.Errorf("builder for `%s' failed: %v", drvPath, err)
+		case <-ctx.Done():
+			kill()
+			return fmt.Errorf("building of `%s' interrupted", drvPath)
+		case now := <-tick.C:
+			mu.Lock()
+			silent := now.Sub(last)
+			mu.Unlock()
+			if opts.maxSilent > 0 && silent >= opts.maxSilent {
+				kill()
+				return fmt.Errorf("building of `%s' timed out after %d seconds of silence", drvPath, int(opts.maxSilent/time.Second))
+			}
+			if opts.timeout > 0 && now.Sub(start) >= opts.timeout {
+				kill()
+				return fmt.Errorf("building of `%s' timed out after %d seconds", drvPath, int(opts.timeout/time.Second))
+			}
+		}
+	}
+}
