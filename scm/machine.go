@@ -51,6 +51,24 @@ func DefaultPrivateKey() string {
 	return home + "/.ssh/id_rsa"
 }
 
+// DefaultMachine returns a Machine holding Guix's defaults for every field
+// that has one (name, user, host-key and systems are empty).
+func DefaultMachine() Machine {
+	t := DefaultOverloadThreshold
+	return Machine{
+		Port:              DefaultPort,
+		Systems:           []string{},
+		PrivateKey:        DefaultPrivateKey(),
+		Compression:       DefaultCompression,
+		CompressionLevel:  DefaultCompressionLevel,
+		DaemonSocket:      DefaultDaemonSocket,
+		OverloadThreshold: &t,
+		ParallelBuilds:    DefaultParallelBuilds,
+		Speed:             DefaultSpeed,
+		Features:          []string{},
+	}
+}
+
 // machineFields lists the build-machine fields in Guix's order.
 var machineFields = []string{
 	"name", "port", "systems", "system", "user", "private-key", "host-key",

@@ -53,7 +53,7 @@ func TestMachinesMatchGuile(t *testing.T) {
 	t.Setenv("GUIX_OFFLOAD_TEST_USER", "builder")
 	t.Setenv("HOME", "/home/tester")
 	ctx := context.Background()
-	for _, f := range corpus(t, "machines") {
+	for _, f := range append(corpus(t, "machines"), "../examples/machines.scm") {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			want, err := EvalWithGuile(ctx, guile, f)
 			if err != nil {

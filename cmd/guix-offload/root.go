@@ -25,7 +25,8 @@ hook merges them with /etc/guix/machines.scm.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(
-	// Subcommands, one per cmd_<name>.go file.
+		// Subcommands, one per cmd_<name>.go file.
+		newMachinesCommand(),
 	)
 	return root
 }
