@@ -40,6 +40,9 @@ type Host struct {
 	SigningKey     *pki.PublicKey
 	SigningKeyFile string
 	ACLFile        string
+
+	standin string
+	env     []string
 }
 
 // NewHost makes a host whose store appears at store (created when
@@ -72,23 +75,41 @@ func NewHost(t testing.TB, name, store string, env ...string) *Host {
 	}
 	h.SigningKey = GenerateKey(t, filepath.Join(dir, "signing-key.pub"), h.SigningKeyFile)
 	h.Authorize(t) // an ACL that authorizes no one yet
-	vars := append([]string{
+	h.standin = standin
+	h.env = append([]string{
 		"GUIX_STANDIN_STORE=" + h.Store,
 		"GUIX_STANDIN_STATE=" + filepath.Join(dir, "state"),
 		"GUIX_STANDIN_SIGNING_KEY=" + h.SigningKeyFile,
 		"GUIX_STANDIN_ACL=" + h.ACLFile,
 	}, env...)
+	h.writeWrapper(t)
+	return h
+}
+
+// AddEnv adds environment entries to h's stand-in from now on (e.g.
+// GUIX_STANDIN_TAMPER=FROM=TO).
+func (h *Host) AddEnv(t testing.TB, env ...string) {
+	t.Helper()
+	h.env = append(h.env, env...)
+	h.writeWrapper(t)
+}
+
+func (h *Host) writeWrapper(t testing.TB) {
+	t.Helper()
 	var script strings.Builder
-	script.WriteString("#!/bin/sh\n# The Guix stand-in for tests (test/standin), configured for host " + name + ".\n")
-	for _, v := range vars {
+	script.WriteString("#!/bin/sh\n# The Guix stand-in for tests (test/standin), configured for host " + h.Name + ".\n")
+	for _, v := range h.env {
 		k, val, _ := strings.Cut(v, "=")
 		fmt.Fprintf(&script, "%s=%s; export %s\n", k, shellQuote(val), k)
 	}
-	fmt.Fprintf(&script, "exec %s \"$@\"\n", shellQuote(standin))
-	if err := os.WriteFile(h.Guix, []byte(script.String()), 0o755); err != nil {
+	fmt.Fprintf(&script, "exec %s \"$@\"\n", shellQuote(h.standin))
+	tmp := h.Guix + ".tmp"
+	if err := os.WriteFile(tmp, []byte(script.String()), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return h
+	if err := os.Rename(tmp, h.Guix); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
