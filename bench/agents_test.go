@@ -7,11 +7,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,20 +89,30 @@ type listing struct {
 	all   bool
 }
 
-// timeListing starts cmd and reads its standard output line by line;
-// match returns the instance names a line lists. It stops (killing cmd)
-// once every name in want was listed or limit passed, and otherwise when
-// cmd exits.
-func timeListing(t *testing.T, ctx context.Context, start func() (io.ReadCloser, func(), error), match func(line string) []string, want map[string]bool, limit time.Duration) listing {
+// timeListing runs setup (may be nil; it is inside the timed window),
+// then starts the command made by newCmd and reads its standard output
+// line by line; match returns the instance names a line lists. It stops
+// (killing the command's process group) once every name in want was
+// listed or limit passed, and otherwise when the command exits. A run that
+// misses some logs the command's stderr.
+func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ctx context.Context) *exec.Cmd, match func(line string) []string, want map[string]bool, limit time.Duration) listing {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	t0 := time.Now()
-	out, stop, err := start()
+	if setup != nil {
+		setup()
+	}
+	cmd := newCmd(ctx)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	lines := make(chan string)
 	go func() {
@@ -116,24 +127,39 @@ func timeListing(t *testing.T, ctx context.Context, start func() (io.ReadCloser,
 			}
 		}
 	}()
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				return listing{took: time.Since(t0), found: len(seen)}
-			}
-			for _, name := range match(line) {
-				if want[name] {
-					seen[name] = true
+	var l listing
+	func() {
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					l = listing{took: time.Since(t0), found: len(seen)}
+					return
 				}
+				for _, name := range match(line) {
+					if want[name] {
+						seen[name] = true
+					}
+				}
+				if len(seen) == len(want) {
+					l = listing{took: time.Since(t0), found: len(seen), all: true}
+					return
+				}
+			case <-ctx.Done():
+				l = listing{took: time.Since(t0), found: len(seen)}
+				return
 			}
-			if len(seen) == len(want) {
-				return listing{took: time.Since(t0), found: len(seen), all: true}
-			}
-		case <-ctx.Done():
-			return listing{took: time.Since(t0), found: len(seen)}
 		}
+	}()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cancel()
+	for range lines {
 	}
+	_ = cmd.Wait()
+	if !l.all {
+		t.Logf("%s listed %d of %d; its stderr:\n%s", strings.Join(cmd.Args, " "), l.found, len(want), stderr.String())
+	}
+	return l
 }
 
 // namesIn returns a matcher for instance names made by benchName.

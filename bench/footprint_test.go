@@ -92,12 +92,22 @@ func runFootprint(t *testing.T, s *suite) {
 	s.add(Row{Measure: "agent resident memory, against the whole Avahi stack it needs",
 		Ours: "guix-offload-agent " + Bytes(rss("agent")), Reference: "avahi-daemon + dbus-daemon + avahi-publish " + Bytes(rss(stack...)),
 		Ratio: Ratio(rss("agent"), rss(stack...), Lower)})
+	cpuRatio := func(ours, ref float64) string {
+		if ours == 0 && ref == 0 {
+			return "— (both below the 10 ms resolution)"
+		}
+		if ref == 0 {
+			return "— (the reference used less than 10 ms)"
+		}
+		return Ratio(ours, ref, Lower)
+	}
+	cpuText := func(v float64) string { return fmt.Sprintf("%.2f s", v) }
 	s.add(Row{Measure: "agent CPU time (user + system) over an idle " + idle,
-		Ours: "guix-offload-agent " + Seconds(cpu("agent")), Reference: "avahi-daemon " + Seconds(cpu("avahi-daemon")),
-		Ratio: Ratio(cpu("agent"), cpu("avahi-daemon"), Lower),
+		Ours: "guix-offload-agent " + cpuText(cpu("agent")), Reference: "avahi-daemon " + cpuText(cpu("avahi-daemon")),
+		Ratio: cpuRatio(cpu("agent"), cpu("avahi-daemon")),
 		Note:  "resolution 10 ms (clock ticks of /proc/PID/stat)"})
 	s.add(Row{Measure: "agent CPU time, against the whole Avahi stack it needs",
-		Ours: "guix-offload-agent " + Seconds(cpu("agent")), Reference: "avahi-daemon + dbus-daemon + avahi-publish " + Seconds(cpu(stack...)),
-		Ratio: Ratio(cpu("agent"), cpu(stack...), Lower)})
+		Ours: "guix-offload-agent " + cpuText(cpu("agent")), Reference: "avahi-daemon + dbus-daemon + avahi-publish " + cpuText(cpu(stack...)),
+		Ratio: cpuRatio(cpu("agent"), cpu(stack...))})
 	s.note("two hosts (network namespaces) on one bridge, idle together for %s: guix-offload-agent announcing a signed record (it also measures load and free space and re-announces when they move), and avahi-daemon (no chroot helper, its own dbus-daemon) with `avahi-publish -s` of a record with the same keys and sizes. VmRSS from /proc/PID/status at the end, CPU = utime + stime from /proc/PID/stat, end minus start.", idle)
 }
