@@ -700,6 +700,12 @@ func builtins() []*builtin {
 				}
 				b.WriteString(s)
 			}
+			// Copying costs a step per 64 bytes, so that building many
+			// large strings stays within the step budget.
+			ev.steps += b.Len() / 64
+			if ev.steps > maxEvalSteps {
+				return nil, errorf(call, "evaluation takes more than %d steps", maxEvalSteps)
+			}
 			return String{S: b.String(), At: call}, nil
 		}},
 		{name: "string=?", min: 0, max: -1, fn: func(ev *evaluator, call Pos, args []Value, argAt []Pos) (Value, error) {
@@ -717,7 +723,7 @@ func builtins() []*builtin {
 		}},
 		{name: "equal?", min: 0, max: -1, fn: func(ev *evaluator, call Pos, args []Value, _ []Pos) (Value, error) {
 			for i := 1; i < len(args); i++ {
-				eq, err := equal(args[0], args[i], 0)
+				eq, err := ev.equal(args[0], args[i], 0)
 				if err != nil {
 					return nil, errorf(call, "equal?: %v", err)
 				}
@@ -765,10 +771,16 @@ func builtins() []*builtin {
 	}
 }
 
-// equal implements Guile's equal? on the values the evaluator makes.
-func equal(a, b Value, depth int) (bool, error) {
+// equal implements Guile's equal? on the values the evaluator makes. Each
+// node compared costs a step, since shared structure can make a value's
+// tree far larger than its memory.
+func (ev *evaluator) equal(a, b Value, depth int) (bool, error) {
 	if depth > maxEvalDepth {
 		return false, fmt.Errorf("values nested deeper than %d levels", maxEvalDepth)
+	}
+	ev.steps++
+	if ev.steps > maxEvalSteps {
+		return false, fmt.Errorf("comparison takes more than %d steps", maxEvalSteps)
 	}
 	switch x := a.(type) {
 	case *Pair:
@@ -776,17 +788,17 @@ func equal(a, b Value, depth int) (bool, error) {
 		if !ok {
 			return false, nil
 		}
-		if eq, err := equal(x.Car, y.Car, depth+1); !eq || err != nil {
+		if eq, err := ev.equal(x.Car, y.Car, depth+1); !eq || err != nil {
 			return false, err
 		}
-		return equal(x.Cdr, y.Cdr, depth+1)
+		return ev.equal(x.Cdr, y.Cdr, depth+1)
 	case Vector:
 		y, ok := b.(Vector)
 		if !ok || len(x.Items) != len(y.Items) {
 			return false, nil
 		}
 		for i := range x.Items {
-			if eq, err := equal(x.Items[i], y.Items[i], depth+1); !eq || err != nil {
+			if eq, err := ev.equal(x.Items[i], y.Items[i], depth+1); !eq || err != nil {
 				return false, err
 			}
 		}

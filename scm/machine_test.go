@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -174,7 +175,15 @@ func TestErrorsGuileAgrees(t *testing.T) {
 }
 
 func TestEvalLimits(t *testing.T) {
+	var shared strings.Builder
+	shared.WriteString("(define a0 (list 1))\n")
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&shared, "(define a%d (list a%d a%d))\n", i, i-1, i-1)
+	}
+	shared.WriteString("(equal? a60 (list a59 a59))")
 	cases := []struct{ name, src, want string }{
+		{"exponential equal? over shared structure", shared.String(), "comparison takes more than"},
+		{"exponential calls", "(define (f x) (if x (begin (f #f) (f #f) (f #f)) 1)) (define (h n) (begin (f #t) (h n))) (h 1)", "runaway recursion"},
 		{"runaway recursion", "(define (f x) (f x)) (f 1)", "runaway recursion"},
 		{"string growth", `(define (f s) (f (string-append s s))) (f "xxxxxxxx")`, "longer than"},
 		{"deep data", strings.Repeat("(list ", 5000) + strings.Repeat(")", 5000), "nesting deeper"},
