@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func (e *errBuild) Error() string { return e.msg }
 // after the daemon's messages on stderr.
 func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 	var opts buildOptions
-	var drvs []string
+	var drvs, exprs []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(a, "=")
@@ -63,6 +64,12 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 			} else {
 				opts.maxSilent = time.Duration(n) * time.Second
 			}
+		case "-e", "--expression":
+			v, ok := takes()
+			if !ok {
+				return g.fail("build", fmt.Errorf("%s: missing argument", name))
+			}
+			exprs = append(exprs, v)
 		case "-v", "--verbosity", "-c", "--cores", "-M", "--max-jobs":
 			if _, ok := takes(); !ok {
 				return g.fail("build", fmt.Errorf("%s: missing argument", name))
@@ -75,10 +82,17 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 			drvs = append(drvs, a)
 		}
 	}
-	if len(drvs) == 0 {
+	if len(drvs)+len(exprs) == 0 {
 		return g.fail("build", errors.New("no derivation specified"))
 	}
 	var outs []string
+	for _, e := range exprs {
+		o, err := g.plainFile(e)
+		if err != nil {
+			return g.fail("build", err)
+		}
+		outs = append(outs, o)
+	}
 	for _, d := range drvs {
 		if !strings.HasSuffix(d, ".drv") {
 			return g.fail("build", fmt.Errorf("%s: only derivation files can be built by the stand-in", d))
@@ -93,6 +107,55 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 		fmt.Fprintln(g.stdout, o)
 	}
 	return 0
+}
+
+// plainFileRE is the one expression the stand-in evaluates:
+// (plain-file "NAME" "CONTENT"), strings with \" and \\ escapes.
+var plainFileRE = regexp.MustCompile(`^\s*\(plain-file\s+"((?:[^"\\]|\\.)*)"\s+"((?:[^"\\]|\\.)*)"\s*\)\s*$`)
+
+// plainFile is `guix build -e '(plain-file "NAME" "CONTENT")'`: the file
+// is added to the store as the daemon's add-text-to-store does.
+func (g *guix) plainFile(expr string) (string, error) {
+	m := plainFileRE.FindStringSubmatch(expr)
+	if m == nil {
+		return "", fmt.Errorf("%s: the stand-in evaluates only (plain-file \"NAME\" \"CONTENT\")", expr)
+	}
+	unescape := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+				switch s[i] {
+				case 'n':
+					b.WriteByte('\n')
+				case 't':
+					b.WriteByte('\t')
+				default:
+					b.WriteByte(s[i])
+				}
+				continue
+			}
+			b.WriteByte(s[i])
+		}
+		return b.String()
+	}
+	name, content := unescape(m[1]), unescape(m[2])
+	if !store.ValidName(name) {
+		return "", fmt.Errorf("invalid name for a store item: %q", name)
+	}
+	p := store.TextPath(g.store.Dir, name, content, nil)
+	if g.store.Valid(p) {
+		return p, nil
+	}
+	tmp := filepath.Join(g.store.Dir, fmt.Sprintf(".add-%d", os.Getpid()))
+	if err := os.WriteFile(tmp, []byte(content), 0o444); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return p, g.store.Register(store.Info{Path: p})
 }
 
 // build makes the outputs of drvPath valid and returns them.
