@@ -57,7 +57,7 @@ func EvalWithGuile(ctx context.Context, guile, file string) ([]Machine, error) {
 		}
 		msg := lastLines(stderr.String(), 3)
 		if msg == "" {
-			msg = err.Error()
+			return nil, fmt.Errorf("evaluate %s with %s: %w", file, guile, err)
 		}
 		return nil, fmt.Errorf("evaluate with %s: %s", guile, msg)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -65,6 +66,9 @@ func runMachines(ctx context.Context, opts machinesOptions, stdout, stderr io.Wr
 		ms, err = scm.LoadMachines(opts.file)
 	case "guile":
 		ms, err = scm.EvalWithGuile(ctx, opts.guile, opts.file)
+		if errors.Is(err, exec.ErrNotFound) {
+			err = cli.WithHint(err, "install Guile (Debian: guile-3.0) or name it with --guile PROGRAM")
+		}
 	default:
 		return cli.WithHint(fmt.Errorf("unknown evaluator %q", opts.eval), "use --eval=builtin or --eval=guile")
 	}
