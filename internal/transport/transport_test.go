@@ -359,3 +359,59 @@ func (t *trigger) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+func (w *world) probe(t *testing.T) transport.Probe {
+	return transport.Probe{
+		Name: "builder", Origin: "machines.scm",
+		Target: sshconn.Target{Host: w.sshd.Host, Port: w.sshd.Port, User: w.sshd.User,
+			PrivateKeyFile: w.sshd.ClientKeyFile, HostKey: w.sshd.HostKey},
+		RoundTrip: true, Guix: w.master.Guix, Store: w.master.Store, ACL: w.master.ACL(t),
+		Timeout: 30 * time.Second,
+	}
+}
+
+func TestCheck(t *testing.T) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+	good := w.probe(t)
+	wrongKey := w.probe(t)
+	wrongKey.Name = "impostor"
+	wrongKey.Target.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	distrust := w.probe(t)
+	distrust.Name = "distrusted"
+	distrust.ACL = w.builder.ACL(t) // authorizes the master only, not the machine
+	reports := transport.CheckAll(context.Background(), []transport.Probe{good, wrongKey, distrust})
+	var out strings.Builder
+	if err := transport.WriteReports(&out, reports); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reports:\n%s", out.String())
+
+	r := reports[0]
+	if !r.Usable {
+		t.Fatalf("good machine unusable: %s", r.Verdict)
+	}
+	var names []string
+	for _, s := range r.Steps {
+		names = append(names, s.Name)
+	}
+	if got, want := strings.Join(names, ","), "connection,host key,guix,daemon,import,export,load,free space,clock"; got != want {
+		t.Errorf("steps %s, want %s", got, want)
+	}
+	if r.FreeMiB <= 0 || r.Load != r.Load || r.ClockSkew > time.Second || r.ClockSkew < -time.Second {
+		t.Errorf("vitals: load %v, free %d MiB, clock %v", r.Load, r.FreeMiB, r.ClockSkew)
+	}
+	if r := reports[1]; r.Usable || !strings.Contains(r.Verdict, "host key") {
+		t.Errorf("wrong host key: %s", r.Verdict)
+	}
+	if r := reports[2]; r.Usable || !strings.Contains(r.Verdict, "export") || !strings.Contains(r.Verdict, "not authorized") {
+		t.Errorf("unauthorized signer: %s", r.Verdict)
+	}
+	var status strings.Builder
+	if err := transport.WriteStatus(&status, reports); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status.String(), "MACHINE") || !strings.Contains(status.String(), "usable") {
+		t.Errorf("status:\n%s", status.String())
+	}
+	checkNoTemporaries(t, w.master)
+}
