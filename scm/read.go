@@ -540,6 +540,7 @@ func (r *reader) hash() (Value, error) {
 // error) when tok is not a number and so is a symbol; an error when tok is
 // a number Guile would reject (such as 1e400).
 func parseNumber(tok string, at Pos) (Value, bool, error) {
+	orig := tok
 	radix, exact, inexact := 10, false, false
 	prefixed := false
 	for len(tok) >= 2 && tok[0] == '#' {
@@ -598,7 +599,7 @@ func parseNumber(tok string, at Pos) (Value, bool, error) {
 		d, _ := new(big.Int).SetString(den, radix)
 		if d.Sign() == 0 {
 			if prefixed {
-				return nil, false, errorf(at, "division by zero in number %s", tok)
+				return nil, false, errorf(at, "division by zero in number %s", orig)
 			}
 			return nil, false, nil
 		}
@@ -622,6 +623,13 @@ func parseNumber(tok string, at Pos) (Value, bool, error) {
 	if radix != 10 || !isDecimal(body) {
 		return nil, false, nil
 	}
+	// Guile rejects a written exponent outside [-324, 308], exact or not.
+	if i := strings.IndexAny(body, "eE"); i >= 0 {
+		e, err := strconv.Atoi(body[i+1:])
+		if err != nil || e > 308 || e < -324 {
+			return nil, false, errorf(at, "number %s is out of range", orig)
+		}
+	}
 	if exact {
 		q, ok := new(big.Rat).SetString(tok)
 		if !ok {
@@ -629,10 +637,9 @@ func parseNumber(tok string, at Pos) (Value, bool, error) {
 		}
 		return exactValue(q, false, at)
 	}
-	f, err := strconv.ParseFloat(tok, 64)
-	if err != nil {
-		return nil, false, errorf(at, "number %s is out of range", tok)
-	}
+	// Beyond the largest double ParseFloat returns ±Inf with ErrRange;
+	// Guile reads such numbers as +inf.0 or -inf.0 too.
+	f, _ := strconv.ParseFloat(tok, 64)
 	return Real{V: f, At: at}, true, nil
 }
 

@@ -147,6 +147,8 @@ func TestReadErrors(t *testing.T) {
 		{"(. a)", `f:1:2: nothing before "." in a dotted list`},
 		{"#:", `f:1:1: keyword prefix #: is not followed by a symbol`},
 		{"1e400", `f:1:1: number 1e400 is out of range`},
+		{"(a #e1e-330)", `f:1:4: number #e1e-330 is out of range`},
+		{"1e99999999999999999999", `f:1:1: number 1e99999999999999999999 is out of range`},
 		{"'", `f:1:1: end of input after '`},
 		{"#;", `f:1:1: datum comment #; is not followed by a datum`},
 		{"#xZZ", `f:1:1: bad number #xZZ`},
