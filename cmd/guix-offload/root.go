@@ -27,6 +27,8 @@ hook merges them with /etc/guix/machines.scm.`,
 	root.AddCommand(
 		// Subcommands, one per cmd_<name>.go file.
 		newMachinesCommand(),
+		newKeysCommand(),
+		newArchiveCommand(),
 	)
 	return root
 }

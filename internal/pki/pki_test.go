@@ -2,6 +2,8 @@ package pki
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -87,9 +89,19 @@ func TestFixtureKeys(t *testing.T) {
 	if got, want := acl.MarshalSexp(), readTestdata(t, "acl"); !bytes.Equal(got, want) {
 		t.Errorf("ACL MarshalSexp:\n%s\nwant:\n%s", got, want)
 	}
-	fp := pub.Fingerprint()
-	if len(fp) != 39 || strings.Count(fp, ":") != 7 {
-		t.Errorf("fingerprint %q is not 8 groups of 4 hex digits", fp)
+	// The fingerprint as documented: SHA-256 of the canonical form, first
+	// 16 bytes, hex in groups of four.
+	canon := append(append([]byte("(10:public-key(3:ecc(5:curve7:Ed25519)(1:q32:"), mustHexTB(t, fixtureQ)...), ")))"...)
+	sum := sha256.Sum256(canon)
+	want := ""
+	for i := 0; i < 16; i += 2 {
+		if i > 0 {
+			want += ":"
+		}
+		want += fmt.Sprintf("%02x%02x", sum[i], sum[i+1])
+	}
+	if fp := pub.Fingerprint(); fp != want {
+		t.Errorf("fingerprint %q, want %q", fp, want)
 	}
 }
 
