@@ -3,9 +3,9 @@ package pki
 import (
 	"bytes"
 	"crypto/sha256"
-	"fmt"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
