@@ -1,0 +1,240 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// EventKind says what happened to an announcement.
+type EventKind int
+
+const (
+	// Add: an instance appeared (or became usable again).
+	Add EventKind = iota + 1
+	// Update: its TXT record, port, addresses or trust changed.
+	Update
+	// Remove: it said goodbye, expired, or turned malformed.
+	Remove
+	// Ignore: its TXT record is malformed or oversized; the
+	// announcement's Ignored field (and Event.Err) says which field.
+	Ignore
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Add:
+		return "add"
+	case Update:
+		return "update"
+	case Remove:
+		return "remove"
+	case Ignore:
+		return "ignore"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// MarshalText writes the kind as "add", "update", "remove" or "ignore".
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Event is one change seen by a [Source] or [Browse].
+type Event struct {
+	Kind         EventKind
+	Announcement *Announcement
+	// Err is the reason for an Ignore event.
+	Err error
+}
+
+// Source is where announcements come from. [MDNS] browses the LAN; a
+// unicast DNS zone (RFC 6763 §11) or a static file can implement it too.
+type Source interface {
+	// Run blocks until ctx is done, sending an Event for each
+	// announcement that appears, changes or goes, and returns nil then.
+	// It returns an error when it cannot start.
+	Run(ctx context.Context, events chan<- Event) error
+}
+
+// BrowseOptions configures [Browse] and [Lookup].
+type BrowseOptions struct {
+	// Interfaces to browse on (for the default multicast DNS source);
+	// empty means all multicast-capable ones.
+	Interfaces []string
+	// Source overrides the multicast DNS source.
+	Source Source
+	// Trust judges every announcement; nil rejects all of them (with
+	// the reason "no trust policy").
+	Trust Policy
+	// Logger receives warnings; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Recheck is how often the trust of known announcements is judged
+	// again (a signature time goes stale); 0 means 30 seconds.
+	Recheck time.Duration
+}
+
+func (o *BrowseOptions) source() Source {
+	if o.Source != nil {
+		return o.Source
+	}
+	return &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now}
+}
+
+func (o *BrowseOptions) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func (o *BrowseOptions) judge(a *Announcement) {
+	if a.Ignored != "" {
+		a.Trusted, a.TrustReason = false, "ignored: "+a.Ignored
+		return
+	}
+	if o.Trust == nil {
+		a.Trusted, a.TrustReason = false, "no trust policy"
+		return
+	}
+	a.Trusted, a.TrustReason = o.Trust.Judge(a, o.now())
+}
+
+// Browse reports announcements as they appear, change and go, each
+// judged by opts.Trust (Trusted and TrustReason are set), until ctx is
+// done; it returns nil then. It also sends an Update when the judgment
+// of a known announcement changes (its signature time went stale, say).
+// It never closes events, and gives up sending when ctx is done.
+func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	raw := make(chan Event)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- opts.source().Run(ctx, raw)
+	}()
+	defer wg.Wait()
+
+	recheck := opts.Recheck
+	if recheck <= 0 {
+		recheck = 30 * time.Second
+	}
+	ticker := time.NewTicker(recheck)
+	defer ticker.Stop()
+	known := make(map[string]*Announcement)
+	send := func(ev Event) bool {
+		select {
+		case events <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("source stopped")
+			}
+			return err
+		case ev := <-raw:
+			a := ev.Announcement
+			key := strings.ToLower(a.Instance)
+			switch ev.Kind {
+			case Add, Update:
+				opts.judge(a)
+				known[key] = a
+			case Remove:
+				if k, ok := known[key]; ok {
+					a = k
+				}
+				delete(known, key)
+				ev.Announcement = a
+			case Ignore:
+				opts.judge(a)
+			}
+			if !send(ev) {
+				return nil
+			}
+		case <-ticker.C:
+			keys := make([]string, 0, len(known))
+			for k := range known {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				a := known[k]
+				b := *a
+				opts.judge(&b)
+				if b.Trusted != a.Trusted || b.TrustReason != a.TrustReason {
+					known[k] = &b
+					if !send(Event{Kind: Update, Announcement: &b}) {
+						return nil
+					}
+				}
+			}
+		}
+	}
+}
+
+// Lookup browses until answers stop arriving for quiet (at least quiet
+// after it starts), or until ctx is done, and returns what it found,
+// judged by opts.Trust and sorted by instance, ignored ones included.
+// A deadline of ctx that passes is not an error: Lookup returns what it
+// has then. Cancellation of ctx returns ctx.Err().
+func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*Announcement, error) {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan Event)
+	errc := make(chan error, 1)
+	go func() { errc <- Browse(bctx, opts, events) }()
+
+	found := make(map[string]*Announcement)
+	timer := time.NewTimer(quiet)
+	defer timer.Stop()
+	result := func() []*Announcement {
+		out := make([]*Announcement, 0, len(found))
+		for _, a := range found {
+			out = append(out, a)
+		}
+		slices.SortFunc(out, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
+		return out
+	}
+	for {
+		select {
+		case ev := <-events:
+			key := strings.ToLower(ev.Announcement.Instance)
+			if ev.Kind == Remove {
+				delete(found, key)
+			} else {
+				found[key] = ev.Announcement
+			}
+			timer.Reset(quiet)
+		case <-timer.C:
+			cancel()
+			<-errc
+			return result(), nil
+		case err := <-errc:
+			if err != nil {
+				return nil, err
+			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return result(), nil
+			}
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,349 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// Multicast DNS group addresses and port (RFC 6762).
+var (
+	mdnsGroup4 = netip.MustParseAddrPort("224.0.0.251:5353")
+	mdnsGroup6 = netip.MustParseAddrPort("[ff02::fb]:5353")
+)
+
+// maxPacket bounds what one query we send may hold (RFC 6762 §17: fit
+// the interface MTU, which is 1,500 on the LANs we serve).
+const maxPacket = 1400
+
+// MDNS is the multicast DNS [Source]: it browses for [ServiceType] on the
+// link of each chosen interface, over IPv4 and IPv6, and keeps its own
+// record cache. Its sockets share port 5353 with avahi-daemon or any other
+// responder on the same host (SO_REUSEADDR and SO_REUSEPORT).
+type MDNS struct {
+	// Interfaces are the interface names to browse on; empty means every
+	// interface that is up, multicast-capable and not loopback. The list
+	// is re-read every few seconds, so interfaces that come up (or come
+	// back) later are joined.
+	Interfaces []string
+	// Domain is the DNS-SD domain; empty means "local.".
+	Domain string
+	// Logger receives warnings (malformed announcements, floods); nil
+	// discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+type packet struct {
+	data  []byte
+	iface string
+}
+
+type mdnsConn struct {
+	v4     *ipv4.PacketConn
+	v6     *ipv6.PacketConn
+	closer net.PacketConn
+}
+
+// Run browses until ctx is done and sends an [Event] for every instance
+// that appears, changes its TXT record, port or addresses, says goodbye
+// or expires. It returns nil when ctx is done, and an error when it
+// cannot listen on the multicast DNS port or a named interface does not
+// exist.
+func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
+	logger := m.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := m.Now
+	if now == nil {
+		now = time.Now
+	}
+	domain := m.Domain
+	if domain == "" {
+		domain = "local."
+	}
+	c := newCache(domain, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	packets := make(chan packet, 64)
+	var conns []*mdnsConn
+	v4, err4 := listen4()
+	if err4 == nil {
+		conns = append(conns, v4)
+	}
+	v6, err6 := listen6()
+	if err6 == nil {
+		conns = append(conns, v6)
+	} else if err4 == nil {
+		logger.Debug("mdns: no IPv6", "err", err6)
+	}
+	if len(conns) == 0 {
+		return fmt.Errorf("listen on the multicast DNS port: %w", errors.Join(err4, err6))
+	}
+	for _, mc := range conns {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			mc.closer.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			mc.read(ctx, packets)
+		}()
+	}
+
+	joined := make(map[string]int) // name → index joined
+	join := func() error {
+		ifis, err := m.interfaces()
+		if err != nil {
+			return err
+		}
+		for _, ifi := range ifis {
+			if joined[ifi.Name] == ifi.Index {
+				continue
+			}
+			ok := false
+			for _, mc := range conns {
+				if err := mc.join(&ifi); err != nil {
+					logger.Debug("mdns: join", "interface", ifi.Name, "err", err)
+				} else {
+					ok = true
+				}
+			}
+			if ok {
+				joined[ifi.Name] = ifi.Index
+				logger.Debug("mdns: browsing", "interface", ifi.Name)
+				// A new link: ask again soon.
+				c.nextBrowse = time.Time{}
+				c.browseInterval = 0
+			}
+		}
+		return nil
+	}
+	if err := join(); err != nil {
+		return err
+	}
+
+	send := func(msg *dns.Msg) {
+		for len(msg.Answer) > 0 && msg.Len() > maxPacket {
+			msg.Answer = msg.Answer[:len(msg.Answer)-1]
+			msg.Truncated = true
+		}
+		buf, err := msg.Pack()
+		if err != nil {
+			logger.Warn("mdns: pack query", "err", err)
+			return
+		}
+		for name, index := range joined {
+			ifi, err := net.InterfaceByIndex(index)
+			if err != nil || ifi.Name != name || ifi.Flags&net.FlagUp == 0 {
+				continue
+			}
+			for _, mc := range conns {
+				mc.send(ifi, buf)
+			}
+		}
+	}
+
+	rescan := time.NewTicker(5 * time.Second)
+	defer rescan.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	emit := func(evs []Event) bool {
+		for _, ev := range evs {
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
+	for {
+		t := now()
+		if q := c.questions(t); q != nil {
+			send(q)
+		}
+		if !emit(c.tick(t)) {
+			return nil
+		}
+		wait := c.nextWake(t).Sub(t)
+		wait = max(wait, 20*time.Millisecond) + 10*time.Millisecond
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-packets:
+			msg := new(dns.Msg)
+			if err := msg.Unpack(p.data); err != nil {
+				logger.Debug("mdns: bad packet", "interface", p.iface, "err", err)
+				break
+			}
+			if _, ok := joined[p.iface]; !ok {
+				break // not an interface we browse on
+			}
+			c.handle(msg, p.iface, now())
+		case <-timer.C:
+		case <-rescan.C:
+			if err := join(); err != nil {
+				logger.Warn("mdns: list interfaces", "err", err)
+			}
+		}
+	}
+}
+
+// interfaces returns the interfaces to browse on.
+func (m *MDNS) interfaces() ([]net.Interface, error) {
+	if len(m.Interfaces) > 0 {
+		var out []net.Interface
+		for _, name := range m.Interfaces {
+			ifi, err := net.InterfaceByName(name)
+			if err != nil {
+				return nil, fmt.Errorf("find interface %s: %w", name, err)
+			}
+			if ifi.Flags&net.FlagUp != 0 {
+				out = append(out, *ifi)
+			}
+		}
+		return out, nil
+	}
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var out []net.Interface
+	for _, ifi := range all {
+		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagMulticast != 0 && ifi.Flags&net.FlagLoopback == 0 {
+			out = append(out, ifi)
+		}
+	}
+	return out, nil
+}
+
+func reuse(network, address string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if serr == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func listen4() (*mdnsConn, error) {
+	lc := net.ListenConfig{Control: reuse}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:5353")
+	if err != nil {
+		return nil, err
+	}
+	p := ipv4.NewPacketConn(pc)
+	if err := p.SetControlMessage(ipv4.FlagInterface, true); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	_ = p.SetMulticastTTL(255)
+	_ = p.SetMulticastLoopback(true)
+	return &mdnsConn{v4: p, closer: pc}, nil
+}
+
+func listen6() (*mdnsConn, error) {
+	lc := net.ListenConfig{Control: reuse}
+	pc, err := lc.ListenPacket(context.Background(), "udp6", "[::]:5353")
+	if err != nil {
+		return nil, err
+	}
+	p := ipv6.NewPacketConn(pc)
+	if err := p.SetControlMessage(ipv6.FlagInterface, true); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	_ = p.SetMulticastHopLimit(255)
+	_ = p.SetMulticastLoopback(true)
+	return &mdnsConn{v6: p, closer: pc}, nil
+}
+
+func (mc *mdnsConn) join(ifi *net.Interface) error {
+	if mc.v4 != nil {
+		return mc.v4.JoinGroup(ifi, &net.UDPAddr{IP: mdnsGroup4.Addr().AsSlice()})
+	}
+	return mc.v6.JoinGroup(ifi, &net.UDPAddr{IP: mdnsGroup6.Addr().AsSlice()})
+}
+
+func (mc *mdnsConn) send(ifi *net.Interface, buf []byte) {
+	if mc.v4 != nil {
+		if err := mc.v4.SetMulticastInterface(ifi); err == nil {
+			_, _ = mc.v4.WriteTo(buf, nil, net.UDPAddrFromAddrPort(mdnsGroup4))
+		}
+		return
+	}
+	if err := mc.v6.SetMulticastInterface(ifi); err == nil {
+		_, _ = mc.v6.WriteTo(buf, nil, net.UDPAddrFromAddrPort(mdnsGroup6))
+	}
+}
+
+// read forwards received packets with the name of the interface they
+// came in on, until the connection is closed.
+func (mc *mdnsConn) read(ctx context.Context, out chan<- packet) {
+	buf := make([]byte, 9000)
+	names := make(map[int]string)
+	for {
+		var n, index int
+		var err error
+		if mc.v4 != nil {
+			var cm *ipv4.ControlMessage
+			n, cm, _, err = mc.v4.ReadFrom(buf)
+			if cm != nil {
+				index = cm.IfIndex
+			}
+		} else {
+			var cm *ipv6.ControlMessage
+			n, cm, _, err = mc.v6.ReadFrom(buf)
+			if cm != nil {
+				index = cm.IfIndex
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		name, ok := names[index]
+		if !ok {
+			if ifi, err := net.InterfaceByIndex(index); err == nil {
+				name = ifi.Name
+			}
+			if len(names) > 256 {
+				clear(names)
+			}
+			names[index] = name
+		}
+		select {
+		case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Snapshot is what a running browser knows, written to a file that the
+// offload hook reads when it starts, so it can decide without waiting for
+// the network. `guix-offload discover --watch --cache FILE` keeps one
+// current.
+//
+// Staleness: the writer rewrites the file on every event and at least
+// every [SnapshotRefresh], so a file whose Updated is older than
+// [SnapshotStale] means the writer is no longer running and the file must
+// not be believed. Each machine's Seen says when it was last heard, and
+// its Trusted was judged at Updated: a reader that wants to be strict
+// judges the machines again with its own policy.
+type Snapshot struct {
+	// Updated is when the writer last wrote the file.
+	Updated time.Time `json:"updated"`
+	// Machines are the current announcements, ignored ones included
+	// (their Ignored field is set), sorted by instance.
+	Machines []*Announcement `json:"machines"`
+}
+
+// How often a snapshot is rewritten without events, and when it counts as
+// stale.
+const (
+	SnapshotRefresh = 30 * time.Second
+	SnapshotStale   = 2 * time.Minute
+)
+
+// Stale reports whether s is too old to be believed at now.
+func (s *Snapshot) Stale(now time.Time) bool {
+	return now.Sub(s.Updated) > SnapshotStale
+}
+
+// Trusted returns the machines the writer's policy accepted.
+func (s *Snapshot) Trusted() []*Announcement {
+	var out []*Announcement
+	for _, a := range s.Machines {
+		if a.Trusted && a.Ignored == "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ReadSnapshot reads a snapshot file written by [WriteSnapshot].
+func ReadSnapshot(path string) (*Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read snapshot %s: %w", path, err)
+	}
+	if s.Updated.IsZero() {
+		return nil, fmt.Errorf("read snapshot %s: no \"updated\" time", path)
+	}
+	for i, a := range s.Machines {
+		if a == nil || a.Instance == "" {
+			return nil, fmt.Errorf("read snapshot %s: machine %d has no instance", path, i)
+		}
+	}
+	return &s, nil
+}
+
+// WriteSnapshot replaces the file at path with s atomically (a temporary
+// file renamed over it), so a reader never sees a partial file.
+func WriteSnapshot(path string, s *Snapshot) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	if err := writeFileAtomic(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// Watch browses like [Browse], passes every event to onEvent (when not
+// nil), and, when cachePath is not empty, keeps a [Snapshot] there
+// current: rewritten after every event and every [SnapshotRefresh]. It
+// blocks until ctx is done and returns nil then.
+func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent func(Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan Event)
+	errc := make(chan error, 1)
+	go func() { errc <- Browse(ctx, opts, events) }()
+
+	current := make(map[string]*Announcement)
+	write := func() error {
+		if cachePath == "" {
+			return nil
+		}
+		s := &Snapshot{Updated: opts.now().UTC(), Machines: make([]*Announcement, 0, len(current))}
+		for _, a := range current {
+			s.Machines = append(s.Machines, a)
+		}
+		slices.SortFunc(s.Machines, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
+		return WriteSnapshot(cachePath, s)
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	refresh := time.NewTicker(SnapshotRefresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-refresh.C:
+			if err := write(); err != nil {
+				cancel()
+				<-errc
+				return err
+			}
+		case ev := <-events:
+			key := strings.ToLower(ev.Announcement.Instance)
+			if ev.Kind == Remove {
+				delete(current, key)
+			} else {
+				current[key] = ev.Announcement
+			}
+			err := write()
+			if err == nil && onEvent != nil {
+				err = onEvent(ev)
+			}
+			if err != nil {
+				cancel()
+				<-errc
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package discovery
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
+)
+
+// How fresh a signed announcement must be: signed at most MaxAge ago and
+// at most MaxAhead in the future (clocks differ a little). Agents sign
+// again well within MaxAge even when nothing changes.
+const (
+	MaxAge   = 10 * time.Minute
+	MaxAhead = 2 * time.Minute
+)
+
+// Policy decides whether a master may use a discovered machine.
+type Policy interface {
+	// Judge says whether a is acceptable at time now, and why (or why
+	// not), in a few words for people.
+	Judge(a *Announcement, now time.Time) (ok bool, reason string)
+}
+
+// ParsePolicy returns the policy named name: "acl" (reading the ACL file
+// aclFile), "tofu" (pinning host keys in stateFile) or "any".
+func ParsePolicy(name, aclFile, stateFile string) (Policy, error) {
+	switch name {
+	case "acl", "":
+		acl, err := pki.ReadACL(aclFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ACL: %w", err)
+		}
+		return &ACLPolicy{ACL: acl, File: aclFile}, nil
+	case "tofu":
+		return &TOFUPolicy{File: stateFile}, nil
+	case "any":
+		return AnyPolicy{}, nil
+	}
+	return nil, fmt.Errorf("unknown trust policy %q (want acl, tofu or any)", name)
+}
+
+// AnyPolicy accepts every well-formed announcement. Anyone on the LAN can
+// then make the master offload to them: use it only on a network you
+// control entirely.
+type AnyPolicy struct{}
+
+// Judge accepts a.
+func (AnyPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
+	return true, "trust policy any"
+}
+
+// ACLPolicy accepts an announcement signed by a key in the ACL, signed
+// recently (see [MaxAge], [MaxAhead]), whose signed addresses include the
+// address a master would connect to (its Name).
+type ACLPolicy struct {
+	ACL  *pki.ACL
+	File string // for messages
+}
+
+// Judge checks a's signature, time and address.
+func (p *ACLPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
+	if err := a.Verify(); err != nil {
+		return false, err.Error()
+	}
+	key, err := pki.ParseCompactPublicKey(a.SigningKey)
+	if err != nil {
+		return false, fmt.Sprintf("bad signing key: %v", err)
+	}
+	if !p.ACL.Authorizes(key) {
+		return false, fmt.Sprintf("signing key is not in %s", p.file())
+	}
+	if reason := checkFresh(a, now); reason != "" {
+		return false, reason
+	}
+	if reason := checkAddress(a); reason != "" {
+		return false, reason
+	}
+	return true, "signed by a key in " + p.file()
+}
+
+func (p *ACLPolicy) file() string {
+	if p.File == "" {
+		return "the ACL"
+	}
+	return p.File
+}
+
+func checkFresh(a *Announcement, now time.Time) string {
+	if a.Time.IsZero() {
+		return "signed announcement has no time (ts)"
+	}
+	if age := now.Sub(a.Time); age > MaxAge {
+		return fmt.Sprintf("signature is stale: signed %s ago, more than %s", age.Round(time.Second), MaxAge)
+	}
+	if ahead := a.Time.Sub(now); ahead > MaxAhead {
+		return fmt.Sprintf("signature is from the future: %s ahead (is a clock wrong?)", ahead.Round(time.Second))
+	}
+	return ""
+}
+
+// checkAddress says why a is not served from an address it signed.
+func checkAddress(a *Announcement) string {
+	if len(a.SignedAddresses) == 0 {
+		return "announcement signs no addresses (addrs)"
+	}
+	if a.Name == "" {
+		return "no address resolved"
+	}
+	for _, ad := range a.Addresses {
+		if ad.String() == a.Name && slices.Contains(a.SignedAddresses, ad.WithZone("")) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("address %s is not among the signed addresses %s (a replay from another host?)", a.Name, joinAddrs(a))
+}
+
+func joinAddrs(a *Announcement) string {
+	s := make([]string, len(a.SignedAddresses))
+	for i, ad := range a.SignedAddresses {
+		s[i] = ad.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// TOFUPolicy ("trust on first use") accepts an instance whose host key is
+// the one it carried when first seen; it pins that key in File (a JSON
+// object, replaced atomically). A changed host key is rejected until the
+// pin is removed from File by hand.
+type TOFUPolicy struct {
+	File string
+
+	mu sync.Mutex
+}
+
+type pin struct {
+	HostKey   string    `json:"host-key"`
+	FirstSeen time.Time `json:"first-seen"`
+}
+
+// Judge pins a's host key on first sight and compares it afterwards.
+func (p *TOFUPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pins, err := p.read()
+	if err != nil {
+		return false, err.Error()
+	}
+	want := hostKeyBlob(a.HostKey)
+	if old, ok := pins[a.Instance]; ok {
+		if hostKeyBlob(old.HostKey) != want {
+			return false, fmt.Sprintf("host key differs from the one pinned in %s on %s; remove the pin if the machine was reinstalled", p.File, old.FirstSeen.Format(time.DateOnly))
+		}
+		return true, "host key matches the pin in " + p.File
+	}
+	pins[a.Instance] = pin{HostKey: a.HostKey, FirstSeen: now.UTC()}
+	if err := p.write(pins); err != nil {
+		return false, err.Error()
+	}
+	return true, "host key pinned on first use in " + p.File
+}
+
+func (p *TOFUPolicy) read() (map[string]pin, error) {
+	pins := make(map[string]pin)
+	data, err := os.ReadFile(p.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return pins, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pins: %w", err)
+	}
+	if err := json.Unmarshal(data, &pins); err != nil {
+		return nil, fmt.Errorf("read pins %s: %w", p.File, err)
+	}
+	return pins, nil
+}
+
+func (p *TOFUPolicy) write(pins map[string]pin) error {
+	data, err := json.MarshalIndent(pins, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(p.File, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write pins: %w", err)
+	}
+	return nil
+}
+
+// hostKeyBlob returns "type base64" without a comment.
+func hostKeyBlob(k string) string {
+	f := strings.Fields(k)
+	if len(f) >= 2 {
+		return f[0] + " " + f[1]
+	}
+	return k
+}
+
+// writeFileAtomic replaces path with data: it writes a temporary file in
+// the same directory, syncs it and renames it over path, so a reader sees
+// either the old or the new contents, never a partial file.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
