@@ -73,7 +73,7 @@ func runArchiveCheck(ctx context.Context, opts archiveCheckOptions, file string,
 		defer f.Close()
 		in = f
 	}
-	x := nar.NewExportReader(in)
+	x := nar.NewExportReader(ctxReader{ctx, in})
 	items, failed := 0, 0
 	unknownSigner := false
 	for {
@@ -83,6 +83,9 @@ func runArchiveCheck(ctx context.Context, opts archiveCheckOptions, file string,
 		it, err := x.Next("")
 		if err == io.EOF {
 			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if err != nil {
 			return cli.ExitError{Code: 1, Err: cli.WithHint(
@@ -125,4 +128,18 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// ctxReader stops reading once ctx is done, so an interrupt ends a check
+// in the middle of a large item.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

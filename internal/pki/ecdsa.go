@@ -95,13 +95,33 @@ func ecdsaVerify(q *edwards25519.Point, hash []byte, r, s *big.Int) bool {
 	return v.Cmp(r) == 0
 }
 
-// int2octets is RFC 6979's int2octets for a 253-bit order: x as a 32-byte
-// big-endian string. libgcrypt does not reduce x first, so neither do we.
-func int2octets(x *big.Int) ([]byte, error) {
-	if x.BitLen() > 256 {
-		return nil, errors.New("secret scalar longer than 32 bytes")
+// orderBytes is n as 32 big-endian bytes.
+var orderBytes = groupOrder.FillBytes(make([]byte, 32))
+
+// scalarFromBE reduces a big-endian integer of at most 64 bytes modulo n,
+// in constant time.
+func scalarFromBE(be []byte) *edwards25519.Scalar {
+	var wide [64]byte
+	for i, b := range be {
+		wide[len(be)-1-i] = b
 	}
-	return x.FillBytes(make([]byte, 32)), nil
+	s, err := edwards25519.NewScalar().SetUniformBytes(wide[:])
+	if err != nil {
+		panic("pki: SetUniformBytes rejected 64 bytes") // cannot happen
+	}
+	return s
+}
+
+// inOrderRange reports, in constant time, whether the 32-byte big-endian
+// k is in [1, n-1].
+func inOrderRange(k *[32]byte) bool {
+	borrow, nonzero := 0, 0
+	for i := 31; i >= 0; i-- {
+		d := int(k[i]) - int(orderBytes[i]) - borrow
+		borrow = (d >> 8) & 1
+		nonzero |= int(k[i])
+	}
+	return borrow == 1 && nonzero != 0
 }
 
 // bits2octets is RFC 6979's bits2octets: the truncated hash reduced once
@@ -114,14 +134,12 @@ func bits2octets(hash []byte) []byte {
 	return z.FillBytes(make([]byte, 32))
 }
 
-// rfc6979Nonce returns libgcrypt's deterministic nonce for secret d and a
-// SHA-256 digest (RFC 6979 §3.2 with HMAC-SHA-256), skipping the first
-// extra candidates as libgcrypt does when a nonce yields r = 0 or s = 0.
-func rfc6979Nonce(d *big.Int, hash []byte, extra int) (*big.Int, error) {
-	x, err := int2octets(d)
-	if err != nil {
-		return nil, err
-	}
+// rfc6979Nonce returns libgcrypt's deterministic nonce, big-endian, for
+// the secret d and a SHA-256 digest (RFC 6979 §3.2 with HMAC-SHA-256). x is
+// int2octets(d): libgcrypt uses d as written, without reducing it modulo n,
+// so we do too. The first extra candidates are skipped, as libgcrypt does
+// when a nonce yields r = 0 or s = 0.
+func rfc6979Nonce(x *[32]byte, hash []byte, extra int) [32]byte {
 	h := bits2octets(hash)
 	mac := func(key []byte, parts ...[]byte) []byte {
 		m := hmac.New(sha256.New, key)
@@ -135,18 +153,24 @@ func rfc6979Nonce(d *big.Int, hash []byte, extra int) (*big.Int, error) {
 		V[i] = 1
 	}
 	K := make([]byte, sha256.Size)
-	K = mac(K, V, []byte{0}, x, h)
+	K = mac(K, V, []byte{0}, x[:], h)
 	V = mac(K, V)
-	K = mac(K, V, []byte{1}, x, h)
+	K = mac(K, V, []byte{1}, x[:], h)
 	V = mac(K, V)
 	for {
-		// One HMAC output (256 bits) covers the 253-bit order.
+		// One HMAC output (256 bits) covers the 253-bit order; bits2int
+		// keeps its leftmost 253 bits.
 		V = mac(K, V)
-		k := new(big.Int).SetBytes(V)
-		k.Rsh(k, 256-orderBits)
-		if k.Sign() > 0 && k.Cmp(groupOrder) < 0 {
+		var k [32]byte
+		for i := 31; i >= 0; i-- {
+			k[i] = V[i] >> 3
+			if i > 0 {
+				k[i] |= V[i-1] << 5
+			}
+		}
+		if inOrderRange(&k) {
 			if extra == 0 {
-				return k, nil
+				return k
 			}
 			extra--
 		}
@@ -155,17 +179,14 @@ func rfc6979Nonce(d *big.Int, hash []byte, extra int) (*big.Int, error) {
 	}
 }
 
-// ecdsaSign signs hash with the secret scalar d (not reduced: libgcrypt
-// feeds it to RFC 6979 as is) and returns r and s.
-func ecdsaSign(d *big.Int, hash []byte) (r, s *big.Int, err error) {
-	ds := scalarFromBig(d)
+// ecdsaSign signs hash with the secret d (32 bytes big-endian, as
+// written in the key file) and returns r and s.
+func ecdsaSign(d *[32]byte, hash []byte) (r, s *big.Int, err error) {
+	ds := scalarFromBE(d[:])
 	e := scalarFromBig(hashToInt(hash))
 	for extra := 0; extra < 16; extra++ {
-		k, err := rfc6979Nonce(d, hash, extra)
-		if err != nil {
-			return nil, nil, err
-		}
-		ks := scalarFromBig(k)
+		k := rfc6979Nonce(d, hash, extra)
+		ks := scalarFromBE(k[:])
 		R := edwards25519.NewIdentityPoint().ScalarBaseMult(ks)
 		r = affineX(R)
 		r.Mod(r, groupOrder)

@@ -43,11 +43,49 @@ func TestECDSAFixtureMath(t *testing.T) {
 	if !ecdsaVerify(q, hash, r, s) {
 		t.Errorf("genuine signature does not verify")
 	}
-	r2, s2, err := ecdsaSign(d, hash)
+	var d32 [32]byte
+	d.FillBytes(d32[:])
+	r2, s2, err := ecdsaSign(&d32, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r2.Cmp(r) != 0 || s2.Cmp(s) != 0 {
 		t.Errorf("sign: got r=%X s=%X, want r=%s s=%s", r2, s2, fixtureR, fixtureS)
+	}
+}
+
+func TestInOrderRange(t *testing.T) {
+	one := new(big.Int).SetInt64(1)
+	for _, tt := range []struct {
+		k    *big.Int
+		want bool
+	}{
+		{new(big.Int), false},
+		{one, true},
+		{new(big.Int).Sub(groupOrder, one), true},
+		{groupOrder, false},
+		{new(big.Int).Add(groupOrder, one), false},
+		{new(big.Int).Lsh(one, 255), false},
+		{new(big.Int).Lsh(one, 251), true},
+	} {
+		var k [32]byte
+		tt.k.FillBytes(k[:])
+		if got := inOrderRange(&k); got != tt.want {
+			t.Errorf("inOrderRange(%x) = %v, want %v", tt.k, got, tt.want)
+		}
+	}
+}
+
+func TestNonCanonicalPointRejected(t *testing.T) {
+	// y = p + 1 (encodes the same point as y = 1, the identity) is not
+	// canonical.
+	enc := make([]byte, 32)
+	for i := range enc {
+		enc[i] = 0xff
+	}
+	enc[0] = 0xee // p+1 = 2^255 - 18, little-endian
+	enc[31] = 0x7f
+	if _, _, err := decodePoint(enc); err == nil {
+		t.Errorf("decodePoint accepted a non-canonical encoding")
 	}
 }

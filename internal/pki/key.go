@@ -42,7 +42,7 @@ type PublicKey struct {
 // /etc/guix/signing-key.sec).
 type PrivateKey struct {
 	pub   *PublicKey
-	d     *big.Int           // ECDSA: the secret scalar, as written
+	d     *[32]byte          // ECDSA: the secret scalar as written, big-endian
 	ed    ed25519.PrivateKey // EdDSA
 	isRSA bool
 }
@@ -158,8 +158,9 @@ func keyError(v scm.Value, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", v.Pos(), fmt.Sprintf(format, args...))
 }
 
-// errNotOnCurve marks a q that is not an Ed25519 point.
-var errNotOnCurve = errors.New("not a point on Ed25519")
+// errNotOnCurve marks a q that is not an Ed25519 point in canonical
+// encoding.
+var errNotOnCurve = errors.New("not a valid Ed25519 point")
 
 // errUnsupported marks keys that are well formed but of a kind Guix
 // offloading cannot use (another curve, DSA, …).
@@ -234,7 +235,12 @@ func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
 	if err != nil {
 		return nil, nil, errNotOnCurve
 	}
-	return bytes.Clone(p.Bytes()), p, nil
+	if !bytes.Equal(p.Bytes(), q) {
+		// Guix compares keys as written; a second spelling of a point
+		// must not pass for the key in the ACL.
+		return nil, nil, fmt.Errorf("%w (non-canonical encoding)", errNotOnCurve)
+	}
+	return bytes.Clone(q), p, nil
 }
 
 // mpi returns the big-endian integer of an atom (libgcrypt's unsigned
@@ -312,11 +318,17 @@ func privateKeyFrom(v scm.Value) (*PrivateKey, error) {
 			k.ed = ed25519.NewKeyFromSeed(d)
 			q = bytes.Clone(k.ed.Public().(ed25519.PublicKey))
 		default:
-			k.d = mpi(d)
-			if k.d.BitLen() > 256 || scalarFromBig(k.d).Equal(edwards25519.NewScalar()) == 1 {
-				return nil, keyError(dv, "secret d is not a usable scalar")
+			trimmed := bytes.TrimLeft(d, "\x00")
+			if len(trimmed) > 32 {
+				return nil, keyError(dv, "secret d is %d bytes, want at most 32", len(trimmed))
 			}
-			q = edwards25519.NewIdentityPoint().ScalarBaseMult(scalarFromBig(k.d)).Bytes()
+			k.d = new([32]byte)
+			copy(k.d[32-len(trimmed):], trimmed)
+			ds := scalarFromBE(k.d[:])
+			if ds.Equal(edwards25519.NewScalar()) == 1 {
+				return nil, keyError(dv, "secret d is zero modulo the group order")
+			}
+			q = edwards25519.NewIdentityPoint().ScalarBaseMult(ds).Bytes()
 		}
 		if qv, qb := param(params, "q"); qv != nil {
 			enc, _, err := decodePoint(qb)
@@ -416,7 +428,11 @@ func GenerateKey(typ string, rand io.Reader) (*PrivateKey, error) {
 		if s.Equal(edwards25519.NewScalar()) == 1 {
 			return nil, errors.New("generate key: zero scalar (broken random source)")
 		}
-		d := bigFromScalar(s)
+		d := new([32]byte)
+		le := s.Bytes()
+		for i, b := range le {
+			d[31-i] = b
+		}
 		q := edwards25519.NewIdentityPoint().ScalarBaseMult(s).Bytes()
 		return &PrivateKey{d: d, pub: &PublicKey{typ: typ, q: q}}, nil
 	case TypeEdDSA:
@@ -435,7 +451,7 @@ func (k *PrivateKey) MarshalSexp() ([]byte, error) {
 	var d []byte
 	switch k.pub.typ {
 	case TypeECDSA:
-		d = k.d.Bytes()
+		d = bytes.TrimLeft(k.d[:], "\x00")
 		if len(d) > 0 && d[0]&0x80 != 0 { // libgcrypt writes d as a signed integer
 			d = append([]byte{0}, d...)
 		}
