@@ -222,8 +222,13 @@ func NewExportWriter(w io.Writer) *ExportWriter { return &ExportWriter{w: &write
 // S-expression, for instance [pki.PrivateKey.Sign]; otherwise the item is
 // unsigned. The NAR is streamed from disk.
 func (x *ExportWriter) WriteItem(path string, refs []string, deriver, fsPath string, sign func([32]byte) ([]byte, error)) error {
-	if !validPath(path) {
-		return fmt.Errorf("export %s: not an absolute, clean store path", path)
+	for _, p := range append([]string{path}, refs...) {
+		if !validPath(p) {
+			return fmt.Errorf("export %s: %q is not an absolute, clean store path", path, p)
+		}
+	}
+	if deriver != "" && !validPath(deriver) {
+		return fmt.Errorf("export %s: deriver %q is not an absolute, clean file name", path, deriver)
 	}
 	w := x.w
 	w.u64(1)

@@ -199,3 +199,73 @@ func TestRestoreStopsAtEnd(t *testing.T) {
 		t.Errorf("rest of stream %q", rest)
 	}
 }
+
+func TestRestoreDepthLimit(t *testing.T) {
+	nest := func(depth int) []byte {
+		b := newNAR().s(magic)
+		for i := 0; i < depth; i++ {
+			b.s("(", "type", "directory", "entry", "(", "name", "d", "node")
+		}
+		b.s("(", "type", "regular", "contents", "", ")")
+		for i := 0; i < depth; i++ {
+			b.s(")", ")")
+		}
+		return b.bytes()
+	}
+	if err := Restore(bytes.NewReader(nest(20)), filepath.Join(t.TempDir(), "ok")); err != nil {
+		t.Fatalf("20 levels: %v", err)
+	}
+	if err := Check(bytes.NewReader(nest(maxDepth + 1))); !errors.Is(err, ErrFormat) {
+		t.Errorf("%d levels: %v, want ErrFormat", maxDepth+1, err)
+	}
+}
+
+func TestRestoreExistingTarget(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(dst, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nar := newNAR().s(magic, "(", "type", "regular", "contents", "theirs", ")").bytes()
+	if err := Restore(bytes.NewReader(nar), dst); err == nil {
+		t.Fatal("Restore over an existing file succeeded")
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "mine" {
+		t.Errorf("existing file changed or removed: %q", b)
+	}
+}
+
+// TestExportDirectoryItem writes and reads back an item that is a whole
+// tree, with references and a deriver.
+func TestExportDirectoryItem(t *testing.T) {
+	root := makeTree(t)
+	var stream bytes.Buffer
+	x := NewExportWriter(&stream)
+	refs := []string{"/gnu/store/aaaa-dep", "/gnu/store/bbbb-other"}
+	if err := x.WriteItem("/gnu/store/cccc-tree", refs, "/gnu/store/dddd-tree.drv", root, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "tree")
+	r := NewExportReader(&stream)
+	it, err := r.Next(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Path != "/gnu/store/cccc-tree" || strings.Join(it.References, " ") != strings.Join(refs, " ") || it.Deriver != "/gnu/store/dddd-tree.drv" || it.Signature != nil {
+		t.Errorf("item %+v", it)
+	}
+	var a, b bytes.Buffer
+	Dump(&a, root)
+	Dump(&b, dst)
+	if !bytes.Equal(a.Bytes(), b.Bytes()) || uint64(a.Len()) != it.NarSize {
+		t.Errorf("restored tree differs (NarSize %d, NAR %d bytes)", it.NarSize, a.Len())
+	}
+	if _, err := r.Next(""); err != io.EOF {
+		t.Errorf("after the last item: %v, want io.EOF", err)
+	}
+	if _, err := r.Next(""); err != io.EOF {
+		t.Errorf("again: %v, want io.EOF", err)
+	}
+}
