@@ -35,6 +35,7 @@ space) and advertises it with DNS-SD over multicast DNS.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newStreamCommand())
+	addRunFlags(root)
 	return root
 }
 
