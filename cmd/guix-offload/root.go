@@ -27,6 +27,7 @@ hook merges them with /etc/guix/machines.scm.`,
 	root.AddCommand(
 		// Subcommands, one per cmd_<name>.go file.
 		newMachinesCommand(),
+		newDiscoverCommand(),
 		newKeysCommand(),
 		newArchiveCommand(),
 	)

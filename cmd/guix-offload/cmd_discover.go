@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/cli"
+)
+
+type discoverOptions struct {
+	timeout    time.Duration
+	quiet      time.Duration
+	format     string
+	watch      bool
+	trust      string
+	acl        string
+	pins       string
+	interfaces []string
+	cache      string
+	verbose    bool
+}
+
+func newDiscoverCommand() *cobra.Command {
+	var opts discoverOptions
+	cmd := &cobra.Command{
+		Use:   "discover",
+		Short: "List the build machines announced on the LAN",
+		Long: `discover lists the build machines that guix-offload-agent announces on
+the LAN (DNS-SD service _guix-offload._tcp over multicast DNS), each
+judged by the trust policy: by default a machine is accepted only when its
+announcement is signed by a key in /etc/guix/acl.
+
+By default it browses until answers stop arriving (bounded by --timeout)
+and prints what it found. --format=scm prints a machines.scm list of the
+accepted machines, for a /etc/guix/machines.scm that keeps Guix's own
+offload hook (see examples/machines-bridge.scm).
+
+With --watch it keeps browsing and prints one line per event (add, update,
+remove, ignore); with --cache FILE it also keeps FILE, a snapshot the
+offload hook reads, current. Without --watch, --cache FILE reads that
+snapshot instead of browsing, unless it is missing or stale.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiscover(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&opts.timeout, "timeout", 5*time.Second, "browse at most this long (without --watch)")
+	f.DurationVar(&opts.quiet, "quiet", 1500*time.Millisecond, "stop once no answer arrived for this long (without --watch)")
+	f.StringVar(&opts.format, "format", "table", "output format: "+strings.Join(discovery.Formats, ", "))
+	f.BoolVar(&opts.watch, "watch", false, "keep browsing and print one line per event")
+	f.StringVar(&opts.trust, "trust", "acl", "trust policy: acl, tofu or any")
+	f.StringVar(&opts.acl, "acl", "/etc/guix/acl", "the ACL whose keys may sign announcements (--trust acl)")
+	f.StringVar(&opts.pins, "pins", "/var/lib/guix-offload/tofu-pins.json", "where --trust tofu pins host keys")
+	f.StringSliceVar(&opts.interfaces, "interface", nil, "browse on this interface (repeatable; default: all multicast-capable)")
+	f.StringVar(&opts.cache, "cache", "", "with --watch: keep this snapshot file current; without: read it")
+	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
+	return cmd
+}
+
+func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Writer) error {
+	if !slices.Contains(discovery.Formats, opts.format) {
+		return cli.ExitError{Code: 2, Err: cli.WithHint(
+			fmt.Errorf("unknown format %q", opts.format),
+			"use one of "+strings.Join(discovery.Formats, ", "))}
+	}
+	if opts.watch && opts.format != "table" && opts.format != "json" {
+		return cli.ExitError{Code: 2, Err: cli.WithHint(
+			fmt.Errorf("--watch cannot print format %q", opts.format),
+			"use --format table or --format json with --watch")}
+	}
+	level := slog.LevelError
+	if opts.verbose || opts.watch {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if !opts.watch && opts.cache != "" {
+		s, err := discovery.ReadSnapshot(opts.cache)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "guix-offload: warning: %v; browsing instead\n", err)
+		case s.Stale(time.Now()):
+			fmt.Fprintf(stderr, "guix-offload: warning: snapshot %s is stale (updated %s); is 'guix-offload discover --watch --cache' running? browsing instead\n",
+				opts.cache, s.Updated.Local().Format(time.DateTime))
+		default:
+			return discovery.Write(stdout, opts.format, s.Machines)
+		}
+	}
+
+	policy, err := discovery.ParsePolicy(opts.trust, opts.acl, opts.pins)
+	if err != nil {
+		hint := "use --trust acl (the default), tofu or any"
+		if opts.trust == "acl" || opts.trust == "" {
+			hint = "authorize build machines' keys with 'guix archive --authorize', or pass --acl FILE"
+		}
+		return cli.WithHint(err, hint)
+	}
+	bopts := discovery.BrowseOptions{
+		Interfaces: opts.interfaces,
+		Trust:      policy,
+		Logger:     logger,
+	}
+	if opts.watch {
+		err := discovery.Watch(ctx, bopts, opts.cache, func(ev discovery.Event) error {
+			return discovery.WriteEvent(stdout, opts.format, ev)
+		})
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	as, err := discovery.Lookup(ctx, bopts, opts.quiet)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if a.Ignored != "" && !opts.verbose && opts.format == "scm" {
+			fmt.Fprintf(stderr, "guix-offload: warning: ignoring %q: %s\n", a.Instance, a.Ignored)
+		}
+	}
+	if err := discovery.Write(stdout, opts.format, as); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
