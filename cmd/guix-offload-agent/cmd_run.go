@@ -20,6 +20,7 @@ type runOptions struct {
 	once       bool
 	dryRun     bool
 	verbose    bool
+	detectRoot string
 
 	cfg agent.Config // flag values; only the flags set override the file
 }
@@ -37,6 +38,9 @@ func addRunFlags(root *cobra.Command) {
 	f.BoolVar(&opts.once, "once", false, "with --dry-run: print the announcement once and exit")
 	f.BoolVarP(&opts.dryRun, "dry-run", "n", false, "print the announcement that would be sent instead of sending it; touches no network")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "also log every refresh of the announcement")
+	// Tests drive the load and the detection through a fake tree.
+	f.StringVar(&opts.detectRoot, "detect-root", "", "read /proc, /dev, /etc and the store under this directory (for tests)")
+	_ = f.MarkHidden("detect-root")
 
 	c := &opts.cfg
 	f.StringVar(&c.Name, "name", "", "DNS-SD instance name (default: the host name)")
@@ -63,7 +67,7 @@ func addRunFlags(root *cobra.Command) {
 			level = slog.LevelDebug
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		a := &agent.Agent{Config: cfg, Log: log}
+		a := &agent.Agent{Config: cfg, Log: log, Detector: &agent.Detector{Root: opts.detectRoot}}
 		switch {
 		case opts.dryRun:
 			return a.DryRun(cmd.OutOrStdout())
