@@ -14,7 +14,11 @@
 // [EvalWithGuile] runs the real guile instead, with a small embedded helper
 // that defines build-machine with Guix's defaults, for files beyond that
 // subset. [WriteMachines] prints machines in a canonical form that both
-// read back to the same values.
+// read back to the same values; [WriteFormat] prints them as a table,
+// JSON or recutils too. [DefaultMachine] holds Guix's defaults.
+//
+// Errors about a file carry advice when there is some: [*Error] has a
+// Hint method, which internal/cli prints on its own line.
 //
 // The package needs nothing but the standard library.
 package scm

@@ -21,10 +21,6 @@ import (
 //go:embed guile/machines-json.scm
 var machinesJSON []byte
 
-// GuileHelper returns the Scheme source of the helper that [EvalWithGuile]
-// runs, for tests and for people who want to run it by hand.
-func GuileHelper() []byte { return bytes.Clone(machinesJSON) }
-
 // EvalWithGuile evaluates the machines.scm file with the real Guile
 // (the program guile, "guile" when empty), exactly as Guix's offload hook
 // would, and returns its machines with Guix's defaults applied. Use it for
