@@ -120,7 +120,11 @@ func ParsePublicKey(data []byte, file string) (*PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
-	return publicKeyFrom(v)
+	k, err := publicKeyFrom(v)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	return k, nil
 }
 
 // ParsePrivateKey parses a (private-key …) S-expression in any of
@@ -130,7 +134,11 @@ func ParsePrivateKey(data []byte, file string) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
-	return privateKeyFrom(v)
+	k, err := privateKeyFrom(v)
+	if err != nil {
+		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	return k, nil
 }
 
 // ReadPublicKey reads a public key file such as
