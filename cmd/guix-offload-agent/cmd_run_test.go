@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/cli"
+)
+
+// execute runs the command line with its output in buffers.
+func execute(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := newRootCommand()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func hostKey(t *testing.T) string {
+	t.Helper()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pk, _ := ssh.NewPublicKey(pub)
+	p := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
+	if err := os.WriteFile(p, ssh.MarshalAuthorizedKey(pk), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Dry runs read the interfaces but send nothing.
+func TestFlagsOverrideFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.toml")
+	os.WriteFile(conf, []byte("name = \"from-file\"\nspeed = 2.0\nuser = \"builder\"\nsystems = [\"aarch64-linux\"]\n"), 0o644)
+	out, _, err := execute(t, "--config", conf, "--once", "--dry-run", "--host-key-file", hostKey(t),
+		"--signing-key", filepath.Join(dir, "none"), "--speed", "3", "--features", "kvm,big-parallel", "--overload-threshold", "#f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"instance: from-file\n", "  speed=3.0\n", "  user=builder\n", "  systems=aarch64-linux\n",
+		"  features=kvm,big-parallel\n", "  overload-threshold=#f\n", "signed: false\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadConfigFile(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "agent.toml")
+	os.WriteFile(conf, []byte("# x\nport = \"ssh\"\n"), 0o644)
+	_, _, err := execute(t, "--config", conf, "--dry-run")
+	var exit cli.ExitError
+	if !errors.As(err, &exit) || exit.Code != 2 || err.Error() != conf+":2: port: must be an integer, not a string" {
+		t.Errorf("error %v; want exit 2 with %s:2: port: …", err, conf)
+	}
+	_, _, err = execute(t, "--config", filepath.Join(t.TempDir(), "missing.toml"), "--dry-run")
+	if err == nil || !strings.Contains(err.Error(), "missing.toml") {
+		t.Errorf("missing --config file: %v; want an error naming it", err)
+	}
+}
+
+func TestBadFlag(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "agent.toml")
+	os.WriteFile(conf, nil, 0o644)
+	_, _, err := execute(t, "--config", conf, "--port", "99999", "--dry-run")
+	if err == nil || err.Error() != "--port: 99999 is not a TCP port (1 to 65535)" {
+		t.Errorf("error %v; want --port: 99999 is not a TCP port (1 to 65535)", err)
+	}
+}
+
+func TestOnceNeedsDryRun(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "agent.toml")
+	os.WriteFile(conf, nil, 0o644)
+	_, _, err := execute(t, "--config", conf, "--once")
+	var exit cli.ExitError
+	if !errors.As(err, &exit) || exit.Code != 2 {
+		t.Errorf("--once alone: %v; want exit status 2", err)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	out, _, err := execute(t, "--version")
+	if err != nil || !strings.Contains(out, version) {
+		t.Errorf("--version: %q, %v", out, err)
+	}
+	out, _, err = execute(t, "--help")
+	if err != nil || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "--overload-threshold") {
+		t.Errorf("--help: %q, %v", out, err)
+	}
+}
