@@ -73,9 +73,19 @@ func (k *PublicKey) node() node {
 			list(atom("q"), bytesAtom(k.q))))
 	default:
 		return list(atom("public-key"), list(atom("rsa"),
-			list(atom("n"), bytesAtom(k.rsa.N.Bytes())),
-			list(atom("e"), bytesAtom(big.NewInt(int64(k.rsa.E)).Bytes()))))
+			list(atom("n"), bytesAtom(signedMPI(k.rsa.N))),
+			list(atom("e"), bytesAtom(signedMPI(big.NewInt(int64(k.rsa.E)))))))
 	}
+}
+
+// signedMPI encodes x as libgcrypt writes a key's integers ("%m"):
+// big-endian, with a leading zero octet when the top bit is set.
+func signedMPI(x *big.Int) []byte {
+	b := x.Bytes()
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		b = append([]byte{0}, b...)
+	}
+	return b
 }
 
 // MarshalSexp returns the key in libgcrypt's advanced form, as Guix writes
@@ -292,7 +302,7 @@ func rsaPublic(params scm.Value) (*rsa.PublicKey, error) {
 		return nil, keyError(params, "(rsa …) needs (n …) and (e …)")
 	}
 	N, E := mpi(n), mpi(e)
-	if N.BitLen() < 512 || N.BitLen() > 16384 || N.Bit(0) == 0 {
+	if N.BitLen() < 1024 || N.BitLen() > 16384 || N.Bit(0) == 0 {
 		return nil, keyError(nv, "RSA modulus of %d bits is not usable", N.BitLen())
 	}
 	if !E.IsInt64() || E.Int64() < 3 || E.Int64() > 1<<31-1 || E.Bit(0) == 0 {
