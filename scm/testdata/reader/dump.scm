@@ -16,6 +16,8 @@
         ((inf? x) (if (> x 0) '(R inf) '(R -inf)))
         ((nan? x) '(R nan))
         (else `(R ,(inexact->exact x)))))
+(set-port-encoding! (current-output-port) "UTF-8")
+(fluid-set! %default-port-encoding "UTF-8")
 (call-with-input-file (cadr (command-line))
   (lambda (port)
     (let loop ()
