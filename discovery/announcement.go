@@ -46,12 +46,13 @@ type Announcement struct {
 
 	// Instance is the DNS-SD instance name (by default the host name).
 	Instance string `json:"instance"`
-	// Addresses are the addresses the machine serves SSH on: those it
-	// signed (TXT "addrs") on the sending side; on the receiving side,
-	// those the browser resolved for it.
+	// Addresses are the machine's addresses: on the sending side those
+	// it serves SSH on (TXT "addrs", signed); on the receiving side those
+	// the browser resolved from its A and AAAA records.
 	Addresses []netip.Addr `json:"addresses"`
-	// SignedAddresses is the TXT "addrs" list as received.
-	SignedAddresses []netip.Addr `json:"-"`
+	// SignedAddresses is the TXT "addrs" list as received; when set, TXT
+	// encodes it instead of Addresses.
+	SignedAddresses []netip.Addr `json:"signed-addresses,omitempty"`
 	// Load is the normalized 1-minute load average (÷ cores), or
 	// [Unknown].
 	Load float64 `json:"load"`
@@ -138,9 +139,9 @@ func (a *Announcement) TXT() []string {
 	if a.FreeDisk >= 0 {
 		txt = append(txt, "free-disk="+strconv.FormatInt(a.FreeDisk, 10))
 	}
-	if len(a.Addresses) > 0 {
-		s := make([]string, len(a.Addresses))
-		for i, ad := range a.Addresses {
+	if addrs := a.signedAddrs(); len(addrs) > 0 {
+		s := make([]string, len(addrs))
+		for i, ad := range addrs {
 			s[i] = ad.WithZone("").String()
 		}
 		txt = append(txt, "addrs="+strings.Join(s, ","))
@@ -157,6 +158,15 @@ func (a *Announcement) TXT() []string {
 	return txt
 }
 
+// signedAddrs returns what TXT "addrs" carries: SignedAddresses when set
+// (a received announcement), else Addresses (one being composed).
+func (a *Announcement) signedAddrs() []netip.Addr {
+	if len(a.SignedAddresses) > 0 {
+		return a.SignedAddresses
+	}
+	return a.Addresses
+}
+
 // Check reports whether a encodes to a TXT record that [ParseTXT]
 // accepts, within the size limits; the error names the field.
 func (a *Announcement) Check() error {
@@ -165,7 +175,7 @@ func (a *Announcement) Check() error {
 }
 
 func formatFloat(f float64) string {
-	s := strconv.FormatFloat(f, 'f', -1, 64)
+	s := strconv.FormatFloat(f, 'g', -1, 64)
 	if !strings.ContainsAny(s, ".eE") {
 		s += ".0"
 	}

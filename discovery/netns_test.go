@@ -1,0 +1,394 @@
+package discovery
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/zeroconf/v2"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/testenv/netns"
+)
+
+// The test binary doubles as a publisher run inside a namespace (one
+// process per namespace): `TESTBINARY discovery-helper publish …`.
+func TestMain(m *testing.M) {
+	if len(os.Args) >= 2 && os.Args[1] == "discovery-helper" {
+		if err := helper(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "discovery-helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	netns.CleanupBinaries()
+	os.Exit(code)
+}
+
+// helper publish INSTANCE IFACE ADDR,ADDR… KEYFILE|- announces a build
+// machine with the zeroconf responder (the one guix-offload-agent uses),
+// signed with KEYFILE unless "-". Each SIGUSR1 raises the load by 0.5 and
+// re-announces the TXT record; SIGTERM says goodbye and exits.
+func helper(args []string) error {
+	if len(args) != 5 || args[0] != "publish" {
+		return errors.New("usage: discovery-helper publish INSTANCE IFACE ADDRS KEYFILE")
+	}
+	instance, ifname, addrList, keyFile := args[1], args[2], args[3], args[4]
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return err
+	}
+	var key *pki.PrivateKey
+	if keyFile != "-" {
+		if key, err = pki.ReadPrivateKey(keyFile); err != nil {
+			return err
+		}
+	}
+	a := &Announcement{Instance: instance, Load: 0.25, FreeDisk: 4096}
+	a.Port = 2222
+	a.Systems = []string{"x86_64-linux", "i686-linux"}
+	a.ParallelBuilds = 3
+	a.Speed = 1.5
+	a.Features = []string{"kvm"}
+	a.User = "offload"
+	a.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c"
+	thr := 0.9
+	a.OverloadThreshold = &thr
+	var ips []string
+	for _, s := range strings.Split(addrList, ",") {
+		ad, err := netip.ParseAddr(s)
+		if err != nil {
+			return err
+		}
+		ad = ad.WithZone("")
+		a.Addresses = append(a.Addresses, ad)
+		ips = append(ips, ad.String())
+	}
+	txt := func() ([]string, error) {
+		a.Time = time.Now()
+		if key != nil {
+			if err := a.Sign(key); err != nil {
+				return nil, err
+			}
+		}
+		return a.TXT(), a.Check()
+	}
+	text, err := txt()
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1)
+	srv, err := zeroconf.RegisterProxy(instance, ServiceType, "local.", a.Port, instance+"-host", ips, text, []net.Interface{*ifi}, zeroconf.TTL(120))
+	if err != nil {
+		return err
+	}
+	fmt.Println("published")
+	for s := range sigs {
+		if s == syscall.SIGTERM {
+			srv.Shutdown()
+			fmt.Println("goodbye")
+			return nil
+		}
+		a.Load += 0.5
+		text, err := txt()
+		if err != nil {
+			return err
+		}
+		srv.SetText(text)
+		fmt.Println("load", a.Load)
+	}
+	return nil
+}
+
+func discoverBin(t *testing.T) string {
+	return netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload")
+}
+
+// lookup runs `guix-offload discover --format json ARGS…` on h.
+func lookup(t *testing.T, h *netns.Host, args ...string) []*Announcement {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := h.Command(ctx, discoverBin(t), append([]string{"discover", "--format", "json", "--timeout", "8s"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("discover on %s: %v\n%s", h.Name, err, stderr.String())
+	}
+	var as []*Announcement
+	if err := json.Unmarshal(out, &as); err != nil {
+		t.Fatalf("discover output: %v\n%s", err, out)
+	}
+	return as
+}
+
+func named(as []*Announcement, instance string) []*Announcement {
+	var out []*Announcement
+	for _, a := range as {
+		if a.Instance == instance {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func absTestdata(t *testing.T, name string) string {
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestNetnsDiscoverListsOnce: two publishers on two hosts, each with an
+// IPv4 and an IPv6 address; discover on a third host lists each exactly
+// once, with the announced fields, both addresses merged, and the ACL
+// policy's verdict.
+func TestNetnsDiscoverListsOnce(t *testing.T) {
+	nw := netns.New(t, 3)
+	h := nw.Hosts()
+	for i, name := range []string{"signed-builder", "unsigned-builder"} {
+		ll, err := h[i].LinkLocal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "-"
+		if i == 0 {
+			key = absTestdata(t, "signing-key.sec")
+		}
+		p := h[i].Start(t, os.Args[0], "discovery-helper", "publish", name, h[i].Iface, h[i].Addr.String()+","+ll.String(), key)
+		netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	}
+	var as []*Announcement
+	netns.WaitFor(t, 40*time.Second, func() bool {
+		as = lookup(t, h[2], "--acl", absTestdata(t, "acl"))
+		return len(named(as, "signed-builder")) > 0 && len(named(as, "unsigned-builder")) > 0
+	})
+	if len(as) != 2 {
+		t.Fatalf("discover listed %d machines, want 2: %+v", len(as), as)
+	}
+	s := named(as, "signed-builder")[0]
+	ll, _ := h[0].LinkLocal()
+	wantAddrs := []string{h[0].Addr.String(), ll.WithZone(h[2].Iface).String()}
+	var gotAddrs []string
+	for _, ad := range s.Addresses {
+		gotAddrs = append(gotAddrs, ad.String())
+	}
+	if !slices.Equal(gotAddrs, wantAddrs) {
+		t.Errorf("addresses %q, want %q", gotAddrs, wantAddrs)
+	}
+	if s.Name != h[0].Addr.String() || s.Port != 2222 || s.User != "offload" || s.ParallelBuilds != 3 ||
+		s.Speed != 1.5 || !slices.Equal(s.Systems, []string{"x86_64-linux", "i686-linux"}) ||
+		!slices.Equal(s.Features, []string{"kvm"}) || s.Load != 0.25 || s.FreeDisk != 4096 ||
+		s.OverloadThreshold == nil || *s.OverloadThreshold != 0.9 || !strings.HasPrefix(s.SigningKey, "ecdsa-ed25519:") ||
+		s.Source != "mdns:"+h[2].Iface {
+		t.Errorf("signed-builder as discovered: %+v", s)
+	}
+	if !s.Trusted || !strings.Contains(s.TrustReason, "signed by a key in") {
+		t.Errorf("signed-builder: trusted %v (%s)", s.Trusted, s.TrustReason)
+	}
+	u := named(as, "unsigned-builder")[0]
+	if u.Trusted || !strings.Contains(u.TrustReason, "not signed") {
+		t.Errorf("unsigned-builder: trusted %v (%s)", u.Trusted, u.TrustReason)
+	}
+
+	// --format scm prints only the trusted machine, as Guile reads it.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := h[2].Command(ctx, discoverBin(t), "discover", "--format", "scm", "--acl", absTestdata(t, "acl")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `(name "`+h[0].Addr.String()+`")`) || strings.Contains(string(out), h[1].Addr.String()) {
+		t.Errorf("--format scm:\n%s", out)
+	}
+}
+
+// watchLines collects the NDJSON events a `discover --watch` process
+// printed so far.
+func watchLines(t *testing.T, p *netns.Proc) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(p.Output()))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad NDJSON line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func countEvents(lines []map[string]any, kind, instance string) int {
+	n := 0
+	for _, m := range lines {
+		if m["event"] == kind && m["instance"] == instance {
+			n++
+		}
+	}
+	return n
+}
+
+// TestNetnsWatchAddUpdateRemove: `discover --watch --cache FILE` on one
+// host sees a machine on another appear, change its load (update) and
+// say goodbye (remove within 2 s), and keeps the snapshot file current.
+func TestNetnsWatchAddUpdateRemove(t *testing.T) {
+	nw := netns.New(t, 2)
+	pub, master := nw.Hosts()[0], nw.Hosts()[1]
+	cache := filepath.Join(t.TempDir(), "discover.json")
+	watch := master.Start(t, discoverBin(t), "discover", "--watch", "--format", "json", "--trust", "any", "--cache", cache)
+	p := pub.Start(t, os.Args[0], "discovery-helper", "publish", "watched", pub.Iface, pub.Addr.String(), absTestdata(t, "signing-key.sec"))
+	netns.WaitFor(t, 30*time.Second, func() bool { return countEvents(watchLines(t, watch), "add", "watched") == 1 })
+
+	snap, err := ReadSnapshot(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Machines) != 1 || snap.Machines[0].Instance != "watched" || !snap.Machines[0].Trusted || snap.Stale(time.Now()) {
+		t.Fatalf("snapshot after add: %+v", snap)
+	}
+
+	if err := p.Stop(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	netns.WaitFor(t, 10*time.Second, func() bool {
+		for _, m := range watchLines(t, watch) {
+			if m["event"] == "update" && m["instance"] == "watched" && m["load"] == 0.75 {
+				return true
+			}
+		}
+		return false
+	})
+	if snap, err := ReadSnapshot(cache); err != nil || len(snap.Machines) != 1 || snap.Machines[0].Load != 0.75 {
+		t.Fatalf("snapshot after update: %+v, %v", snap, err)
+	}
+
+	if err := p.Stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	netns.WaitFor(t, 5*time.Second, func() bool { return countEvents(watchLines(t, watch), "remove", "watched") == 1 })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("remove took %v, want at most 2 s", d)
+	}
+	if snap, err := ReadSnapshot(cache); err != nil || len(snap.Machines) != 0 {
+		t.Fatalf("snapshot after remove: %+v, %v", snap, err)
+	}
+	if n := countEvents(watchLines(t, watch), "add", "watched"); n != 1 {
+		t.Errorf("%d add events, want 1", n)
+	}
+}
+
+// avahiTXT is a valid announcement as a person would publish it with
+// avahi-publish (unsigned).
+func avahiTXT(extra ...string) []string {
+	return append([]string{"txtvers=1", "systems=aarch64-linux", "parallel-builds=2", "speed=3.0",
+		"user=builder", "host-key=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c",
+		"load=0.10", "free-disk=777"}, extra...)
+}
+
+// TestNetnsAvahiPublishSeenByDiscover: services published with Avahi's
+// avahi-publish appear in `discover --trust any`: a valid one with its
+// fields, one with a malformed TXT reported as ignored with the field
+// named. discover runs both on another host and on the host where
+// avahi-daemon itself holds port 5353.
+func TestNetnsAvahiPublishSeenByDiscover(t *testing.T) {
+	nw := netns.New(t, 2)
+	avahiHost, other := nw.Hosts()[0], nw.Hosts()[1]
+	av := avahiHost.StartAvahi(t)
+	good := av.Start(t, "avahi-publish", append([]string{"-s", "avahi builder", ServiceType, "2200"}, avahiTXT()...)...)
+	bad := av.Start(t, "avahi-publish", append([]string{"-s", "broken", ServiceType, "22"}, avahiTXT("parallel-builds=many")...)...)
+	for _, p := range []*netns.Proc{good, bad} {
+		netns.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(p.Output(), "Established") || p.Exited() })
+	}
+	for _, h := range []*netns.Host{other, avahiHost} {
+		t.Run(h.Name, func(t *testing.T) {
+			var as []*Announcement
+			netns.WaitFor(t, 40*time.Second, func() bool {
+				as = lookup(t, h, "--trust", "any")
+				return len(named(as, "avahi builder")) > 0 && len(named(as, "broken")) > 0
+			})
+			a := named(as, "avahi builder")[0]
+			if len(named(as, "avahi builder")) != 1 || !a.Trusted || a.Port != 2200 || a.User != "builder" ||
+				!slices.Equal(a.Systems, []string{"aarch64-linux"}) || a.Speed != 3 || a.ParallelBuilds != 2 ||
+				a.FreeDisk != 777 || a.Name != avahiHost.Addr.String() || a.Ignored != "" {
+				t.Errorf("avahi builder as discovered: %+v", a)
+			}
+			b := named(as, "broken")[0]
+			if b.Trusted || !strings.Contains(b.Ignored, "parallel-builds") || !strings.Contains(b.TrustReason, "ignored") {
+				t.Errorf("broken as discovered: trusted %v, ignored %q, reason %q", b.Trusted, b.Ignored, b.TrustReason)
+			}
+			// The table says so too.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			out, err := h.Command(ctx, discoverBin(t), "discover", "--trust", "any", "--timeout", "8s").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "ignored: TXT parallel-builds") {
+				t.Errorf("table (%v):\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestNetnsAvahiBrowseSeesUs: avahi-browse on another host resolves what
+// our responder publishes, with every TXT field, and the record it shows
+// decodes and verifies.
+func TestNetnsAvahiBrowseSeesUs(t *testing.T) {
+	nw := netns.New(t, 2)
+	pub, avahiHost := nw.Hosts()[0], nw.Hosts()[1]
+	av := avahiHost.StartAvahi(t)
+	p := pub.Start(t, os.Args[0], "discovery-helper", "publish", "seen-by-avahi", pub.Iface, pub.Addr.String(), absTestdata(t, "signing-key.sec"))
+	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	browse := av.Start(t, "avahi-browse", "--resolve", "--parsable", "--no-db-lookup", ServiceType)
+	var line netns.BrowseLine
+	netns.WaitFor(t, 30*time.Second, func() bool {
+		for _, l := range netns.ParseBrowse(browse.Output()) {
+			if l.Event == "=" && l.Instance == "seen-by-avahi" && l.Protocol == "IPv4" {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	if line.Addr != pub.Addr.String() || line.Port != "2222" {
+		t.Errorf("avahi resolved %s port %s", line.Addr, line.Port)
+	}
+	var keys []string
+	for _, s := range line.TXT {
+		k, _, _ := strings.Cut(s, "=")
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"addrs", "features", "free-disk", "host-key", "load", "overload-threshold", "parallel-builds", "sig", "signing-key", "speed", "systems", "ts", "txtvers", "user"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("TXT keys avahi shows: %q, want %q", keys, want)
+	}
+	port, _ := strconv.Atoi(line.Port)
+	a, err := ParseTXT(line.Instance, port, line.TXT)
+	if err != nil {
+		t.Fatalf("TXT as avahi shows it: %v", err)
+	}
+	if err := a.Verify(); err != nil {
+		t.Errorf("signature as avahi shows it: %v", err)
+	}
+}
