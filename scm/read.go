@@ -1,6 +1,7 @@
 package scm
 
 import (
+	"bytes"
 	"errors"
 	"math/big"
 	"strconv"
@@ -73,6 +74,9 @@ func (r *reader) next() rune {
 // source in positions and errors.
 func Read(data []byte, file string) ([]Value, error) {
 	r := newReader(data, file)
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		r.off = 3 // Guile skips a UTF-8 byte-order mark
+	}
 	var out []Value
 	for {
 		v, err := r.datum()

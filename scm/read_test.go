@@ -132,6 +132,13 @@ func TestReadPositions(t *testing.T) {
 	}
 }
 
+func TestReadByteOrderMark(t *testing.T) {
+	vs, err := Read([]byte("\xef\xbb\xbf(a)"), "f")
+	if err != nil || len(vs) != 1 || vs[0].Pos().String() != "f:1:1" {
+		t.Fatalf("Read with BOM = %v, %v", vs, err)
+	}
+}
+
 func TestReadErrors(t *testing.T) {
 	cases := []struct{ src, want string }{
 		{`(a "unterminated`, `f:1:4: unterminated string`},
