@@ -1,0 +1,99 @@
+package hook
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/transport"
+)
+
+// build serves the accepted build: it reads the inputs and outputs lines,
+// hands the build to the transport and maps the result to the exit
+// status. The slot and the connection are held until it returns; the
+// kernel releases the slot lock if the daemon kills us first.
+func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (code int) {
+	defer acc.slot.Release()
+	defer acc.client.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			s.sayf("error: internal error while offloading %s to %s: %v", acc.req.Drv, acc.machine.Label(), r)
+			code = 1
+		}
+	}()
+	inputs, err := readPaths(in)
+	if err != nil {
+		s.sayf("error: read the inputs line after accept: %v", err)
+		return 1
+	}
+	outputs, err := readPaths(in)
+	if err != nil {
+		s.sayf("error: read the outputs line after accept: %v", err)
+		return 1
+	}
+	var acl *pki.ACL
+	if s.o.ACL != nil {
+		acl = s.o.ACL
+	} else if acl, err = pki.ReadACL(s.cfg.ACL); err != nil {
+		s.sayf("error: cannot verify outputs from %s: %v", acc.machine.Label(), err)
+		return 1
+	}
+	guix := s.cfg.RealGuix
+	if guix == "" {
+		guix, _ = RealGuix(s.o.Env("PATH"), "")
+	}
+	b := &transport.Build{
+		Client:          acc.client,
+		Host:            acc.machine.Name,
+		Drv:             acc.req.Drv,
+		Inputs:          inputs,
+		Outputs:         outputs,
+		MaxSilent:       s.args.MaxSilentTime,
+		Timeout:         s.args.BuildTimeout,
+		PrintBuildTrace: s.args.PrintBuildTrace,
+		Store:           s.cfg.Store,
+		ACL:             acl,
+		Guix:            guix,
+		Log:             s.o.BuildLog,
+		Msg:             s.o.Out,
+		Compress:        s.cfg.Compress,
+	}
+	err = s.o.Transport(ctx, b)
+	code = transport.ExitCode(err)
+	switch {
+	case err == nil:
+		s.sayf("done with offloaded '%s' on %s", acc.req.Drv, acc.machine.Label())
+	case code == 100:
+		s.sayf("build of '%s' failed on %s: %v", acc.req.Drv, acc.machine.Label(), err)
+	case code == 101:
+		s.sayf("build of '%s' timed out on %s: %v", acc.req.Drv, acc.machine.Label(), err)
+	default:
+		s.sayf("error: %v", err)
+		if code == 0 || code == 100 || code == 101 {
+			code = 1 // never claim success or a permanent failure for our own problem
+		}
+	}
+	return code
+}
+
+// readPaths reads one line of space-separated store paths.
+func readPaths(in *bufio.Reader) ([]string, error) {
+	line, err := in.ReadString('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the daemon closed the pipe")
+		}
+		return nil, err
+	}
+	paths := strings.Fields(line)
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("%q is not an absolute store path", abbrev(p))
+		}
+	}
+	return paths, nil
+}

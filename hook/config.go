@@ -1,0 +1,243 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultConfigFile is where the hook reads its configuration unless the
+// environment variable [ConfigEnv] names another file. The daemon passes
+// no flags, so these two are the only ways to configure the hook.
+const (
+	DefaultConfigFile = "/etc/guix-offload/hook.toml"
+	ConfigEnv         = "GUIX_OFFLOAD_CONFIG"
+)
+
+// Config is the hook's configuration (examples/hook.toml documents each
+// key). Start from [DefaultConfig]; [LoadConfig] decodes a file over it.
+type Config struct {
+	// MachinesFile is Guix's static machines.scm; a missing file means no
+	// static machines.
+	MachinesFile string `toml:"machines-file"`
+	// StateDirectory holds the slot locks (Guix's own layout,
+	// HOST:PORT/N) and what we remember about machines that were down.
+	StateDirectory string `toml:"state-directory"`
+	// ACL authorizes the keys that may sign announcements (trust "acl")
+	// and the outputs we retrieve.
+	ACL string `toml:"acl"`
+	// Trust is the policy for discovered machines: acl, tofu or any.
+	Trust string `toml:"trust"`
+	// Pins is where trust "tofu" pins host keys.
+	Pins string `toml:"pins"`
+	// Cache is the snapshot kept by `guix-offload discover --watch --cache`.
+	Cache string `toml:"cache"`
+	// Discovery turns discovered machines on; when off only MachinesFile
+	// counts.
+	Discovery bool `toml:"discovery"`
+	// BrowseTimeout bounds the live browse done when the cache is missing
+	// or stale (0 disables it).
+	BrowseTimeout Duration `toml:"browse-timeout"`
+	// PrivateKey and User are used for discovered machines: the key always,
+	// the user when the announcement names none.
+	PrivateKey string `toml:"private-key"`
+	User       string `toml:"user"`
+	// RealGuix is the real guix program the shim passes other subcommands
+	// to, and that the transport runs for `guix archive`; empty means the
+	// first guix on PATH that is not this program.
+	RealGuix string `toml:"real-guix"`
+	// Store is the store directory.
+	Store string `toml:"store"`
+	// ConnectTimeout bounds the SSH connect and handshake before accepting.
+	ConnectTimeout Duration `toml:"connect-timeout"`
+	// DownTime is how long a machine that could not be reached is skipped
+	// by every hook process.
+	DownTime Duration `toml:"down-time"`
+	// MaxPostpone bounds how long a derivation is postponed while every
+	// matching machine is down and the daemon cannot build it itself;
+	// then the hook declines, so the user gets an error instead of a hang.
+	MaxPostpone Duration `toml:"max-postpone"`
+	// Compress lets the transport compress archives when the machine has
+	// guix-offload-agent.
+	Compress bool `toml:"compress"`
+}
+
+// Duration is a time.Duration written as a string ("30s", "5m") in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (write it like \"30s\" or \"5m\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// DefaultConfig returns the configuration used when the file sets nothing.
+func DefaultConfig() *Config {
+	return &Config{
+		MachinesFile:   "/etc/guix/machines.scm",
+		StateDirectory: "/var/guix/offload",
+		ACL:            "/etc/guix/acl",
+		Trust:          "acl",
+		Pins:           "/var/lib/guix-offload/tofu-pins.json",
+		Cache:          "/var/cache/guix-offload/machines.json",
+		Discovery:      true,
+		BrowseTimeout:  Duration(2 * time.Second),
+		PrivateKey:     "",
+		User:           "",
+		RealGuix:       "",
+		Store:          "/gnu/store",
+		ConnectTimeout: Duration(10 * time.Second),
+		DownTime:       Duration(5 * time.Minute),
+		MaxPostpone:    Duration(30 * time.Minute),
+		Compress:       true,
+	}
+}
+
+// ConfigError is a configuration problem, naming the file and the key.
+type ConfigError struct {
+	File string
+	Key  string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	switch {
+	case e.Key != "":
+		return fmt.Sprintf("%s: %s: %v", e.File, e.Key, e.Err)
+	case e.File != "":
+		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ConfigPath returns the configuration file to read given the
+// environment: $GUIX_OFFLOAD_CONFIG, else [DefaultConfigFile].
+func ConfigPath(env func(string) string) string {
+	if env != nil {
+		if p := env(ConfigEnv); p != "" {
+			return p
+		}
+	}
+	return DefaultConfigFile
+}
+
+// LoadConfig reads the TOML file at path over [DefaultConfig], rejects
+// keys it does not know, and validates the result. A missing file is not
+// an error when missingOK (the default location need not exist); the
+// defaults are returned then.
+func LoadConfig(path string, missingOK bool) (*Config, error) {
+	c := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if missingOK && errors.Is(err, os.ErrNotExist) {
+			return c, c.Validate()
+		}
+		return nil, &ConfigError{File: path, Err: fmt.Errorf("read configuration: %w", err)}
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{File: fmt.Sprintf("%s:%d:%d", path, pe.Position.Line, pe.Position.Col), Err: errors.New(pe.Message)}
+		}
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, &ConfigError{File: path, Key: keys[0], Err: fmt.Errorf("unknown key (known keys: %s)", strings.Join(knownKeys(), ", "))}
+	}
+	if err := c.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func knownKeys() []string {
+	return []string{"machines-file", "state-directory", "acl", "trust", "pins", "cache", "discovery",
+		"browse-timeout", "private-key", "user", "real-guix", "store", "connect-timeout", "down-time",
+		"max-postpone", "compress"}
+}
+
+// Validate checks every field and returns a *ConfigError naming the
+// first bad one.
+func (c *Config) Validate() error {
+	abs := func(key, p string, optional bool) error {
+		if p == "" && optional {
+			return nil
+		}
+		if !filepath.IsAbs(p) {
+			return &ConfigError{Key: key, Err: fmt.Errorf("%q is not an absolute file name", p)}
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		key      string
+		val      string
+		optional bool
+	}{
+		{"machines-file", c.MachinesFile, true},
+		{"state-directory", c.StateDirectory, false},
+		{"acl", c.ACL, false},
+		{"pins", c.Pins, true},
+		{"cache", c.Cache, true},
+		{"private-key", c.PrivateKey, true},
+		{"real-guix", c.RealGuix, true},
+		{"store", c.Store, false},
+	} {
+		if err := abs(f.key, f.val, f.optional); err != nil {
+			return err
+		}
+	}
+	switch c.Trust {
+	case "acl", "tofu", "any":
+	default:
+		return &ConfigError{Key: "trust", Err: fmt.Errorf("unknown policy %q (want acl, tofu or any)", c.Trust)}
+	}
+	if c.Trust == "tofu" && c.Pins == "" {
+		return &ConfigError{Key: "pins", Err: errors.New("trust \"tofu\" needs a pins file")}
+	}
+	if strings.ContainsAny(c.User, " \t\n@") {
+		return &ConfigError{Key: "user", Err: fmt.Errorf("%q is not a user name", c.User)}
+	}
+	for _, d := range []struct {
+		key string
+		val Duration
+		min time.Duration
+	}{
+		{"browse-timeout", c.BrowseTimeout, 0},
+		{"connect-timeout", c.ConnectTimeout, 100 * time.Millisecond},
+		{"down-time", c.DownTime, 0},
+		{"max-postpone", c.MaxPostpone, 0},
+	} {
+		if d.val.D() < d.min {
+			return &ConfigError{Key: d.key, Err: fmt.Errorf("%v is too short (at least %v)", d.val.D(), d.min)}
+		}
+	}
+	return nil
+}

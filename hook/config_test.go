@@ -1,0 +1,110 @@
+package hook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "hook.toml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("defaults when the default file is missing", func(t *testing.T) {
+		c, err := LoadConfig(filepath.Join(dir, "none.toml"), true)
+		if err != nil || c.StateDirectory != "/var/guix/offload" || c.MachinesFile != "/etc/guix/machines.scm" || !c.Discovery || c.Store != "/gnu/store" {
+			t.Fatalf("%+v, %v", c, err)
+		}
+	})
+	t.Run("missing named file is an error", func(t *testing.T) {
+		if _, err := LoadConfig(filepath.Join(dir, "none.toml"), false); err == nil || !strings.Contains(err.Error(), "none.toml") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("the example", func(t *testing.T) {
+		c, err := LoadConfig("../examples/hook.toml", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *c != *DefaultConfig() {
+			t.Errorf("examples/hook.toml differs from the defaults:\n%+v\n%+v", c, DefaultConfig())
+		}
+	})
+	t.Run("values", func(t *testing.T) {
+		c, err := LoadConfig(write(`machines-file = "/etc/m.scm"
+state-directory = "/tmp/s"
+trust = "tofu"
+discovery = false
+private-key = "/root/.ssh/id_ed25519"
+user = "offload"
+connect-timeout = "3s"
+down-time = "90s"
+max-postpone = "1h"
+`), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MachinesFile != "/etc/m.scm" || c.Trust != "tofu" || c.Discovery || c.User != "offload" ||
+			c.ConnectTimeout.D() != 3*time.Second || c.DownTime.D() != 90*time.Second || c.MaxPostpone.D() != time.Hour {
+			t.Errorf("%+v", c)
+		}
+	})
+	for _, tc := range []struct{ name, text, want string }{
+		{"unknown key", "machine-file = \"/x\"\n", "machine-file: unknown key"},
+		{"relative path", "store = \"gnu/store\"\n", "store: \"gnu/store\" is not an absolute file name"},
+		{"bad trust", "trust = \"all\"\n", "trust: unknown policy"},
+		{"bad duration", "down-time = \"soon\"\n", "bad duration"},
+		{"wrong type", "discovery = \"yes\"\n", "hook.toml"},
+		{"syntax", "a = = 1\n", "hook.toml:1:"},
+		{"short timeout", "connect-timeout = \"1ms\"\n", "connect-timeout: 1ms is too short"},
+		{"bad user", "user = \"me@there\"\n", "user:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(write(tc.text), false)
+			var ce *ConfigError
+			if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hook.toml") {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigPath(t *testing.T) {
+	if p := ConfigPath(func(string) string { return "" }); p != DefaultConfigFile {
+		t.Error(p)
+	}
+	if p := ConfigPath(func(k string) string { return map[string]string{ConfigEnv: "/x.toml"}[k] }); p != "/x.toml" {
+		t.Error(p)
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	f.Add("discovery = false\nstore = \"/gnu/store\"\n")
+	f.Add("down-time = \"5m\"\n[x]\n")
+	f.Add("a = = 1")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text string) {
+		p := filepath.Join(dir, "hook.toml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(p, false)
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("loaded an invalid config: %v", verr)
+			}
+			return
+		}
+		if !strings.Contains(err.Error(), p) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

@@ -1,0 +1,162 @@
+package hook_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/sshconn"
+	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
+	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
+)
+
+// badMachines returns machines.scm entries that cannot be used, each for
+// its own reason, and the number of connections the silent port got.
+func badMachines(t *testing.T) ([]spec, map[string]string, *atomic.Int32) {
+	dir := t.TempDir()
+	other := sshd.GenerateKey(t, "", filepath.Join(dir, "other_host"), "ed25519", "")
+	stranger := filepath.Join(dir, "id_stranger")
+	sshd.GenerateKey(t, "", stranger, "ed25519", "")
+
+	s1 := sshd.Start(t, sshd.Options{})
+	wrongHost := specFor(s1)
+	wrongHost.hostKey = other
+	wrongHost.speed = 5
+
+	s2 := sshd.Start(t, sshd.Options{})
+	refused := specFor(s2)
+	refused.key = stranger
+	refused.speed = 4
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	closed := specFor(s1)
+	closed.port = closedPort
+	closed.speed = 3
+
+	silentL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	held := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := silentL.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		silentL.Close()
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	})
+	silent := specFor(s1)
+	silent.port = silentL.Addr().(*net.TCPAddr).Port
+	silent.speed = 2
+
+	fp := func(line string) string {
+		k, err := sshconn.ParseHostKey(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ssh256(k)
+	}
+	reasons := map[string]string{
+		key(wrongHost): "host key mismatch: server presented ssh-ed25519 " + fp(s1.HostKey) + ", expected ssh-ed25519 " + fp(other),
+		key(refused):   "authentication refused",
+		key(closed):    "machine unreachable: dial tcp " + key(closed) + ": connect: connection refused",
+		key(silent):    "connection timed out",
+	}
+	return []spec{wrongHost, refused, closed, silent}, reasons, &conns
+}
+
+func key(s spec) string { return s.name + ":" + strconv.Itoa(s.port) }
+
+func TestPreAcceptConnect(t *testing.T) {
+	bad, reasons, silentConns := badMachines(t)
+	good := sshd.Start(t, sshd.Options{})
+	e := newEnv(t)
+	e.writeMachines(append(bad, specFor(good))...)
+
+	// The faster machines are tried first, each fails for its reason, the
+	// good one is accepted, and nothing unusable was accepted.
+	h := e.start("ok")
+	start := time.Now()
+	rep := mustReply(t, h, req(true, "x86_64-linux", "p"), daemon.Accept)
+	if !chatterHas(rep, "building on '"+good.Host+":"+strconv.Itoa(good.Port)+"'") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	for k, why := range reasons {
+		if !chatterHas(rep, "'"+k+"': ssh "+k+": "+why) {
+			t.Errorf("chatter does not say %s: %s\n%q", k, why, rep.Chatter)
+		}
+		if _, err := os.Stat(filepath.Join(e.state, "down", k)); err != nil {
+			t.Errorf("%s not remembered as down: %v", k, err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("decision took %v", d)
+	}
+	if silentConns.Load() != 1 {
+		t.Errorf("silent port got %d connections, want 1", silentConns.Load())
+	}
+	h.Kill()
+
+	// Another hook process skips them without touching the network.
+	h = e.start("ok")
+	rep = mustReply(t, h, req(true, "x86_64-linux", "q"), daemon.Accept)
+	for k := range reasons {
+		if !chatterHas(rep, "'"+k+"': down for") {
+			t.Errorf("chatter does not say %s is down: %q", k, rep.Chatter)
+		}
+	}
+	if silentConns.Load() != 1 {
+		t.Errorf("silent port got %d connections, want still 1", silentConns.Load())
+	}
+}
+
+func TestAllMachinesDown(t *testing.T) {
+	bad, _, _ := badMachines(t)
+	for i := range bad {
+		bad[i].systems = []string{"x86_64-linux", "i686-linux"}
+	}
+	e := newEnv(t)
+	e.writeConfig(`max-postpone = "1s"`)
+	e.writeMachines(bad...)
+	h := e.start("ok")
+
+	// The daemon can build it itself: decline at once.
+	rep := mustReply(t, h, req(true, "x86_64-linux", "d"), daemon.Decline)
+	if !chatterHas(rep, "unusable, building locally") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	// It cannot (no local slot, or another system): postpone, for a while.
+	rep = mustReply(t, h, req(false, "x86_64-linux", "e"), daemon.Postpone)
+	if !chatterHas(rep, "unusable, waiting (at most 1s)", "down for") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	mustReply(t, h, req(true, "i686-linux", "f"), daemon.Postpone)
+	time.Sleep(1100 * time.Millisecond)
+	// Then decline, so the user gets an error instead of a hang.
+	rep = mustReply(t, h, req(false, "x86_64-linux", "e"), daemon.Decline)
+	if !chatterHas(rep, "giving up") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	// Another derivation starts its own clock.
+	mustReply(t, h, req(false, "x86_64-linux", "g"), daemon.Postpone)
+}

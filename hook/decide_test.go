@@ -1,0 +1,238 @@
+package hook
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func f64(v float64) *float64 { return &v }
+
+func mach(origin, name string, port int, hostKey string, systems, features []string, speed float64) *Machine {
+	return &Machine{Name: name, Port: port, User: "offload", HostKey: hostKey, Systems: systems, Features: features,
+		ParallelBuilds: 1, Speed: speed, OverloadThreshold: f64(0.8), Load: Unknown, FreeDisk: Unknown, Origin: origin}
+}
+
+func names(ms []*Machine) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Origin+":"+m.Key())
+	}
+	return out
+}
+
+func TestMergeAndMatch(t *testing.T) {
+	x86 := []string{"x86_64-linux"}
+	both := []string{"x86_64-linux", "aarch64-linux"}
+	kvm := []string{"kvm"}
+	const keyA, keyB, keyC = "ssh-ed25519 AAAAA comment", "ssh-ed25519 BBBBB", "ssh-ed25519 CCCCC"
+
+	static := func() []*Machine {
+		return []*Machine{mach(OriginStatic, "a", 22, keyA, x86, nil, 1)}
+	}
+	tests := []struct {
+		name       string
+		discovered []*Machine
+		system     string
+		features   []string
+		want       []string // Plan.Try, in order
+	}{
+		{"static only", nil, "x86_64-linux", nil, []string{"machines.scm:a:22"}},
+		{"static lacks system", nil, "aarch64-linux", nil, nil},
+		{"static lacks feature", nil, "x86_64-linux", kvm, nil},
+		{"discovered adds a machine", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, kvm, 2)},
+			"x86_64-linux", nil, []string{"discovered:b:22", "machines.scm:a:22"}},
+		{"discovered with feature", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, kvm, 0.5)},
+			"x86_64-linux", kvm, []string{"discovered:b:22"}},
+		{"discovered other system", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, nil, 1)},
+			"aarch64-linux", nil, []string{"discovered:b:22"}},
+		{"same host key: static wins", []*Machine{mach(OriginDiscovered, "a.local", 22, "ssh-ed25519 AAAAA", both, kvm, 9)},
+			"x86_64-linux", nil, []string{"machines.scm:a:22"}},
+		{"same host key, discovered-only system: static wins, no match", []*Machine{mach(OriginDiscovered, "a.local", 22, keyA, both, kvm, 9)},
+			"aarch64-linux", nil, nil},
+		{"same name and port: static wins", []*Machine{mach(OriginDiscovered, "a", 22, keyC, both, kvm, 9)},
+			"x86_64-linux", kvm, nil},
+		{"same name, other port: both", []*Machine{mach(OriginDiscovered, "a", 2222, keyC, x86, nil, 1)},
+			"x86_64-linux", nil, []string{"machines.scm:a:22", "discovered:a:2222"}},
+		{"two discovered with one name: first wins", []*Machine{
+			mach(OriginDiscovered, "b", 22, keyB, x86, nil, 1), mach(OriginDiscovered, "b", 22, keyC, x86, nil, 3)},
+			"x86_64-linux", nil, []string{"machines.scm:a:22", "discovered:b:22"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Decide(Request{Willing: true, System: tc.system, Drv: "/gnu/store/x.drv", Features: tc.features},
+				Merge(static(), tc.discovered), nil)
+			if got := names(p.Try); !slices.Equal(got, tc.want) {
+				t.Errorf("try %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergeTakesLoadFromAnnouncement(t *testing.T) {
+	s := mach(OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(OriginDiscovered, "10.0.0.1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d.Load, d.FreeDisk = 0.95, 5000
+	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, Merge([]*Machine{s}, []*Machine{d}), nil)
+	if len(p.Try) != 0 || len(p.Busy) != 1 || !strings.Contains(p.Busy[0].Reason, "load 0.95") {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
+func TestRanking(t *testing.T) {
+	x86 := []string{"x86_64-linux"}
+	slow := mach(OriginStatic, "slow", 22, "", x86, nil, 0.5)
+	fastBusy := mach(OriginDiscovered, "fastbusy", 22, "", x86, nil, 3)
+	fastBusy.Load = 0.9
+	fastLoaded := mach(OriginDiscovered, "fastloaded", 22, "", x86, nil, 2)
+	fastLoaded.Load = 0.5
+	fastIdle := mach(OriginDiscovered, "fastidle", 22, "", x86, nil, 2)
+	fastIdle.Load = 0.1
+	fastUnknown := mach(OriginStatic, "fastunknown", 22, "", x86, nil, 2)
+	noLimit := mach(OriginDiscovered, "nolimit", 22, "", x86, nil, 1)
+	noLimit.Load, noLimit.OverloadThreshold = 5, nil
+	full := mach(OriginDiscovered, "full", 22, "", x86, nil, 9)
+	full.FreeDisk = 99
+	down := mach(OriginStatic, "down", 22, "", x86, nil, 10)
+	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"},
+		[]*Machine{slow, fastBusy, fastLoaded, fastUnknown, fastIdle, noLimit, full, down},
+		map[string]string{"down:22": "down for 1m more: refused"})
+	want := []string{"discovered:fastidle:22", "discovered:fastloaded:22", "machines.scm:fastunknown:22",
+		"discovered:nolimit:22", "machines.scm:slow:22"}
+	if got := names(p.Try); !slices.Equal(got, want) {
+		t.Errorf("try %v, want %v", got, want)
+	}
+	if len(p.Busy) != 2 || len(p.Down) != 1 || p.Matching != 8 {
+		t.Errorf("busy %v, down %v, matching %d", p.Busy, p.Down, p.Matching)
+	}
+}
+
+func TestFinal(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	m := mach(OriginStatic, "a", 22, "", []string{"x86_64-linux"}, nil, 1)
+	busy := []Skip{{m, "all 1 build slots taken"}}
+	down := []Skip{{m, "refused"}}
+	tests := []struct {
+		name     string
+		plan     Plan
+		first    time.Time
+		want     Answer
+		contains string
+	}{
+		{"no match", Plan{Request: Request{Willing: true, System: "x86_64-linux"}}, time.Time{}, Decline, "no machine builds"},
+		{"busy, willing", Plan{Request: Request{Willing: true, System: "x86_64-linux"}, Matching: 1, Busy: busy}, time.Time{}, Postpone, "busy"},
+		{"down, willing, local", Plan{Request: Request{Willing: true, System: "x86_64-linux"}, Matching: 1, Down: down}, time.Time{}, Decline, "building locally"},
+		{"down, willing, foreign", Plan{Request: Request{Willing: true, System: "armhf-linux"}, Matching: 1, Down: down}, now, Postpone, "waiting"},
+		{"down, unwilling", Plan{Request: Request{System: "x86_64-linux"}, Matching: 1, Down: down}, now.Add(-time.Minute), Postpone, "waiting"},
+		{"down too long", Plan{Request: Request{System: "x86_64-linux"}, Matching: 1, Down: down}, now.Add(-time.Hour), Decline, "giving up"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, msg := tc.plan.Final("x86_64-linux", now, tc.first, 30*time.Minute)
+			if a != tc.want || !strings.Contains(msg, tc.contains) || strings.HasPrefix(msg, "#") {
+				t.Errorf("%s %q", a, msg)
+			}
+		})
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		line string
+		want Request
+		err  string
+	}{
+		{"1 x86_64-linux /gnu/store/q6j-t-a2.drv ", Request{Willing: true, System: "x86_64-linux", Drv: "/gnu/store/q6j-t-a2.drv"}, ""},
+		{"1 x86_64-linux /gnu/store/f-t3.drv kvm,big-parallel", Request{true, "x86_64-linux", "/gnu/store/f-t3.drv", []string{"kvm", "big-parallel"}}, ""},
+		{"0 x86_64-linux /gnu/store/w-t.drv ", Request{System: "x86_64-linux", Drv: "/gnu/store/w-t.drv"}, ""},
+		{"0 x86_64-linux /gnu/store/w-t.drv", Request{System: "x86_64-linux", Drv: "/gnu/store/w-t.drv"}, ""},
+		{"", Request{}, "want"},
+		{"1 x86_64-linux", Request{}, "want"},
+		{"yes x86_64-linux /gnu/store/a.drv ", Request{}, "WILLING"},
+		{"1 x86_64-linux /gnu/store/a.tar ", Request{}, "not a derivation"},
+		{"1  /gnu/store/a.drv ", Request{}, "bad system"},
+		{"1 x86_64-linux /gnu/store/a.drv kvm,", Request{}, "empty feature"},
+		{"1 x86_64-linux /gnu/store/a.drv kvm extra", Request{}, "want"},
+	}
+	for _, tc := range tests {
+		got, err := ParseRequest(tc.line)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.Willing != tc.want.Willing || got.System != tc.want.System || got.Drv != tc.want.Drv || !slices.Equal(got.Features, tc.want.Features) {
+			t.Errorf("%q: %+v, %v", tc.line, got, err)
+		}
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{"1 x86_64-linux /gnu/store/q6j-t-a2.drv ", "0 i686-linux /gnu/store/x.drv kvm,big-parallel", "", "1 a b c d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		r, err := ParseRequest(line)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "bad request") {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		// A parsed request prints back as the daemon would write it.
+		w := "0"
+		if r.Willing {
+			w = "1"
+		}
+		back := w + " " + r.System + " " + r.Drv + " " + strings.Join(r.Features, ",")
+		if back != line && back != line+" " {
+			t.Fatalf("%q parsed as %+v, prints as %q", line, r, back)
+		}
+	})
+}
+
+func FuzzParseArgs(f *testing.F) {
+	f.Add("x86_64-linux", "3600", "1", "7200")
+	f.Add("", "-1", "2", "x")
+	f.Fuzz(func(t *testing.T, a, b, c, d string) {
+		got, err := ParseArgs([]string{a, b, c, d})
+		if err == nil && (got.MaxSilentTime < 0 || got.BuildTimeout < 0) {
+			t.Fatalf("negative durations from %q %q", b, d)
+		}
+	})
+}
+
+func TestMachineCacheRoundTrip(t *testing.T) {
+	c := &machineCache{File: "/etc/guix/machines.scm", ID: fileID{1, 2, 3, 4, 5}, Salt: "u\x00k", Updated: time.Unix(1700000000, 5),
+		Machines: []*Machine{
+			{Name: "a\tb", Port: 22, Systems: []string{"x86_64-linux", "i686-linux"}, User: "u", PrivateKey: "/k",
+				HostKey: "ssh-ed25519 AAAA c", OverloadThreshold: f64(0.8), ParallelBuilds: 2, Speed: 1.5,
+				Features: []string{}, Load: Unknown, FreeDisk: Unknown, Origin: OriginStatic},
+			{Name: "b", Systems: []string{}, Features: []string{"kvm"}, Load: 0.25, FreeDisk: 1234, Origin: OriginDiscovered, Instance: "b.local"},
+		}}
+	got, err := decodeMachineCache(encodeMachineCache(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Fatalf("%+v\n%+v", got, c)
+	}
+}
+
+func FuzzDecodeMachineCache(f *testing.F) {
+	f.Add(encodeMachineCache(&machineCache{File: "/m.scm", Machines: []*Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
+	f.Add([]byte(cacheMagic + "\n\"/m\"\t1\t2\t3\t4\t5\t\"\"\t0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := decodeMachineCache(data)
+		if err != nil {
+			return
+		}
+		again, err := decodeMachineCache(encodeMachineCache(c))
+		if err != nil || !reflect.DeepEqual(again, c) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, c, again)
+		}
+	})
+}

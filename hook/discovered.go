@@ -1,0 +1,97 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/guix-offload/guix-offload/discovery"
+)
+
+// discovered returns the trusted machines of the discovery cache, or of a
+// live browse bounded by cfg.BrowseTimeout when the cache is missing or
+// stale (done at most once per process: a hook serves many requests).
+// Problems are notes, not errors: static machines still work.
+func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.Time) ([]*Machine, []string) {
+	var notes []string
+	if cfg.Cache != "" {
+		salt := cfg.User + "\x00" + cfg.PrivateKey + "\x00" + d.env("HOME")
+		ms, updated, err := d.cached(cfg, "discovery", cfg.Cache, salt, func() ([]*Machine, time.Time, error) {
+			snap, err := discovery.ReadSnapshot(cfg.Cache)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			return FromAnnouncements(snap.Trusted(), cfg, d.env), snap.Updated, nil
+		})
+		switch {
+		case err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now):
+			return ms, nil
+		case err == nil:
+			notes = append(notes, note("warning: discovery cache %s is stale (updated %s); is 'guix-offload discover --watch --cache %s' running?",
+				cfg.Cache, updated.Local().Format(time.DateTime), cfg.Cache))
+		case errors.Is(err, os.ErrNotExist):
+			notes = append(notes, note("warning: no discovery cache %s; run 'guix-offload discover --watch --cache %s' as a service", cfg.Cache, cfg.Cache))
+		default:
+			notes = append(notes, note("warning: %v", err))
+		}
+	}
+	if cfg.BrowseTimeout.D() <= 0 {
+		return nil, notes
+	}
+	if d.browsedOnce {
+		return d.browsed, notes
+	}
+	d.browsedOnce = true
+	policy, err := discovery.ParsePolicy(cfg.Trust, cfg.ACL, cfg.Pins)
+	if err != nil {
+		return nil, append(notes, note("warning: discovery off: %v", err))
+	}
+	bctx, cancel := context.WithTimeout(ctx, cfg.BrowseTimeout.D())
+	defer cancel()
+	found, err := discovery.Lookup(bctx, discovery.BrowseOptions{Trust: policy}, cfg.BrowseTimeout.D()/2)
+	if err != nil {
+		return nil, append(notes, note("warning: browse for build machines: %v", err))
+	}
+	var trusted []*discovery.Announcement
+	for _, a := range found {
+		if a.Trusted && a.Ignored == "" {
+			trusted = append(trusted, a)
+		}
+	}
+	d.browsed = FromAnnouncements(trusted, cfg, d.env)
+	return d.browsed, notes
+}
+
+// FromAnnouncements converts trusted announcements. The user is the
+// announced one, else cfg.User; the private key is cfg.PrivateKey, else
+// $HOME/.ssh/id_rsa. Announcements without a host key are dropped: the
+// host key is what SSH pins.
+func FromAnnouncements(as []*discovery.Announcement, cfg *Config, env func(string) string) []*Machine {
+	out := make([]*Machine, 0, len(as))
+	for _, a := range as {
+		if a.HostKey == "" {
+			continue
+		}
+		m := &Machine{
+			Name: a.Name, Port: a.Port, User: a.User, PrivateKey: cfg.PrivateKey, HostKey: a.HostKey,
+			Systems: a.Systems, Features: a.Features, ParallelBuilds: a.ParallelBuilds, Speed: a.Speed,
+			OverloadThreshold: a.OverloadThreshold, Load: a.Load, FreeDisk: a.FreeDisk,
+			Origin: OriginDiscovered, Instance: a.Instance,
+		}
+		if m.Name == "" && len(a.Addresses) > 0 {
+			m.Name = a.Addresses[0].String()
+		}
+		if m.User == "" {
+			m.User = cfg.User
+		}
+		if m.PrivateKey == "" {
+			m.PrivateKey = defaultPrivateKey(env)
+		}
+		if m.Name == "" || m.User == "" {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}

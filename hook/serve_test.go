@@ -1,0 +1,131 @@
+package hook
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/sshconn"
+	"github.com/guix-offload/guix-offload/internal/transport"
+)
+
+type fakeSources struct {
+	static, discovered []*Machine
+	err                error
+	panicking          bool
+}
+
+func (f *fakeSources) Machines(context.Context, *Config, time.Time) ([]*Machine, []*Machine, []string, error) {
+	if f.panicking {
+		panic("boom")
+	}
+	return f.static, f.discovered, nil, f.err
+}
+
+// serveInMemory runs Serve over pipes and returns a function sending a
+// line and reading the lines up to the reply.
+func serveInMemory(t *testing.T, o *Options) (ask func(string) (string, []string), closeIn func() int) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	o.Stdin, o.Out, o.BuildLog = inR, outW, io.Discard
+	if o.Config == nil {
+		o.Config = DefaultConfig()
+		o.Config.StateDirectory = t.TempDir()
+	}
+	code := make(chan int, 1)
+	go func() {
+		code <- Serve(context.Background(), []string{"x86_64-linux", "3600", "0", "7200"}, o)
+		outW.Close()
+	}()
+	lines := bufio.NewReader(outR)
+	ask = func(line string) (string, []string) {
+		t.Helper()
+		if _, err := io.WriteString(inW, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		var chatter []string
+		for {
+			s, err := lines.ReadString('\n')
+			if err != nil {
+				t.Fatalf("no reply to %q: %v (chatter %q)", line, err, chatter)
+			}
+			s = strings.TrimSuffix(s, "\n")
+			if strings.HasPrefix(s, "# ") {
+				return s[2:], chatter
+			}
+			chatter = append(chatter, s)
+		}
+	}
+	closeIn = func() int {
+		inW.Close()
+		go io.Copy(io.Discard, outR)
+		select {
+		case c := <-code:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return")
+			return -1
+		}
+	}
+	t.Cleanup(func() { inW.Close(); outR.Close() })
+	return ask, closeIn
+}
+
+func TestServePanicDeclines(t *testing.T) {
+	src := &fakeSources{panicking: true}
+	ask, closeIn := serveInMemory(t, &Options{Sources: src})
+	a, chatter := ask("1 x86_64-linux /gnu/store/a.drv ")
+	if a != "decline" || len(chatter) != 1 || !strings.Contains(chatter[0], "internal error, declining: boom") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	// The process goes on serving.
+	src.panicking = false
+	src.err = errors.New("read machines.scm: permission denied")
+	a, chatter = ask("1 x86_64-linux /gnu/store/a.drv ")
+	if a != "decline" || !strings.Contains(strings.Join(chatter, "\n"), "permission denied") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	if c := closeIn(); c != 0 {
+		t.Errorf("exit %d after EOF", c)
+	}
+}
+
+// A machine that cannot be reached is not accepted; the daemon may not
+// build locally, so the hook postpones, then, the machine remembered as
+// down, it does not dial again.
+func TestServeConnectFailurePostpones(t *testing.T) {
+	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	var dialed []string
+	o := &Options{
+		Sources: &fakeSources{static: []*Machine{m}},
+		Dial: func(ctx context.Context, tg sshconn.Target, _ *sshconn.Options) (*ssh.Client, error) {
+			dialed = append(dialed, tg.Addr())
+			return nil, &sshconn.Error{Addr: tg.Addr(), Kind: sshconn.ErrUnreachable, Err: errors.New("no route to host")}
+		},
+		Transport: func(ctx context.Context, b *transport.Build) error {
+			t.Error("transport called without accept")
+			return nil
+		},
+	}
+	ask, closeIn := serveInMemory(t, o)
+	a, chatter := ask("0 x86_64-linux /gnu/store/a.drv ")
+	if a != "postpone" || len(chatter) != 1 || !strings.Contains(chatter[0], "'b1:22': ssh b1:22: machine unreachable: no route to host") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	a, chatter = ask("0 x86_64-linux /gnu/store/a.drv ")
+	if a != "postpone" || !strings.Contains(chatter[0], "'b1:22': down for") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	if len(dialed) != 1 {
+		t.Fatalf("dialed %v", dialed)
+	}
+	if c := closeIn(); c != 0 {
+		t.Errorf("exit %d", c)
+	}
+}

@@ -1,0 +1,76 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Slot is a build slot on a machine: the lock file STATE/HOST:PORT/N, in
+// Guix's own layout, held with an open-file-description write lock. OFD
+// locks conflict with the fcntl(F_SETLK) locks Guix's hook takes on the
+// same files, so our hook and Guix's never overbook a machine together;
+// the kernel releases the lock when the process dies, even by SIGKILL.
+type Slot struct {
+	Path string
+	f    *os.File
+}
+
+// AcquireSlot takes the first free slot of the n slots of the machine
+// with key (HOST:PORT) under stateDir, without waiting. It returns nil
+// and no error when every slot is taken.
+func AcquireSlot(stateDir, key string, n int) (*Slot, error) {
+	dir := filepath.Join(stateDir, key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create slot directory: %w", err)
+	}
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open slot lock: %w", err)
+		}
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+		if err == nil {
+			return &Slot{Path: p, f: f}, nil
+		}
+		f.Close()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			continue
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	return nil, nil
+}
+
+// Release frees the slot. Safe on nil and twice.
+func (s *Slot) Release() {
+	if s == nil || s.f == nil {
+		return
+	}
+	s.f.Close() // closing the only descriptor of the description drops the lock
+	s.f = nil
+}
+
+// SlotHeld reports whether some process holds the lock file at path with
+// a POSIX or OFD lock (for tests and status tools).
+func SlotHeld(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, err
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}

@@ -1,0 +1,237 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/guix-offload/guix-offload/scm"
+)
+
+// defaultSources reads the static machines from the configured
+// machines.scm and the discovered ones from the discovery cache (or a
+// bounded live browse, once per process, when the cache is missing or
+// stale).
+type defaultSources struct {
+	env func(string) string
+	// mem keeps this process's conversions, by cache name.
+	mem map[string]*machineCache
+	// browsed caches the result of the one live browse of this process.
+	browsed     []*Machine
+	browsedOnce bool
+}
+
+func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*Machine, notes []string, err error) {
+	if cfg.MachinesFile != "" {
+		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, "", func() ([]*Machine, time.Time, error) {
+			ms, err := scm.LoadMachines(cfg.MachinesFile)
+			return FromStatic(ms), time.Time{}, err
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if cfg.Discovery {
+		discovered, notes = d.discovered(ctx, cfg, now)
+	}
+	return static, discovered, notes, nil
+}
+
+// FromStatic converts machines.scm entries.
+func FromStatic(ms []scm.Machine) []*Machine {
+	out := make([]*Machine, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &Machine{
+			Name: m.Name, Port: m.Port, User: m.User, PrivateKey: m.PrivateKey, HostKey: m.HostKey,
+			Systems: slices.Clone(m.Systems), Features: slices.Clone(m.Features),
+			ParallelBuilds: m.ParallelBuilds, Speed: m.Speed, OverloadThreshold: m.OverloadThreshold,
+			Load: Unknown, FreeDisk: Unknown, Origin: OriginStatic,
+		})
+	}
+	return out
+}
+
+// machineCache is the machines read from a file (machines.scm, evaluated,
+// or the discovery snapshot, parsed and converted) and the identity of
+// that file: device, inode, size, modification and change times. Reading
+// those files is most of a decision's cost, a hook process serves many
+// requests, and many hook processes run one after the other; so the
+// result is kept in memory and, in a format quick to read, in the state
+// directory (STATE/cache/NAME), and used only while the file is unchanged
+// and Salt (what else the conversion depended on) is the same.
+type machineCache struct {
+	File     string
+	ID       fileID
+	Salt     string
+	Updated  time.Time // the snapshot's own time, for staleness
+	Machines []*Machine
+}
+
+type fileID struct {
+	Dev, Ino, Size, Mtime, Ctime int64
+}
+
+func statID(path string) (fileID, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return fileID{}, false
+	}
+	return fileID{Dev: int64(st.Dev), Ino: int64(st.Ino), Size: st.Size,
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, true
+}
+
+// cached returns the machines of file through the caches, calling load
+// when they are missing or outdated. The machines returned are shared
+// with the cache: callers must not modify them ([Merge] does not).
+func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func() ([]*Machine, time.Time, error)) ([]*Machine, time.Time, error) {
+	id, ok := statID(file)
+	if !ok {
+		// Missing or unreadable: let load say what it makes of it.
+		ms, updated, err := load()
+		return ms, updated, err
+	}
+	valid := func(c *machineCache) bool {
+		return c != nil && c.File == file && c.ID == id && c.Salt == salt
+	}
+	if c := d.mem[name]; valid(c) {
+		return c.Machines, c.Updated, nil
+	}
+	cachePath := filepath.Join(cfg.StateDirectory, "cache", name)
+	if data, err := os.ReadFile(cachePath); err == nil {
+		if c, err := decodeMachineCache(data); err == nil && valid(c) {
+			d.remember(name, c)
+			return c.Machines, c.Updated, nil
+		}
+	}
+	ms, updated, err := load()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	// Cache only when the file did not change while it was read, and is
+	// not so new that a change within the file system's timestamp
+	// granularity could go unnoticed.
+	if id2, ok := statID(file); ok && id2 == id && time.Since(time.Unix(0, id.Mtime)) > 100*time.Millisecond {
+		c := &machineCache{File: file, ID: id, Salt: salt, Updated: updated, Machines: ms}
+		d.remember(name, c)
+		_ = writeAtomic(cachePath, encodeMachineCache(c))
+	}
+	return ms, updated, nil
+}
+
+func (d *defaultSources) remember(name string, c *machineCache) {
+	if d.mem == nil {
+		d.mem = make(map[string]*machineCache)
+	}
+	d.mem[name] = c
+}
+
+// The cache file is line-oriented and quick to read: a header line
+// "guix-offload-machines 2"; a line with the file name, its identity, the
+// salt and the time; then one line per machine, fields separated by tabs,
+// strings quoted with strconv.Quote, lists joined by commas inside the
+// quotes.
+const cacheMagic = "guix-offload-machines 2"
+
+const machineFields = 14
+
+func encodeMachineCache(c *machineCache) []byte {
+	var b strings.Builder
+	b.WriteString(cacheMagic + "\n")
+	fmt.Fprintf(&b, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\n", strconv.Quote(c.File), c.ID.Dev, c.ID.Ino, c.ID.Size,
+		c.ID.Mtime, c.ID.Ctime, strconv.Quote(c.Salt), c.Updated.UnixNano())
+	ff := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for _, m := range c.Machines {
+		threshold := "#f"
+		if m.OverloadThreshold != nil {
+			threshold = ff(*m.OverloadThreshold)
+		}
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			strconv.Quote(m.Name), m.Port, strconv.Quote(m.User), strconv.Quote(m.PrivateKey), strconv.Quote(m.HostKey),
+			strconv.Quote(strings.Join(m.Systems, ",")), strconv.Quote(strings.Join(m.Features, ",")),
+			m.ParallelBuilds, ff(m.Speed), threshold, ff(m.Load), m.FreeDisk,
+			strconv.Quote(m.Origin), strconv.Quote(m.Instance))
+	}
+	return []byte(b.String())
+}
+
+var errBadCache = errors.New("bad machines cache")
+
+func decodeMachineCache(data []byte) (*machineCache, error) {
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) < 2 || lines[0] != cacheMagic {
+		return nil, errBadCache
+	}
+	c := &machineCache{}
+	h := strings.Split(lines[1], "\t")
+	if len(h) != 8 {
+		return nil, errBadCache
+	}
+	var err error
+	unq := func(s string) string {
+		if err != nil {
+			return ""
+		}
+		var v string
+		v, err = strconv.Unquote(s)
+		return v
+	}
+	num := func(s string) int64 {
+		if err != nil {
+			return 0
+		}
+		var v int64
+		v, err = strconv.ParseInt(s, 10, 64)
+		return v
+	}
+	flt := func(s string) float64 {
+		if err != nil {
+			return 0
+		}
+		var v float64
+		v, err = strconv.ParseFloat(s, 64)
+		return v
+	}
+	list := func(s string) []string {
+		v := unq(s)
+		if v == "" {
+			return []string{}
+		}
+		return strings.Split(v, ",")
+	}
+	c.File = unq(h[0])
+	c.ID = fileID{num(h[1]), num(h[2]), num(h[3]), num(h[4]), num(h[5])}
+	c.Salt = unq(h[6])
+	if ns := num(h[7]); ns != (time.Time{}).UnixNano() {
+		c.Updated = time.Unix(0, ns)
+	}
+	c.Machines = make([]*Machine, 0, len(lines)-2)
+	for _, line := range lines[2:] {
+		f := strings.Split(line, "\t")
+		if len(f) != machineFields {
+			return nil, errBadCache
+		}
+		m := &Machine{
+			Name: unq(f[0]), Port: int(num(f[1])), User: unq(f[2]), PrivateKey: unq(f[3]), HostKey: unq(f[4]),
+			Systems: list(f[5]), Features: list(f[6]), ParallelBuilds: int(num(f[7])), Speed: flt(f[8]),
+			Load: flt(f[10]), FreeDisk: num(f[11]), Origin: unq(f[12]), Instance: unq(f[13]),
+		}
+		if f[9] != "#f" {
+			t := flt(f[9])
+			m.OverloadThreshold = &t
+		}
+		if err != nil {
+			return nil, errBadCache
+		}
+		c.Machines = append(c.Machines, m)
+	}
+	return c, nil
+}
+
+func note(format string, a ...any) string { return fmt.Sprintf(format, a...) }

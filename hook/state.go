@@ -1,0 +1,122 @@
+package hook
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// State is what hook processes share besides slot locks, in files under
+// the state directory written atomically (temporary file, then rename),
+// because the daemon kills hooks with SIGKILL at any moment:
+//
+//   - down/HOST:PORT: a machine that could not be used, until when, and why;
+//   - postponed/HASH: when a derivation was first postponed because every
+//     matching machine was unusable.
+//
+// Guix's own slot directories are named HOST:PORT, so these two names never
+// collide with them.
+type State struct {
+	Dir string
+}
+
+type downRecord struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+}
+
+// Down returns the machines remembered as down at now, by key, with why.
+// Unreadable records are ignored (a machine is then tried again).
+func (s State) Down(now time.Time) map[string]string {
+	dir := filepath.Join(s.Dir, "down")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var r downRecord
+		if json.Unmarshal(data, &r) != nil || !now.Before(r.Until) {
+			continue
+		}
+		out[e.Name()] = fmt.Sprintf("down for %s more: %s", r.Until.Sub(now).Round(time.Second), r.Reason)
+	}
+	return out
+}
+
+// MarkDown remembers the machine with key as down until until.
+func (s State) MarkDown(key, reason string, until time.Time) error {
+	data, err := json.Marshal(downRecord{Until: until.UTC(), Reason: reason})
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.Dir, "down", key), data)
+}
+
+// ClearDown forgets that the machine with key was down.
+func (s State) ClearDown(key string) {
+	os.Remove(filepath.Join(s.Dir, "down", key))
+}
+
+func (s State) postponedPath(drv string) string {
+	h := sha256.Sum256([]byte(drv))
+	return filepath.Join(s.Dir, "postponed", hex.EncodeToString(h[:12]))
+}
+
+// FirstPostponed returns when drv was first postponed for want of a
+// usable machine, recording now when it was not yet. Records older than
+// a day are stale (a past attempt) and restart.
+func (s State) FirstPostponed(drv string, now time.Time) time.Time {
+	p := s.postponedPath(drv)
+	if data, err := os.ReadFile(p); err == nil {
+		var t time.Time
+		if t.UnmarshalText([]byte(strings.TrimSpace(string(data)))) == nil && now.Sub(t) < 24*time.Hour && !t.After(now) {
+			return t
+		}
+	}
+	text, _ := now.UTC().MarshalText()
+	_ = writeAtomic(p, text)
+	return now
+}
+
+// ClearPostponed forgets drv's first postponement.
+func (s State) ClearPostponed(drv string) {
+	os.Remove(s.postponedPath(drv))
+}
+
+// writeAtomic writes data to path through a temporary file in the same
+// directory renamed over it, creating the directory when needed.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
