@@ -71,11 +71,34 @@ func (ZeroconfAnnouncer) Announce(s Service) (Registration, error) {
 	// the kernel's host name.
 	// zeroconf appends the domain to the host name itself.
 	host := strings.TrimSuffix(s.Host, ".local.")
-	srv, err := zeroconf.RegisterProxy(s.Instance, discovery.ServiceType, "local.", s.Port, host, ips, s.TXT, s.Interfaces, zeroconf.TTL(TTL))
+	srv, err := zeroconf.RegisterProxy(s.Instance, discovery.ServiceType, "local.", s.Port, host, ips, txtSlice(s.TXT), s.Interfaces, zeroconf.TTL(TTL))
 	if err != nil {
 		return nil, fmt.Errorf("advertise %s on %s: %w", s.Instance, ifaceNames(s.Interfaces), err)
 	}
-	return srv, nil
+	return zeroconfReg{srv}, nil
+}
+
+type zeroconfReg struct{ srv *zeroconf.Server }
+
+// SetText implements [Registration]. zeroconf's Server.SetText assigns
+// the TXT slice while its receive goroutines may be reading it to answer
+// a query, without a lock we could take. txtSlice makes every TXT slice
+// it ever sees share one capacity, so that even a torn read of the slice
+// header (old pointer with new length, or the reverse) stays inside a
+// live array and yields at worst an empty string, never stray memory.
+func (r zeroconfReg) SetText(txt []string) { r.srv.SetText(txtSlice(txt)) }
+
+// Shutdown implements [Registration]; zeroconf's is safe to call twice.
+func (r zeroconfReg) Shutdown() { r.srv.Shutdown() }
+
+// maxTXTStrings bounds the strings of our TXT record (version 1 has 14
+// keys) with room to grow.
+const maxTXTStrings = 64
+
+func txtSlice(txt []string) []string {
+	out := make([]string, len(txt), max(maxTXTStrings, len(txt)))
+	copy(out, txt)
+	return out
 }
 
 // Iface is a network interface with its addresses.
