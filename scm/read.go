@@ -518,7 +518,7 @@ func (r *reader) hash() (Value, error) {
 		}
 	}
 	word := r.token()
-	switch word {
+	switch strings.ToLower(word) {
 	case "t", "true":
 		return Bool{V: true, At: at}, nil
 	case "f", "false":

@@ -21,3 +21,4 @@ script header
 #(1 "two" three) #()
 (define (f x) (string-append x "!"))
 1e308 1e-308 1e-309 1e-320 1e-324 100000e305 -100000e305 #e1e20 #e1.5e-3 #i1/3
+#T #F #TRUE #False #\SPACE #\Space #\Newline #X1F #E1.5 1E3 #\NUL
