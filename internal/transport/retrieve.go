@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +31,7 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		noun += "s"
 	}
 	b.msgf("retrieving %d %s from '%s'...", len(b.Outputs), noun, b.Host)
+	sweepStale(b.Store)
 
 	var cmd string
 	if compress {
@@ -157,12 +160,45 @@ func receive(b *Build, r io.Reader, compress bool, temps map[string]string) erro
 	return nil
 }
 
+// tempPrefix starts the temporary names of retrieved items in the store:
+// .guix-offload-PID-RANDOM.
+const tempPrefix = ".guix-offload-"
+
 // tempName returns a fresh name inside the store directory, so the final
-// rename stays on one file system.
+// rename stays on one file system. It carries our process id so that a
+// later hook can tell it was left by a hook the daemon killed.
 func tempName(store string) (string, error) {
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", err
 	}
-	return filepath.Join(store, ".guix-offload-"+hex.EncodeToString(r[:])), nil
+	return filepath.Join(store, fmt.Sprintf("%s%d-%s", tempPrefix, os.Getpid(), hex.EncodeToString(r[:]))), nil
+}
+
+// sweepStale removes temporary names left in the store by hooks that the
+// daemon killed mid-retrieval (it ends hooks with SIGKILL, so they cannot
+// clean up): those whose process is gone and that are older than an hour.
+func sweepStale(store string) {
+	ents, err := os.ReadDir(store)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < time.Hour {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			_ = os.RemoveAll(filepath.Join(store, e.Name()))
+		}
+	}
 }
