@@ -86,7 +86,7 @@ func genDatum(r *rand.Rand, b *strings.Builder, depth int) {
 	case 8:
 		b.WriteString(pick(`#\a`, `#\space`, `#\newline`, `#\x41`, `#\(`, `#\)`, `#\;`, `#\λ`, `#\nul`, `#\tab`, `#\101`, `#\x3bb`))
 	case 9:
-		b.WriteString(pick("#t", "#f", "#true", "#false"))
+		b.WriteString(pick("#t", "#f", "#true", "#false", "#T", "#FALSE", "#\\SPACE", "#\\Newline", "#X1F", "#E1.5", "1E3", "#\\xa", "#{}#"))
 	case 10:
 		b.WriteString(pick("#:", "") + pick("foo", "a.b", "x->y", "<=?", "!$%&*/:<=>?^_~", "1+", "-", "...", "é", "a'b", "a,b", "a#b", "+.", "1/0", "1.2.3", "e1"))
 	default:
