@@ -35,5 +35,11 @@
 // [StreamCommand] are that pipe's two ends). The local output locks stay
 // with the daemon: we never run `guix archive --import` locally (it would
 // wait for those locks forever, see DESIGN §2); the daemon registers the
-// outputs after we exit 0.
+// outputs after we exit 0. Temporary names left by a hook the daemon
+// killed (it ends hooks with SIGKILL) are swept by the next retrieval.
+//
+// [Check] and [CheckAll] are `guix-offload test` and `status`: they
+// connect to machines in parallel and report, step by step, whether each
+// can be offloaded to, with a verdict ([WriteReports], [WriteStatus]).
+// [Exec] and [Command] run quoted commands over the connection.
 package transport
