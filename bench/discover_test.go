@@ -23,12 +23,12 @@ func runDiscover(t *testing.T, s *suite) {
 	n, runs := *flagAgents, *flagDiscovery
 	agent := s.buildBinary(t, "guix-offload-agent")
 	master := s.buildBinary(t, "guix-offload")
-	if agent == "" || master == "" {
-		s.add(Row{Measure: "discovery", Ours: NotMeasured("guix-offload-agent or guix-offload does not build in this tree")})
+	if agent == "" {
+		s.add(Row{Measure: "discovery", Ours: NotMeasured("guix-offload-agent does not build in this tree (the reference browses our agents)")})
 		return
 	}
 	testenv.LookPath(t, "avahi-browse", "avahi-utils")
-	haveDiscover := exec.Command(master, "discover", "--help").Run() == nil
+	haveDiscover := master != "" && exec.Command(master, "discover", "--help").Run() == nil
 
 	// n agent hosts and one browser host on one bridge.
 	net := netns.New(t, n+1)

@@ -24,16 +24,17 @@ import (
 // The suite's knobs. run.sh passes -bench.rows and -bench.out; the sizes
 // default to what issue 7 asks for and are smaller only for a quick look.
 var (
-	flagRows      = flag.String("bench.rows", strings.Join(groupNames(), ","), "comma-separated row groups to measure")
-	flagOut       = flag.String("bench.out", "", "also write the Markdown table to `FILE`")
-	flagManifest  = flag.String("bench.manifest", "", "append every namespace made to `FILE`, for run.sh's trap")
-	flagProbes    = flag.Int("bench.probes", 15, "Guile-SSH probes (and process-level decisions) per measure")
-	flagTransfer  = flag.Int("bench.transfer-mib", 512, "size of the random transfer in MiB")
-	flagCorpus    = flag.Int("bench.corpus-mib", 256, "cap on the store-like corpus in MiB")
-	flagRuns      = flag.Int("bench.runs", 3, "transfer runs per method")
-	flagDiscovery = flag.Int("bench.discover-runs", 20, "discovery runs per browser")
-	flagAgents    = flag.Int("bench.agents", 32, "agents in the discovery measure")
-	flagIdle      = flag.Duration("bench.idle", time.Minute, "idle period of the footprint measure")
+	flagRows           = flag.String("bench.rows", strings.Join(groupNames(), ","), "comma-separated row groups to measure")
+	flagOut            = flag.String("bench.out", "", "also write the Markdown table to `FILE`")
+	flagManifest       = flag.String("bench.manifest", "", "append every namespace made to `FILE`, for run.sh's trap")
+	flagProbes         = flag.Int("bench.probes", 15, "Guile-SSH probes (and process-level decisions) per measure")
+	flagTransfer       = flag.Int("bench.transfer-mib", 512, "size of the random transfer in MiB")
+	flagCorpus         = flag.Int("bench.corpus-mib", 256, "cap on the store-like corpus in MiB")
+	flagRuns           = flag.Int("bench.runs", 3, "transfer runs per method")
+	flagTransferBudget = flag.Duration("bench.transfer-budget", 5*time.Minute, "time budget of the transfer rows; runs beyond the first stop when exceeded")
+	flagDiscovery      = flag.Int("bench.discover-runs", 20, "discovery runs per browser")
+	flagAgents         = flag.Int("bench.agents", 32, "agents in the discovery measure")
+	flagIdle           = flag.Duration("bench.idle", time.Minute, "idle period of the footprint measure")
 )
 
 // group is one of issue 7's rows; it adds one or more table rows.
@@ -114,12 +115,14 @@ func TestSuite(t *testing.T) {
 		}
 		s.issue = g.issue
 		before := len(s.table.Rows)
+		groupStart := time.Now()
 		t.Logf("measuring %s (issue 7 row %s) at %s", g.name, g.issue, time.Now().UTC().Format("15:04:05"))
 		ok := t.Run(g.name, func(t *testing.T) { g.run(t, s) })
 		if !ok && len(s.table.Rows) == before {
 			s.add(Row{Measure: g.name, Ours: "not measured: the group failed (see the log above)"})
 		}
-		t.Logf("%s took %v (%d rows)", g.name, time.Since(start).Round(time.Second), len(s.table.Rows)-before)
+		t.Logf("%s took %v (%d rows; %v since the start)", g.name, time.Since(groupStart).Round(time.Second),
+			len(s.table.Rows)-before, time.Since(start).Round(time.Second))
 		if ctx.Err() != nil {
 			t.Fatal("interrupted")
 		}
