@@ -6,12 +6,19 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:])
+	var code int
+	if filepath.Base(os.Args[0]) == "guix" {
+		// Invoked through the shim (install-shim): guix-daemon's GUIX.
+		code = runShim(ctx, os.Args)
+	} else {
+		code = run(ctx, os.Args[1:])
+	}
 	stop()
 	os.Exit(code)
 }

@@ -30,6 +30,8 @@ hook merges them with /etc/guix/machines.scm.`,
 		newDiscoverCommand(),
 		newKeysCommand(),
 		newArchiveCommand(),
+		newHookCommand(),
+		newInstallShimCommand(),
 	)
 	return root
 }
