@@ -118,7 +118,11 @@ func (a *Agent) Prepare() (*Plan, error) {
 		}
 		p.Instance, _, _ = strings.Cut(h, ".")
 	}
-	p.Host = hostLabel(p.Instance) + ".local."
+	// Not the plain host name: on a machine whose avahi-daemon already
+	// answers for HOST.local with all its addresses, our records for the
+	// same name with only the advertised ones would look like a conflict
+	// and make avahi-daemon rename the host.
+	p.Host = hostLabel(p.Instance) + HostSuffix + ".local."
 
 	m := &p.Machine
 	m.Name = p.Instance

@@ -212,8 +212,8 @@ func TestRunAnnouncesEveryField(t *testing.T) {
 		synctest.Wait()
 
 		r, txt := fa.last(t)
-		if r.svc.Instance != "builder1" || r.svc.Host != "builder1.local." || r.svc.Port != 22 {
-			t.Errorf("service %+v; want builder1 on builder1.local.:22", r.svc)
+		if r.svc.Instance != "builder1" || r.svc.Host != "builder1-guix-offload.local." || r.svc.Port != 22 {
+			t.Errorf("service %+v; want builder1 on builder1-guix-offload.local.:22", r.svc)
 		}
 		if got := ifaceNames(r.svc.Interfaces); got != "eth0" {
 			t.Errorf("interfaces %q; want eth0 only", got)
@@ -509,7 +509,7 @@ func TestDryRun(t *testing.T) {
 		t.Error("dry run advertised")
 	}
 	for _, want := range []string{
-		"instance: builder1\n", "service: _guix-offload._tcp.local.\n", "host: builder1.local.\n", "port: 22\n",
+		"instance: builder1\n", "service: _guix-offload._tcp.local.\n", "host: builder1-guix-offload.local.\n", "port: 22\n",
 		"interface: eth0 169.254.7.2,fe80::2\n", "signed: true\n",
 		"  txtvers=1\n", "  systems=x86_64-linux,i686-linux\n", "  parallel-builds=4\n", "  speed=1.0\n",
 		"  features=kvm\n", "  user=offload\n", "  host-key=" + hostKey + "\n", "  overload-threshold=0.8\n",
@@ -562,7 +562,8 @@ func TestAddressesOf(t *testing.T) {
 }
 
 func TestHostLabel(t *testing.T) {
-	for in, want := range map[string]string{"builder1": "builder1", "Build Box #2": "build-box--2", "--": "guix-builder", "élan": "lan"} {
+	for in, want := range map[string]string{"builder1": "builder1", "Build Box #2": "build-box--2", "--": "guix-builder", "élan": "lan",
+		strings.Repeat("a", 70): strings.Repeat("a", 63-len(HostSuffix))} {
 		if got := hostLabel(in); got != want {
 			t.Errorf("hostLabel(%q) = %q; want %q", in, got, want)
 		}

@@ -230,6 +230,9 @@ func ifaceNames(ifs []net.Interface) string {
 	return strings.Join(names, ",")
 }
 
+// HostSuffix ends the SRV target's host label: "builder1-guix-offload.local.".
+const HostSuffix = "-guix-offload"
+
 // hostLabel turns an instance name into a DNS host label for the SRV
 // target: lower case letters, digits and hyphens.
 func hostLabel(instance string) string {
@@ -245,8 +248,8 @@ func hostLabel(instance string) string {
 	if s == "" {
 		s = "guix-builder"
 	}
-	if len(s) > 63 {
-		s = s[:63]
+	if limit := 63 - len(HostSuffix); len(s) > limit {
+		s = strings.TrimRight(s[:limit], "-")
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -84,8 +85,8 @@ func TestAgentSeenByAvahi(t *testing.T) {
 		}
 		return len(ls) > 0
 	})
-	if line.Addr != a.Addr.String() || line.Port != "2222" || line.Host != "builder-a.local" || line.Iface != b.Iface {
-		t.Errorf("avahi resolved %s:%s (%s) on %s; want %s:2222 (builder-a.local) on %s", line.Addr, line.Port, line.Host, line.Iface, a.Addr, b.Iface)
+	if line.Addr != a.Addr.String() || line.Port != "2222" || line.Host != "builder-a-guix-offload.local" || line.Iface != b.Iface {
+		t.Errorf("avahi resolved %s:%s (%s) on %s; want %s:2222 (builder-a-guix-offload.local) on %s", line.Addr, line.Port, line.Host, line.Iface, a.Addr, b.Iface)
 	}
 	port, _ := strconv.Atoi(line.Port)
 	ann, err := discovery.ParseTXT(line.Instance, port, line.TXT)
@@ -169,5 +170,41 @@ func TestAgentSurvivesLinkLoss(t *testing.T) {
 	}
 	if c := strings.Count(agent.Output(), "msg=advertising"); c != 2 {
 		t.Errorf("agent advertised %d times; want 2 (start, link back):\n%s", c, agent.Output())
+	}
+}
+
+// TestAgentBesideAvahi: on a host whose own avahi-daemon answers for its
+// host name, an agent named after the host neither makes avahi-daemon
+// see a conflict nor is hidden by it: a browser on another host resolves
+// both.
+func TestAgentBesideAvahi(t *testing.T) {
+	n := netns.New(t, 2)
+	a, b := n.Hosts()[0], n.Hosts()[1]
+	// A second interface, which avahi-daemon (restricted to the bridge
+	// interface) leaves out but the agent advertises from: the address
+	// sets the two publish differ.
+	for _, args := range [][]string{
+		{"link", "add", "extra0", "type", "veth", "peer", "name", "extra1"},
+		{"addr", "add", "169.254.250.250/16", "dev", "extra0"},
+		{"link", "set", "extra1", "up"},
+		{"link", "set", "extra0", "multicast", "on", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", a.Name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	local := a.StartAvahi(t) // publishes a.Name.local
+	remote := b.StartAvahi(t)
+	browse := remote.Start(t, "avahi-browse", "--resolve", "--parsable", "--no-db-lookup", discovery.ServiceType)
+	startAgent(t, a, a.Name)
+	netns.WaitFor(t, 20*time.Second, func() bool { return len(resolved(browse.Output(), a.Name, "IPv4")) > 0 })
+	// Give a conflict time to show: avahi-daemon reacts within a second.
+	time.Sleep(3 * time.Second)
+	out, err := remote.Command(t.Context(), "avahi-resolve", "--name", a.Name+".local").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), a.Addr.String()) {
+		t.Errorf("avahi-resolve %s.local on %s: %v: %s", a.Name, b.Name, err, out)
+	}
+	if strings.Contains(strings.ToLower(local.Output()), "conflict") {
+		t.Errorf("avahi-daemon on %s saw a conflict:\n%s", a.Name, local.Output())
 	}
 }

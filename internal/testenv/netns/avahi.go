@@ -207,3 +207,11 @@ func splitTXT(s string) []string {
 	}
 	return out
 }
+
+// Output returns what the current avahi-daemon has logged.
+func (a *Avahi) Output() string {
+	if a.daemon == nil {
+		return ""
+	}
+	return a.daemon.Output()
+}
