@@ -28,6 +28,10 @@
 //	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "advertising") })
 //	out, err := b.Command(ctx, browser, "discover").Output()
 //
+// [Host.StartAvahi] runs Avahi on a host as the independent DNS-SD peer
+// (its own dbus-daemon and avahi-daemon); [ParseBrowse] reads
+// avahi-browse --parsable --resolve output.
+//
 // [New] needs root and iproute2's ip; without them the test is skipped (a
 // failure under CI=true, see package testenv).
 package netns
