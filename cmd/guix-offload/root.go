@@ -26,6 +26,8 @@ hook merges them with /etc/guix/machines.scm.`,
 	}
 	root.AddCommand(
 		// Subcommands, one per cmd_<name>.go file.
+		newTestCommand(),
+		newStatusCommand(),
 		newMachinesCommand(),
 		newDiscoverCommand(),
 		newKeysCommand(),

@@ -1,0 +1,208 @@
+// This is the `test` subcommand; a file named cmd_test.go would be a Go test file.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/hook"
+	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/sshconn"
+	"github.com/guix-offload/guix-offload/internal/transport"
+	"github.com/guix-offload/guix-offload/scm"
+)
+
+// checkOptions are shared by `test` and `status`.
+type checkOptions struct {
+	config     string
+	timeout    time.Duration
+	discovered bool
+}
+
+func (o *checkOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "the hook's configuration file (default $"+hook.ConfigEnv+" or "+hook.DefaultConfigFile+")")
+	f.DurationVar(&o.timeout, "timeout", time.Minute, "give up on a machine after this long")
+	f.BoolVar(&o.discovered, "discovered", true, "also check the discovered machines the hook would use (from the discovery cache)")
+}
+
+func newTestCommand() *cobra.Command {
+	var opts checkOptions
+	cmd := &cobra.Command{
+		Use:   "test [FILE [REGEXP]]",
+		Short: "Check that the build machines can really be offloaded to",
+		Long: `test checks each build machine the hook would use, all in parallel, the way
+'guix offload test' does: the SSH connection and pinned host key, that guix
+is installed and its daemon answers, an import and an export round trip
+(each side must accept the other's signature), then its load, free store
+space and clock. It ends with a verdict per machine and exits 1 when one is
+unusable.
+
+FILE is a machines.scm (default: the hook's machines-file); REGEXP keeps
+the machines whose name it matches. Discovered machines come from the
+discovery cache, judged by the hook's trust policy.`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.Context(), opts, args, true, cmd.OutOrStdout())
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+func runCheck(ctx context.Context, opts checkOptions, args []string, roundTrip bool, stdout io.Writer) error {
+	probes, err := buildProbes(opts, args, roundTrip)
+	if err != nil {
+		return err
+	}
+	if len(probes) == 0 {
+		return cli.WithHint(errors.New("no build machines to check"),
+			"list machines in /etc/guix/machines.scm or run guix-offload-agent on them")
+	}
+	reports := transport.CheckAll(ctx, probes)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !roundTrip {
+		return transport.WriteStatus(stdout, reports)
+	}
+	if err := transport.WriteReports(stdout, reports); err != nil {
+		return err
+	}
+	bad := 0
+	for _, r := range reports {
+		if !r.Usable {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return cli.ExitError{Code: 1, Err: fmt.Errorf("%d of %d machines unusable", bad, len(reports))}
+	}
+	return nil
+}
+
+// buildProbes lists the machines as the hook would see them: the static
+// ones of FILE and, when asked, the trusted discovered ones, merged as
+// the hook merges them, then filtered by REGEXP.
+func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.Probe, error) {
+	path := opts.config
+	if path == "" {
+		path = hook.ConfigPath(os.Getenv)
+	}
+	cfg, err := hook.LoadConfig(path, opts.config == "")
+	if err != nil {
+		return nil, err
+	}
+	file := cfg.MachinesFile
+	if len(args) > 0 {
+		file = args[0]
+	}
+	var filter *regexp.Regexp
+	if len(args) > 1 {
+		if filter, err = regexp.Compile(args[1]); err != nil {
+			return nil, fmt.Errorf("bad REGEXP %q: %w", args[1], err)
+		}
+	}
+	ms, err := scm.LoadMachines(file)
+	if err != nil {
+		return nil, err
+	}
+	static := hook.FromStatic(ms)
+	var discovered []*hook.Machine
+	if opts.discovered && cfg.Discovery {
+		discovered = discoveredMachines(cfg)
+	}
+	var acl *pki.ACL
+	if roundTrip {
+		if acl, err = pki.ReadACL(cfg.ACL); err != nil {
+			return nil, cli.WithHint(err, "the ACL must authorize the build machines' signing keys ('guix archive --authorize')")
+		}
+	}
+	guix := cfg.RealGuix
+	if guix == "" {
+		guix, _ = hook.RealGuix(os.Getenv("PATH"), "")
+	}
+	var probes []transport.Probe
+	for _, m := range hook.Merge(static, discovered) {
+		if filter != nil && !filter.MatchString(m.Name) {
+			continue
+		}
+		probes = append(probes, transport.Probe{
+			Name: m.Label(), Origin: m.Origin,
+			Target: sshconn.Target{Host: m.Name, Port: m.Port, User: m.User,
+				PrivateKeyFile: m.PrivateKey, HostKey: m.HostKey},
+			OverloadThreshold: m.OverloadThreshold,
+			RoundTrip:         roundTrip,
+			Guix:              guix, Store: cfg.Store, ACL: acl,
+			Timeout: opts.timeout,
+		})
+	}
+	return probes, nil
+}
+
+// discoveredMachines reads the discovery cache and keeps the machines the
+// hook's trust policy accepts now. A missing or stale cache gives none.
+func discoveredMachines(cfg *hook.Config) []*hook.Machine {
+	snap, err := discovery.ReadSnapshot(cfg.Cache)
+	if err != nil || snap.Stale(time.Now()) {
+		return nil
+	}
+	policy, err := discovery.ParsePolicy(cfg.Trust, cfg.ACL, cfg.Pins)
+	if err != nil {
+		return nil
+	}
+	var out []*hook.Machine
+	for _, a := range snap.Machines {
+		if a.Ignored != "" {
+			continue
+		}
+		if ok, _ := policy.Judge(a, time.Now()); !ok {
+			continue
+		}
+		addr, ok := connectAddress(a)
+		if !ok {
+			continue
+		}
+		user := a.User
+		if user == "" {
+			user = cfg.User
+		}
+		key := cfg.PrivateKey
+		if key == "" {
+			key = scm.DefaultPrivateKey()
+		}
+		out = append(out, &hook.Machine{
+			Name: addr.String(), Port: a.Port, User: user, PrivateKey: key, HostKey: a.HostKey,
+			Systems: slices.Clone(a.Systems), Features: slices.Clone(a.Features),
+			ParallelBuilds: a.ParallelBuilds, Speed: a.Speed, OverloadThreshold: a.OverloadThreshold,
+			Load: a.Load, FreeDisk: a.FreeDisk, Origin: "discovered", Instance: a.Instance,
+		})
+	}
+	return out
+}
+
+// connectAddress picks an address the announcement signed (IPv4 first).
+func connectAddress(a *discovery.Announcement) (netip.Addr, bool) {
+	var best netip.Addr
+	for _, addr := range a.Addresses {
+		if len(a.SignedAddresses) > 0 && !slices.Contains(a.SignedAddresses, addr) {
+			continue
+		}
+		if !best.IsValid() || addr.Is4() && !best.Is4() {
+			best = addr
+		}
+	}
+	return best, best.IsValid()
+}
