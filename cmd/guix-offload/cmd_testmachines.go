@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -152,57 +150,13 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 	return probes, nil
 }
 
-// discoveredMachines reads the discovery cache and keeps the machines the
-// hook's trust policy accepts now. A missing or stale cache gives none.
+// discoveredMachines reads the discovery cache and keeps the machines its
+// writer's trust policy accepted, as the hook does. A missing or stale
+// cache gives none.
 func discoveredMachines(cfg *hook.Config) []*hook.Machine {
 	snap, err := discovery.ReadSnapshot(cfg.Cache)
 	if err != nil || snap.Stale(time.Now()) {
 		return nil
 	}
-	policy, err := discovery.ParsePolicy(cfg.Trust, cfg.ACL, cfg.Pins)
-	if err != nil {
-		return nil
-	}
-	var out []*hook.Machine
-	for _, a := range snap.Machines {
-		if a.Ignored != "" {
-			continue
-		}
-		if ok, _ := policy.Judge(a, time.Now()); !ok {
-			continue
-		}
-		addr, ok := connectAddress(a)
-		if !ok {
-			continue
-		}
-		user := a.User
-		if user == "" {
-			user = cfg.User
-		}
-		key := cfg.PrivateKey
-		if key == "" {
-			key = scm.DefaultPrivateKey()
-		}
-		out = append(out, &hook.Machine{
-			Name: addr.String(), Port: a.Port, User: user, PrivateKey: key, HostKey: a.HostKey,
-			Systems: slices.Clone(a.Systems), Features: slices.Clone(a.Features),
-			ParallelBuilds: a.ParallelBuilds, Speed: a.Speed, OverloadThreshold: a.OverloadThreshold,
-			Load: a.Load, FreeDisk: a.FreeDisk, Origin: "discovered", Instance: a.Instance,
-		})
-	}
-	return out
-}
-
-// connectAddress picks an address the announcement signed (IPv4 first).
-func connectAddress(a *discovery.Announcement) (netip.Addr, bool) {
-	var best netip.Addr
-	for _, addr := range a.Addresses {
-		if len(a.SignedAddresses) > 0 && !slices.Contains(a.SignedAddresses, addr) {
-			continue
-		}
-		if !best.IsValid() || addr.Is4() && !best.Is4() {
-			best = addr
-		}
-	}
-	return best, best.IsValid()
+	return hook.FromAnnouncements(snap.Trusted(), cfg, os.Getenv)
 }
