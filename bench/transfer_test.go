@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guix-offload/guix-offload/internal/nar"
+	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
@@ -149,7 +152,7 @@ func runTransfer(t *testing.T, s *suite) {
 	s.note("throughput = input bytes ÷ wall time from opening the channel to the remote exit status, over one already authenticated connection per method (OpenSSH: a ControlMaster connection; Guile-SSH: bench/guile/push.scm, the session made before the clock starts); the remote command writes to /dev/null.")
 	s.note("ours = internal/transport's pipe over one `sshconn.Dial` connection: `transport.Exec` with the data as the remote command's stdin; zstd = `transport.Compress` here and `guix-offload-agent stream import` at the far end (its `guix archive --import` replaced by `cat > /dev/null`), as the transport sends archives to a machine that runs the agent. On loopback the wire is free, so zstd can only cost; on a LAN it pays when the link is slower than zstd.")
 	s.note("up to %d runs per set, round robin over the methods; a round that would overrun the time budget (%v for both sets) is not started.", *flagRuns, *flagTransferBudget)
-	s.note("data: %d MiB from math/rand (incompressible) and a store-like corpus: the regular files /usr/lib/x86_64-linux-gnu/*.so*, concatenated in name order, capped at %d MiB.", *flagTransfer, *flagCorpus)
+	s.note("data: %d MiB from math/rand (incompressible) and a store-like corpus: a signed `guix archive --export` stream written with internal/nar, one store item per regular file /usr/lib/x86_64-linux-gnu/*.so* in name order, up to %d MiB of libraries.", *flagTransfer, *flagCorpus)
 }
 
 // randomData writes size pseudo-random bytes to path.
@@ -171,8 +174,10 @@ func randomData(t *testing.T, path string, size int64) dataset {
 	return dataset{name: fmt.Sprintf("%d MiB random", size>>20), path: path, size: size}
 }
 
-// corpusData concatenates the machine's shared libraries (regular files
-// only, in name order) into path, up to limit bytes.
+// corpusData writes a signed `guix archive --export` stream (package nar,
+// the format the transport sends) of store items made from the machine's
+// shared libraries (regular files only, in name order, one item each)
+// into path, until the libraries add up to limit bytes.
 func corpusData(t *testing.T, path string, limit int64) dataset {
 	t.Helper()
 	names, err := filepath.Glob("/usr/lib/x86_64-linux-gnu/*.so*")
@@ -180,34 +185,56 @@ func corpusData(t *testing.T, path string, limit int64) dataset {
 		t.Fatalf("no shared libraries under /usr/lib/x86_64-linux-gnu: %v", err)
 	}
 	slices.Sort(names)
+	key, err := pki.GenerateKey(pki.TypeECDSA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
+	w := bufio.NewWriterSize(out, 1<<20)
+	export := nar.NewExportWriter(w)
 	var total int64
-	files := 0
+	items := 0
 	for _, name := range names {
 		if total >= limit {
 			break
 		}
 		fi, err := os.Lstat(name)
-		if err != nil || !fi.Mode().IsRegular() {
+		if err != nil || !fi.Mode().IsRegular() || total+fi.Size() > limit {
 			continue
 		}
-		in, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		n, err := io.CopyN(out, in, limit-total)
-		in.Close()
-		if err != nil && err != io.EOF {
+		if err := export.WriteItem(storePath(filepath.Base(name)), nil, "", name, key.Sign); err != nil {
 			t.Fatal(err)
 		}
-		total += n
-		files++
+		total += fi.Size()
+		items++
 	}
-	return dataset{name: fmt.Sprintf("store-like corpus (%d files, %d MiB)", files, total>>20), path: path, size: total}
+	if err := export.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := out.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dataset{name: fmt.Sprintf("store-like export (%d items, %d MiB)", items, st.Size()>>20), path: path, size: st.Size()}
+}
+
+// storePath makes a store file name for name, with a hash part in Nix's
+// base-32 alphabet.
+func storePath(name string) string {
+	const alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
+	sum := sha256.Sum256([]byte(name))
+	var hash [32]byte
+	for i := range hash {
+		hash[i] = alphabet[sum[i]%32]
+	}
+	return "/gnu/store/" + string(hash[:]) + "-" + strings.ReplaceAll(name, "/", "_")
 }
 
 // ourPush sends ds through the transport's remote-command pipe and returns
