@@ -168,8 +168,10 @@ func TestAgentSurvivesLinkLoss(t *testing.T) {
 	if agent.Exited() {
 		t.Fatalf("agent exited: %s", agent.Output())
 	}
-	if c := strings.Count(agent.Output(), "msg=advertising"); c != 2 {
-		t.Errorf("agent advertised %d times; want 2 (start, link back):\n%s", c, agent.Output())
+	// At least twice: at start and when the link came back (a poll that
+	// catches the link up before its IPv6 address adds a third).
+	if c := strings.Count(agent.Output(), "msg=advertising"); c < 2 {
+		t.Errorf("agent advertised %d times; want 2 or more (start, link back):\n%s", c, agent.Output())
 	}
 }
 
