@@ -67,13 +67,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // Plan is what does not change while the agent runs: the configuration
-// with detection applied and the keys read.
+// with detection applied and the keys read. [Agent.Prepare] makes it.
 type Plan struct {
+	// Instance is the DNS-SD instance name.
 	Instance string
-	Host     string // SRV target
-	Machine  scm.Machine
-	Store    string
-	Key      *pki.PrivateKey // nil: unsigned
+	// Host is the SRV target ("builder1-guix-offload.local.").
+	Host string
+	// Machine holds the announced machines.scm fields; Name is the
+	// instance name.
+	Machine scm.Machine
+	// Store is the directory whose free space is announced.
+	Store string
+	// Key signs the announcements; nil means unsigned.
+	Key *pki.PrivateKey
 }
 
 func (a *Agent) logger(component string) *slog.Logger {
@@ -272,7 +278,7 @@ func (a *Agent) measure(p *Plan, warned map[string]bool) sample {
 	return s
 }
 
-// Compose returns the announcement of p on addrs with s, at now, signed
+// compose returns the announcement of p on addrs with s, at now, signed
 // when p has a key.
 func (p *Plan) compose(addrs []netip.Addr, s sample, now time.Time) (*discovery.Announcement, error) {
 	ann := &discovery.Announcement{
