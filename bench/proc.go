@@ -1,10 +1,11 @@
 package bench
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat;
@@ -18,50 +19,75 @@ type ProcUsage struct {
 }
 
 // ReadProc reads /proc/PID/status (VmRSS, VmHWM) and /proc/PID/stat
-// (utime, stime).
+// (utime, stime) of a running process.
 func ReadProc(pid int) (ProcUsage, error) {
 	var u ProcUsage
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			u.RSS = kb << 10
-		case "VmHWM:":
-			u.HWM = kb << 10
-		}
+	if u.RSS, u.HWM, err = ParseStatus(status); err != nil {
+		return u, fmt.Errorf("read /proc/%d/status: %w", pid, err)
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return u, err
 	}
+	if u.CPU, err = ParseStat(stat); err != nil {
+		return u, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
+	}
+	return u, nil
+}
+
+// ParseStatus returns VmRSS and VmHWM, in bytes, from the text of
+// /proc/PID/status ("VmRSS:\t  1234 kB" lines).
+func ParseStatus(status []byte) (rss, hwm int64, err error) {
+	found := 0
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		var dst *int64
+		switch string(f[0]) {
+		case "VmRSS:":
+			dst = &rss
+		case "VmHWM:":
+			dst = &hwm
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(string(f[1]), 10, 64)
+		if err != nil || kb < 0 || kb > 1<<40 {
+			return 0, 0, fmt.Errorf("bad %s %q", f[0], f[1])
+		}
+		*dst = kb << 10
+		found++
+	}
+	if found < 2 {
+		return 0, 0, errors.New("no VmRSS and VmHWM (a kernel thread or a zombie?)")
+	}
+	return rss, hwm, nil
+}
+
+// ParseStat returns utime + stime, in seconds, from the text of
+// /proc/PID/stat.
+func ParseStat(stat []byte) (float64, error) {
 	// The command name (field 2) may hold spaces and parentheses: the
 	// fields after it start after the last ')'.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
+	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return u, fmt.Errorf("read /proc/%d/stat: no command name", pid)
+		return 0, errors.New("no command name")
 	}
-	f := strings.Fields(s[i+1:])
-	// After ')': state is field 3, utime field 14, stime field 15.
+	f := bytes.Fields(stat[i+1:])
+	// After ')' come state (field 3) … utime (field 14), stime (field 15).
 	if len(f) < 13 {
-		return u, fmt.Errorf("read /proc/%d/stat: %d fields", pid, len(f))
+		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	utime, err1 := strconv.ParseUint(string(f[11]), 10, 63)
+	stime, err2 := strconv.ParseUint(string(f[12]), 10, 63)
 	if err1 != nil || err2 != nil {
-		return u, fmt.Errorf("read /proc/%d/stat: bad utime or stime", pid)
+		return 0, fmt.Errorf("bad utime %q or stime %q", f[11], f[12])
 	}
-	u.CPU = float64(utime+stime) / clockTicks
-	return u, nil
+	return float64(utime+stime) / clockTicks, nil
 }
