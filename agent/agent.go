@@ -210,6 +210,11 @@ func (a *Agent) Prepare() (*Plan, error) {
 		return nil, cli.WithHint(fmt.Errorf("signing key: %w", err),
 			"signing-key must be a Guix secret key such as /etc/guix/signing-key.sec")
 	}
+	// Fail now, not on every refresh, when the fields cannot fit in a
+	// TXT record whatever the load and addresses.
+	if _, err := p.compose(nil, sample{load: 99.99, freeDisk: 1 << 40}, time.Now()); err != nil {
+		return nil, cli.WithHint(err, "shorten the lists in the configuration (each TXT string holds 255 bytes)")
+	}
 	return p, nil
 }
 

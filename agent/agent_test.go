@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -476,6 +477,11 @@ func TestPrepareErrors(t *testing.T) {
 			a.Detector.Machine = func() (string, error) { return "", os.ErrNotExist }
 		}, "detect systems"},
 		{"invalid config", func(a *Agent, dir string) { a.Config.Speed = -1 }, "speed: -1 is not a positive number"},
+		{"too many features", func(a *Agent, dir string) {
+			for i := range 40 {
+				a.Config.Features = append(a.Config.Features, fmt.Sprintf("a-rather-long-feature-name-%d", i))
+			}
+		}, "TXT features"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _, _, _ := newTestAgent(t, nil)
