@@ -245,8 +245,9 @@ func TestCacheUnrelatedRecordsNotKept(t *testing.T) {
 func TestCacheFloodIsBounded(t *testing.T) {
 	r := newRecorder(t)
 	total := 0
+	txt := validTXT(t, "0.1")
 	for i := range MaxInstances + 500 {
-		evs := r.feed(response(fmt.Sprintf("bogus%d", i), fmt.Sprintf("h%d", i), 22, validTXT(t, "0.1"), 4500, "169.254.7.7"), "veth0")
+		evs := r.feed(response(fmt.Sprintf("bogus%d", i), fmt.Sprintf("h%d", i), 22, txt, 4500, "169.254.7.7"), "veth0")
 		total += len(evs)
 	}
 	if len(r.c.state) > MaxInstances || r.c.nrecords > maxRecords {
