@@ -6,6 +6,8 @@
 // libgcrypt-made signing key and ACL, and guix-daemon's side of the hook
 // protocol played by the driver (internal/testenv/daemon) running
 // `guix offload …` through the guix-offload shim in the master's mount
-// namespace. The tests need root, iproute2, util-linux, openssh-server and
+// namespace. The machines come from a machines.scm or, in
+// TestOffloadDiscovered, from the LAN: each runs guix-offload-agent and the
+// master `guix-offload discover --watch --cache`. The tests need root, iproute2, util-linux, openssh-server and
 // guile-gcrypt; without them they skip (and fail under CI=true).
 package e2e

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
@@ -51,10 +52,23 @@ type cluster struct {
 	shim     string // the guix-offload shim, named guix
 	config   string // the hook's configuration file
 	dir      string
+	agents   []*netns.Proc
 }
 
-func newCluster(t *testing.T) *cluster {
+// clusterOptions: with discovered, machines.scm is empty and the build
+// machines are found on the LAN: each runs guix-offload-agent, announcing
+// itself signed with its Guix key, and the master runs `guix-offload
+// discover --watch --cache` for the hook.
+type clusterOptions struct {
+	discovered bool
+}
+
+func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 	t.Helper()
+	var o clusterOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	nw := netns.New(t, 3)
 	hosts := nw.Hosts()
 	offload := netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload")
@@ -80,6 +94,10 @@ func newCluster(t *testing.T) *cluster {
 		{[]string{x86}, nil, 2, true},
 		{[]string{x86, arm}, []string{"kvm"}, 1, false},
 	}
+	// For discovered machines the hook uses one key of its own
+	// (hook.toml's private-key), which every machine authorizes.
+	masterKey := filepath.Join(c.dir, "id_ed25519")
+	masterPub := sshd.GenerateKey(t, "", masterKey, "ed25519", "")
 	var scm strings.Builder
 	scm.WriteString(";; machines.scm written by the end-to-end test\n(list\n")
 	for i, s := range specs {
@@ -92,12 +110,25 @@ func newCluster(t *testing.T) *cluster {
 		}
 		g.Authorize(t, c.guix.SigningKey)
 		srv := sshd.Start(t, sshd.Options{
-			Prefix:        append([]string{"ip", "netns", "exec", h.Name}, g.Prefix()...),
-			ListenAddress: h.Addr.String() + ":22",
-			ExtraConfig:   "SetEnv PATH=" + g.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+			Prefix:         append([]string{"ip", "netns", "exec", h.Name}, g.Prefix()...),
+			ListenAddress:  h.Addr.String() + ":22",
+			ExtraConfig:    "SetEnv PATH=" + g.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+			AuthorizedKeys: []string{masterPub},
 		})
 		m := &machine{net: h, guix: g, sshd: srv, name: h.Addr.String(), speed: s.speed}
 		c.builders = append(c.builders, m)
+		if o.discovered {
+			prefix := g.Prefix()
+			args := append(prefix[1:], agent,
+				"--name", g.Name, "--systems", strings.Join(s.systems, ","),
+				"--speed", fmt.Sprint(s.speed), "--parallel-builds", "1",
+				"--features", strings.Join(s.features, ","), "--user", "root", "--port", "22",
+				"--overload-threshold", "#f", "--host-key-file", srv.HostKeyFile+".pub",
+				"--signing-key", g.SigningKeyFile, "--interfaces", h.Iface, "--store", store)
+			cmd := h.Command(context.Background(), prefix[0], args...)
+			c.agents = append(c.agents, h.StartCmd(t, cmd))
+			continue
+		}
 		fmt.Fprintf(&scm, "  (build-machine\n    (name %q)\n    (port 22)\n    (systems (list %s))\n    (user \"root\")\n    (host-key %q)\n    (private-key %q)\n    (speed %.1f)\n    (parallel-builds 1)\n    ;; The namespaces share this machine's load: ignore it.\n    (overload-threshold #f)",
 			m.name, quoteList(s.systems), srv.HostKey, srv.ClientKeyFile, s.speed)
 		if len(s.features) > 0 {
@@ -113,17 +144,37 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	c.config = filepath.Join(c.dir, "hook.toml")
+	cache := filepath.Join(c.dir, "machines.json")
 	cfg := fmt.Sprintf(`machines-file = %q
 state-directory = %q
 acl = %q
-discovery = false
+discovery = %v
+cache = %q
+browse-timeout = "0s"
+private-key = %q
+user = "root"
 real-guix = %q
 store = %q
 compress = true
 connect-timeout = "10s"
-`, machines, filepath.Join(c.dir, "state"), c.guix.ACLFile, c.guix.Guix, store)
+`, machines, filepath.Join(c.dir, "state"), c.guix.ACLFile, o.discovered, cache, masterKey, c.guix.Guix, store)
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if o.discovered {
+		// The master keeps the discovery cache the hook reads.
+		prefix := c.guix.Prefix()
+		cmd := c.master.Command(context.Background(), prefix[0], append(prefix[1:], offload, "discover", "--watch",
+			"--cache", cache, "--acl", c.guix.ACLFile, "--interface", c.master.Iface)...)
+		watcher := c.master.StartCmd(t, cmd)
+		ok := netns.Poll(30*time.Second, func() bool {
+			snap, err := discovery.ReadSnapshot(cache)
+			return err == nil && len(snap.Trusted()) == 2
+		})
+		if !ok {
+			t.Fatalf("the master did not discover both machines within 30 s; discover said:\n%s\nagents said:\n%s\n%s",
+				watcher.Output(), c.agents[0].Output(), c.agents[1].Output())
+		}
 	}
 	return c
 }
@@ -234,6 +285,28 @@ func TestOffload(t *testing.T) {
 		{"feature kvm", x86, []string{"kvm"}, "builder2"},
 		{"system aarch64", arm, nil, "builder2"},
 	} {
+		c.offloadCase(t, tc.name, tc.system, tc.features, tc.builder)
+	}
+}
+
+// TestOffloadDiscovered is TestOffload with no machines.scm at all: the
+// machines announce themselves (guix-offload-agent, signed with their Guix
+// keys, which the master's ACL authorizes) and the hook reads what
+// `guix-offload discover --watch` keeps in its cache.
+func TestOffloadDiscovered(t *testing.T) {
+	c := newCluster(t, clusterOptions{discovered: true})
+	c.offloadCase(t, "discovered x86_64", x86, nil, "builder1")
+	c.offloadCase(t, "discovered kvm", x86, []string{"kvm"}, "builder2")
+}
+
+func (c *cluster) offloadCase(t *testing.T, name, system string, features []string, builder string) {
+	tc := struct {
+		name     string
+		system   string
+		features []string
+		builder  string
+	}{name, system, features, builder}
+	{
 		t.Run(tc.name, func(t *testing.T) {
 			j := c.job(t, strings.ReplaceAll(tc.name, " ", "-"), tc.system, tc.features, goodScript)
 			rep, res := c.offload(t, j, 60, 120)
