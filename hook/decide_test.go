@@ -1,6 +1,8 @@
 package hook
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -235,4 +237,31 @@ func FuzzDecodeMachineCache(f *testing.F) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, c, again)
 		}
 	})
+}
+
+func TestState(t *testing.T) {
+	st := State{Dir: t.TempDir()}
+	now := time.Unix(2e9, 0)
+	if err := st.MarkDown("b1:22", "connection refused", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Down(now); !strings.Contains(got["b1:22"], "down for 1m0s more: connection refused") {
+		t.Errorf("down %v", got)
+	}
+	if got := st.Down(now.Add(2 * time.Minute)); len(got) != 0 {
+		t.Errorf("still down after its time: %v", got)
+	}
+	first := st.FirstPostponed("/gnu/store/a.drv", now)
+	if again := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Minute)); !again.Equal(first) {
+		t.Errorf("first postponement moved: %v, %v", first, again)
+	}
+	st.ClearPostponed("/gnu/store/a.drv")
+	if again := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Hour)); !again.Equal(now.Add(time.Hour)) {
+		t.Errorf("cleared record still used: %v", again)
+	}
+	// Garbage in a record is ignored, not trusted.
+	os.WriteFile(filepath.Join(st.Dir, "down", "b2:22"), []byte("{not json"), 0o644)
+	if got := st.Down(now); len(got) != 1 {
+		t.Errorf("down %v", got)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
@@ -40,7 +41,22 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 		return nil, notes
 	}
 	if d.browsedOnce {
-		return d.browsed, notes
+		return d.browsed, nil
+	}
+	// A recent browse by this or another hook process is as good as the
+	// cache: browse at most once per discovery.SnapshotStale.
+	own := filepath.Join(cfg.StateDirectory, "cache", "browse.json")
+	salt := cfg.Trust + "\x00" + cfg.User + "\x00" + cfg.PrivateKey + "\x00" + d.env("HOME")
+	ms, updated, err := d.cached(cfg, "browse", own, salt, func() ([]*Machine, time.Time, error) {
+		snap, err := discovery.ReadSnapshot(own)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return FromAnnouncements(snap.Trusted(), cfg, d.env), snap.Updated, nil
+	})
+	if err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now) {
+		d.browsed, d.browsedOnce = ms, true
+		return ms, nil
 	}
 	d.browsedOnce = true
 	policy, err := discovery.ParsePolicy(cfg.Trust, cfg.ACL, cfg.Pins)
@@ -58,6 +74,10 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 		if a.Trusted && a.Ignored == "" {
 			trusted = append(trusted, a)
 		}
+	}
+	notes = append(notes, note("browsed the LAN for %s: %d trusted build machines of %d", cfg.BrowseTimeout.D(), len(trusted), len(found)))
+	if err := discovery.WriteSnapshot(own, &discovery.Snapshot{Updated: now.UTC(), Machines: found}); err != nil {
+		notes = append(notes, note("warning: %v", err))
 	}
 	d.browsed = FromAnnouncements(trusted, cfg, d.env)
 	return d.browsed, notes

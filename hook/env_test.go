@@ -97,8 +97,10 @@ store = %q
 acl = %q
 connect-timeout = "1500ms"
 down-time = "1m"
-browse-timeout = "0s"
 `, e.machines, e.state, e.store, acl)
+	if !strings.Contains(extra, "browse-timeout") {
+		cfg += "browse-timeout = \"0s\"\n"
+	}
 	if !strings.Contains(extra, "discovery") {
 		cfg += "discovery = false\n"
 	}

@@ -86,9 +86,26 @@ func (s State) FirstPostponed(drv string, now time.Time) time.Time {
 			return t
 		}
 	}
+	s.prunePostponed(now)
 	text, _ := now.UTC().MarshalText()
 	_ = writeAtomic(p, text)
 	return now
+}
+
+// prunePostponed removes records of derivations last postponed more than
+// a day ago (the daemon gave up on them or built them elsewhere), so the
+// directory does not grow forever. It runs only when a record is added.
+func (s State) prunePostponed(now time.Time) {
+	dir := filepath.Join(s.Dir, "postponed")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > 24*time.Hour {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // ClearPostponed forgets drv's first postponement.
