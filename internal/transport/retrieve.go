@@ -112,13 +112,19 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 }
 
 func receive(b *Build, r io.Reader, compress bool, temps map[string]string) error {
+	var wire, raw int64
 	if compress {
-		dec, err := NewDecompressor(r)
+		dec, err := NewDecompressor(&countReader{r: r, n: &wire})
 		if err != nil {
 			return err
 		}
 		defer dec.Close()
-		r = dec
+		r = &countReader{r: dec, n: &raw}
+		defer func() {
+			if len(temps) == len(b.Outputs) {
+				b.msgf("received %s MiB from '%s' as %s MiB (zstd)", mib(raw), b.Host, mib(wire))
+			}
+		}()
 	}
 	want := map[string]bool{}
 	for _, o := range b.Outputs {

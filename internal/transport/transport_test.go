@@ -156,6 +156,9 @@ func TestRunOffloadsAndRetrieves(t *testing.T) {
 					t.Errorf("messages lack %q:\n%s", want, msg)
 				}
 			}
+			if agent != strings.Contains(msg.String(), "from 'builder' as") {
+				t.Errorf("retrieval compressed = %v, want %v:\n%s", !agent, agent, msg)
+			}
 			if agent != strings.Contains(msg.String(), "(zstd)") {
 				t.Errorf("compression used = %v, want %v:\n%s", !agent, agent, msg)
 			}
