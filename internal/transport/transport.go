@@ -248,6 +248,10 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 	wg.Wait()
 	werr := export.Wait()
 	switch {
+	case werr != nil && strings.TrimSpace(localErr.String()) != "":
+		// The export said why it failed; the import only saw a stream
+		// cut short.
+		return fmt.Errorf("export inputs locally: %s archive --export: %v: %s", lookGuix(b.Guix), werr, lastLine(localErr.String()))
 	case err != nil:
 		return fmt.Errorf("send inputs: %w", err)
 	case code != 0:
