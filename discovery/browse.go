@@ -19,7 +19,8 @@ const (
 	Add EventKind = iota + 1
 	// Update: its TXT record, port, addresses or trust changed.
 	Update
-	// Remove: it said goodbye, expired, or turned malformed.
+	// Remove: it said goodbye, expired, or turned malformed (then an
+	// Ignore follows). An ignored instance that goes is removed too.
 	Remove
 	// Ignore: its TXT record is malformed or oversized; the
 	// announcement's Ignored field (and Event.Err) says which field.

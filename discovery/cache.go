@@ -473,7 +473,7 @@ func (c *cache) compare(name string, now time.Time) []Event {
 	if v == nil || v.srv == nil || v.txt == nil || len(v.addrs) == 0 {
 		// Gone, or not resolved (yet, or any more).
 		delete(c.state, name)
-		if st != nil && st.kind == Add {
+		if st != nil {
 			return []Event{{Kind: Remove, Announcement: st.ann}}
 		}
 		return nil

@@ -219,6 +219,13 @@ func TestCacheIgnoresMalformed(t *testing.T) {
 	if evs := r.feed(response("evil", "e", 22, over, 4500, "169.254.1.9"), "veth0"); kinds(evs) != "remove evil; ignore evil" {
 		t.Errorf("events %q, want remove then ignore", kinds(evs))
 	}
+	// An ignored instance that goes is removed, so nobody keeps it.
+	r.advance(time.Second)
+	r.feed(goodbye("evil"), "veth0")
+	r.advance(1100 * time.Millisecond)
+	if evs := r.c.tick(r.now); kinds(evs) != "remove evil" || evs[0].Announcement.Ignored == "" {
+		t.Errorf("events %q, want remove of the ignored instance", kinds(evs))
+	}
 }
 
 func TestCacheUnrelatedRecordsNotKept(t *testing.T) {
