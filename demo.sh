@@ -10,8 +10,8 @@
 # Ctrl-C. Nothing is sent in this machine's own network namespace: its
 # real interfaces lead to a network that is not ours.
 #
-# Needs root (network namespaces), Go, and iproute2 (installed with apt-get
-# when missing). Guile with guile-gcrypt makes a real Guix signing key;
+# Needs root (network namespaces), Go, iproute2 and ssh-keygen (the last
+# two installed with apt-get when missing). Guile with guile-gcrypt makes a real Guix signing key;
 # without it the agent runs unsigned and says so.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,9 +21,13 @@ die() { echo "demo.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run me as root: I create network namespaces (sudo ./demo.sh)"
 command -v go >/dev/null || die "Go is needed to build guix-offload (https://go.dev/dl/)"
-if ! command -v ip >/dev/null; then
-  echo "demo.sh: installing iproute2"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iproute2
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || die "please install ${missing[*]}"
+  echo "demo.sh: installing ${missing[*]}"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 tmp=$(mktemp -d /tmp/guix-offload-demo.XXXXXX)
@@ -71,14 +75,8 @@ ip -n "$master" link set demo0 multicast on up
 
 say "throwaway keys for the build machine"
 mkdir -p "$tmp/builder" "$tmp/master"
-ssh_key_flag=()
-if command -v ssh-keygen >/dev/null; then
-  ssh-keygen -q -t ed25519 -N '' -C "demo host key" -f "$tmp/builder/ssh_host_ed25519_key"
-  ssh_key_flag=(--host-key-file "$tmp/builder/ssh_host_ed25519_key.pub")
-  echo "SSH host key:      $(cut -d' ' -f1-2 "$tmp/builder/ssh_host_ed25519_key.pub")"
-else
-  echo "ssh-keygen not found (Debian: openssh-client): the agent announces this machine's own host key, if any"
-fi
+ssh-keygen -q -t ed25519 -N '' -C "demo host key" -f "$tmp/builder/ssh_host_ed25519_key"
+echo "SSH host key:      $(cut -d' ' -f1-2 "$tmp/builder/ssh_host_ed25519_key.pub")"
 signed=no
 if command -v guile >/dev/null && guile -c '(use-modules (gcrypt pk-crypto))' 2>/dev/null; then
   # What `guix archive --generate-key` does: an ECDSA key on Ed25519,
@@ -105,7 +103,7 @@ fi
 say "starting guix-offload-agent on $builder (defaults, plus those keys)"
 : > "$tmp/builder/agent.toml"   # an empty configuration: every key detected or default
 setsid ip netns exec "$builder" "$tmp/bin/guix-offload-agent" --config "$tmp/builder/agent.toml" \
-  "${ssh_key_flag[@]}" --signing-key "$tmp/builder/signing-key.sec" \
+  --host-key-file "$tmp/builder/ssh_host_ed25519_key.pub" --signing-key "$tmp/builder/signing-key.sec" \
   >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 100); do
