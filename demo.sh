@@ -11,8 +11,8 @@
 # real interfaces lead to a network that is not ours.
 #
 # Needs root (network namespaces), Go, iproute2 and ssh-keygen (the last
-# two installed with apt-get when missing). Guile with guile-gcrypt makes a real Guix signing key;
-# without it the agent runs unsigned and says so.
+# two installed with apt-get when missing). Guile with guile-gcrypt makes
+# a real Guix signing key; without it the agent runs unsigned and says so.
 set -euo pipefail
 cd "$(dirname "$0")"
 
