@@ -51,13 +51,19 @@ func helper(args []string) error {
 				return err
 			}
 		}
-	case "udp-ping": // udp-ping ADDR:PORT — send until answered, at most 5 s
+	case "udp-ping": // udp-ping ADDR:PORT [TIMEOUT] — send until answered, by default at most 5 s
 		c, err := net.Dial("udp", args[1])
 		if err != nil {
 			return err
 		}
+		timeout := 5 * time.Second
+		if len(args) > 2 {
+			if timeout, err = time.ParseDuration(args[2]); err != nil {
+				return err
+			}
+		}
 		buf := make([]byte, 1500)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
 			if _, err := c.Write([]byte("ping")); err != nil {
 				return err
 			}
@@ -68,7 +74,7 @@ func helper(args []string) error {
 				return nil
 			}
 		}
-		return errors.New("no answer within 5 s")
+		return fmt.Errorf("no answer within %v", timeout)
 	case "mcast-recv": // mcast-recv GROUP:PORT IFACE — print the first datagram
 		addr, err := net.ResolveUDPAddr("udp", args[1])
 		if err != nil {
@@ -182,10 +188,10 @@ func TestSetLink(t *testing.T) {
 	a, b := n.Hosts()[0], n.Hosts()[1]
 	echo := b.Start(t, os.Args[0], "netns-helper", "udp-echo", net.JoinHostPort(b.Addr.String(), "7007"))
 	WaitFor(t, 5*time.Second, func() bool { return strings.Contains(echo.Output(), "listening") })
-	ping := func() error {
+	ping := func(timeout string) error {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
-		out, err := a.Command(ctx, os.Args[0], "netns-helper", "udp-ping", net.JoinHostPort(b.Addr.String(), "7007")).CombinedOutput()
+		out, err := a.Command(ctx, os.Args[0], "netns-helper", "udp-ping", net.JoinHostPort(b.Addr.String(), "7007"), timeout).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -194,7 +200,7 @@ func TestSetLink(t *testing.T) {
 	if err := b.SetLink(false); err != nil {
 		t.Fatal(err)
 	}
-	if err := ping(); err == nil {
+	if err := ping("1s"); err == nil {
 		t.Fatal("ping answered while the link was down")
 	}
 	if _, err := b.LinkLocal(); err == nil {
@@ -203,7 +209,7 @@ func TestSetLink(t *testing.T) {
 	if err := b.SetLink(true); err != nil {
 		t.Fatal(err)
 	}
-	if err := ping(); err != nil {
+	if err := ping("5s"); err != nil {
 		t.Fatalf("ping after the link came back: %v", err)
 	}
 }
