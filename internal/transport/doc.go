@@ -18,8 +18,9 @@
 //     them in dependency order, signed with the master's key) streamed
 //     into the remote `guix archive --import`, which checks the signature
 //     against the machine's ACL;
-//  3. `guix build --no-offload --max-silent-time=N --timeout=N DRV`, its
-//     output copied to the build-log writer as it arrives. `guix build`
+//  3. `guix build --no-offload --verbosity=3 --max-silent-time=N
+//     --timeout=N DRV`, its output (the whole build log at verbosity 3)
+//     copied to the build-log writer as it arrives. `guix build`
 //     exits 1 for every failure; the daemon's own messages ("… timed out
 //     after N seconds", "build of … failed") tell a timeout from a failed
 //     build, and exit statuses 100 and 101 are honoured too;

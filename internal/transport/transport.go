@@ -325,7 +325,9 @@ func build(ctx context.Context, b *Build) error {
 		b.msgf("@ build-remote %s %s", b.Drv, b.Host)
 	}
 	b.msgf("offloading '%s' to '%s'...", b.Drv, b.Host)
-	argv := []string{b.RemoteGuix, "build", "--no-offload"}
+	// --verbosity=3 shows the whole build log (Guix's default, 1, only
+	// says what is being built), and with it the daemon's own messages.
+	argv := []string{b.RemoteGuix, "build", "--no-offload", "--verbosity=3"}
 	if b.MaxSilent > 0 {
 		argv = append(argv, "--max-silent-time="+strconv.Itoa(int(b.MaxSilent/time.Second)))
 	}
