@@ -219,7 +219,9 @@ func TestRunFailures(t *testing.T) {
 		{name: "machine does not trust the master", opts: worldOptions{trustMaster: false, trustSigner: true},
 			script: goodScript, code: 1, want: "lacks a valid signature"},
 		{name: "an input is not valid on the master", opts: worldOptions{trustMaster: true, trustSigner: true},
-			script: goodScript, mod: func(b *transport.Build) { b.Inputs = append(b.Inputs, b.Store+"/00000000000000000000000000000000-gone") },
+			script: goodScript, mod: func(b *transport.Build) {
+				b.Inputs = append(b.Inputs, b.Store+"/00000000000000000000000000000000-gone")
+			},
 			code: 1, want: "export inputs locally"},
 		{name: "no guix on the machine", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: goodScript, mod: func(b *transport.Build) { b.RemoteGuix = "guix-not-installed" },
