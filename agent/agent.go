@@ -34,6 +34,9 @@ const (
 	// announcement: 0.1 of normalized load, 1% of free space.
 	LoadStep     = 0.1
 	FreeDiskStep = 0.01
+	// KeyRetry is how often an agent without a signing key looks for
+	// one again.
+	KeyRetry = time.Minute
 )
 
 // Agent advertises one build machine. Fill in Config (and, in tests,
@@ -340,6 +343,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		sent     sample
 		signedAt time.Time
 		warned   = map[string]bool{}
+		keyTried = time.Now()
 		missing  string
 	)
 	stop := func(why string) {
@@ -414,7 +418,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		s := a.measure(p, warned)
 		now := time.Now()
 		old := now.Sub(signedAt) >= resign
-		if !meaningful(sent, s) && !old {
+		// A key made after the start (guix archive --generate-key) is
+		// used as soon as it is readable.
+		newKey := false
+		if p.Key == nil && now.Sub(keyTried) >= KeyRetry {
+			keyTried = now
+			if k, err := pki.ReadPrivateKey(a.Config.SigningKey); err == nil {
+				p.Key, newKey = k, true
+				a.logger("detect").Info("signing key found; signing announcements from now on",
+					"signing-key", a.Config.SigningKey, "key", k.Public().String())
+			}
+		}
+		if !meaningful(sent, s) && !old && !newKey {
 			return
 		}
 		an, err := p.compose(addrs, s, now)

@@ -575,3 +575,38 @@ func TestHostLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestRunPicksUpNewSigningKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		a, _, fa, _ := newTestAgent(t, &logs)
+		a.Config.SigningKey = filepath.Join(t.TempDir(), "signing-key.sec")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go a.Run(ctx)
+		synctest.Wait()
+		r, txt := fa.last(t)
+		if ann := parse(t, r, txt); ann.Sig != "" {
+			t.Fatal("signed without a key")
+		}
+		key, err := os.ReadFile("testdata/signing-key.sec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(a.Config.SigningKey, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(KeyRetry + time.Duration(a.Config.RefreshInterval))
+		synctest.Wait()
+		r, txt = fa.last(t)
+		if ann := parse(t, r, txt); ann.Verify() != nil {
+			t.Errorf("announcement not signed a minute after the key appeared: %v", ann.Verify())
+		}
+		if !strings.Contains(logs.String(), "signing key found") {
+			t.Errorf("no log line about the new key:\n%s", logs.String())
+		}
+		if got := fa.Events(); !slices.Equal(got, []string{"announce", "text"}) {
+			t.Errorf("events %q; want announce, then one TXT update", got)
+		}
+	})
+}
