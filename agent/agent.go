@@ -401,9 +401,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		r, err := ann.Announce(Service{Instance: p.Instance, Host: p.Host, Port: p.Machine.Port, TXT: an.TXT(), Interfaces: ifs, Addrs: addrs})
 		if err != nil {
-			log.Warn("cannot advertise; retrying", "error", err)
+			if !warned["announce"] {
+				log.Warn("cannot advertise; retrying every poll", "error", err, "poll", ifPoll)
+				warned["announce"] = true
+			}
 			return
 		}
+		warned["announce"] = false
 		reg, curKey, sent, signedAt = r, key, s, now
 		log.Info("advertising", "instance", p.Instance, "service", discovery.ServiceType, "port", p.Machine.Port,
 			"interfaces", ifaceNames(ifs), "addrs", joinAddrs(addrs), "load", s.load, "free-disk", s.freeDisk,
