@@ -84,11 +84,30 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 
 	packets := make(chan packet, 64)
 	var conns []*mdnsConn
-	v4, err4 := listen4()
+	v4, err4 := listen4("0.0.0.0:5353")
+	v6, err6 := listen6("[::]:5353")
+	unicast := false
+	if errors.Is(err4, syscall.EADDRINUSE) || errors.Is(err6, syscall.EADDRINUSE) {
+		// Another responder holds port 5353 without SO_REUSEADDR. Ask
+		// from a port of our own instead, with the unicast-response bit
+		// set: responders then answer us by unicast (RFC 6762 §5.4 and
+		// §6.7), and our refresh queries keep the records alive. We miss
+		// unsolicited announcements and goodbyes, so changes are seen by
+		// polling instead of at once.
+		unicast = true
+		logger.Warn("mdns: port 5353 is held by another program that does not share it; browsing with unicast replies (changes seen by polling)")
+		if v4 != nil {
+			v4.closer.Close()
+		}
+		if v6 != nil {
+			v6.closer.Close()
+		}
+		v4, err4 = listen4("0.0.0.0:0")
+		v6, err6 = listen6("[::]:0")
+	}
 	if err4 == nil {
 		conns = append(conns, v4)
 	}
-	v6, err6 := listen6()
 	if err6 == nil {
 		conns = append(conns, v6)
 	} else if err4 == nil {
@@ -143,6 +162,11 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 	}
 
 	send := func(msg *dns.Msg) {
+		if unicast {
+			for i := range msg.Question {
+				msg.Question[i].Qclass |= 0x8000
+			}
+		}
 		for len(msg.Answer) > 0 && msg.Len() > maxPacket {
 			msg.Answer = msg.Answer[:len(msg.Answer)-1]
 			msg.Truncated = true
@@ -252,9 +276,9 @@ func reuse(network, address string, rc syscall.RawConn) error {
 	return serr
 }
 
-func listen4() (*mdnsConn, error) {
+func listen4(address string) (*mdnsConn, error) {
 	lc := net.ListenConfig{Control: reuse}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:5353")
+	pc, err := lc.ListenPacket(context.Background(), "udp4", address)
 	if err != nil {
 		return nil, err
 	}
@@ -268,9 +292,9 @@ func listen4() (*mdnsConn, error) {
 	return &mdnsConn{v4: p, closer: pc}, nil
 }
 
-func listen6() (*mdnsConn, error) {
+func listen6(address string) (*mdnsConn, error) {
 	lc := net.ListenConfig{Control: reuse}
-	pc, err := lc.ListenPacket(context.Background(), "udp6", "[::]:5353")
+	pc, err := lc.ListenPacket(context.Background(), "udp6", address)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,17 @@ func TestMain(m *testing.M) {
 // signed with KEYFILE unless "-". Each SIGUSR1 raises the load by 0.5 and
 // re-announces the TXT record; SIGTERM says goodbye and exits.
 func helper(args []string) error {
+	if len(args) == 1 && args[0] == "hold5353" {
+		// Hold the multicast DNS port without sharing it, as some
+		// responders do, until killed.
+		c, err := net.ListenPacket("udp4", "0.0.0.0:5353")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Println("holding")
+		select {}
+	}
 	if len(args) != 5 || args[0] != "publish" {
 		return errors.New("usage: discovery-helper publish INSTANCE IFACE ADDRS KEYFILE")
 	}
@@ -390,5 +401,69 @@ func TestNetnsAvahiBrowseSeesUs(t *testing.T) {
 	}
 	if err := a.Verify(); err != nil {
 		t.Errorf("signature as avahi shows it: %v", err)
+	}
+}
+
+// TestNetnsDiscoverBesideZeroconfResponder: discover shares port 5353
+// with a responder built on the zeroconf library (what guix-offload-agent
+// uses) on the same host, and lists that host's machine and another's.
+func TestNetnsDiscoverBesideZeroconfResponder(t *testing.T) {
+	nw := netns.New(t, 2)
+	h := nw.Hosts()
+	for i, name := range []string{"local-builder", "remote-builder"} {
+		p := h[i].Start(t, os.Args[0], "discovery-helper", "publish", name, h[i].Iface, h[i].Addr.String(), "-")
+		netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	}
+	var as []*Announcement
+	netns.WaitFor(t, 40*time.Second, func() bool {
+		as = lookup(t, h[0], "--trust", "any")
+		return len(named(as, "local-builder")) == 1 && len(named(as, "remote-builder")) == 1
+	})
+	if len(as) != 2 || named(as, "local-builder")[0].Name != h[0].Addr.String() || named(as, "remote-builder")[0].Name != h[1].Addr.String() {
+		t.Errorf("discovered %+v", as)
+	}
+}
+
+// TestNetnsDiscoverBesideNonSharingResponder: when another program holds
+// port 5353 without sharing it, discover says so and still lists the
+// machines on the link, through unicast replies.
+func TestNetnsDiscoverBesideNonSharingResponder(t *testing.T) {
+	nw := netns.New(t, 2)
+	h := nw.Hosts()
+	hold := h[0].Start(t, os.Args[0], "discovery-helper", "hold5353")
+	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(hold.Output(), "holding") || hold.Exited() })
+	if hold.Exited() {
+		t.Fatalf("hold5353: %s", hold.Output())
+	}
+	p := h[1].Start(t, os.Args[0], "discovery-helper", "publish", "remote-builder", h[1].Iface, h[1].Addr.String(), "-")
+	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	av := h[1].StartAvahi(t)
+	pub := av.Start(t, "avahi-publish", append([]string{"-s", "avahi builder", ServiceType, "2200"}, avahiTXT()...)...)
+	netns.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(pub.Output(), "Established") || pub.Exited() })
+
+	var as []*Announcement
+	var stderr string
+	netns.WaitFor(t, 40*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := h[0].Command(ctx, discoverBin(t), "discover", "--format", "json", "--timeout", "8s", "--trust", "any", "--verbose")
+		var errBuf bytes.Buffer
+		cmd.Stderr = &errBuf
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("discover: %v\n%s", err, errBuf.String())
+		}
+		stderr = errBuf.String()
+		as = nil
+		if err := json.Unmarshal(out, &as); err != nil {
+			t.Fatalf("discover output: %v\n%s", err, out)
+		}
+		return len(named(as, "remote-builder")) == 1 && len(named(as, "avahi builder")) == 1
+	})
+	if len(as) != 2 || named(as, "remote-builder")[0].Name != h[1].Addr.String() {
+		t.Errorf("discovered %+v", as)
+	}
+	if !strings.Contains(stderr, "unicast replies") {
+		t.Errorf("discover did not say it fell back to unicast replies; stderr:\n%s", stderr)
 	}
 }
