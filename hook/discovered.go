@@ -3,11 +3,13 @@ package hook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 // discovered returns the trusted machines of the discovery cache, or of a
@@ -17,17 +19,24 @@ import (
 func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.Time) ([]*Machine, []string) {
 	var notes []string
 	if cfg.Cache != "" {
-		salt := cfg.User + "\x00" + cfg.PrivateKey + "\x00" + d.env("HOME")
+		aclID, _ := statID(cfg.ACL)
+		salt := fmt.Sprint(cfg.Trust, "\x00", cfg.User, "\x00", cfg.PrivateKey, "\x00", d.env("HOME"), "\x00", aclID)
+		var dropped []string
 		ms, updated, err := d.cached(cfg, "discovery", cfg.Cache, salt, func() ([]*Machine, time.Time, error) {
 			snap, err := discovery.ReadSnapshot(cfg.Cache)
 			if err != nil {
 				return nil, time.Time{}, err
 			}
-			return FromAnnouncements(snap.Trusted(), cfg, d.env), snap.Updated, nil
+			var trusted []*discovery.Announcement
+			trusted, dropped = agreeWithPolicy(snap.Trusted(), cfg)
+			return FromAnnouncements(trusted, cfg, d.env), snap.Updated, nil
 		})
+		for _, why := range dropped {
+			notes = append(notes, note("warning: discovery cache %s: %s", cfg.Cache, why))
+		}
 		switch {
 		case err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now):
-			return ms, nil
+			return ms, notes
 		case err == nil:
 			notes = append(notes, note("warning: discovery cache %s is stale (updated %s); is 'guix-offload discover --watch --cache %s' running?",
 				cfg.Cache, updated.Local().Format(time.DateTime), cfg.Cache))
@@ -81,6 +90,38 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 	}
 	d.browsed = FromAnnouncements(trusted, cfg, d.env)
 	return d.browsed, notes
+}
+
+// agreeWithPolicy keeps the announcements the snapshot's writer trusted
+// that our own policy would trust too, as far as the snapshot lets us
+// tell: with trust "acl", the announcement must name a signing key that
+// our ACL authorizes (the writer checked the signature and its time; the
+// snapshot does not carry the signature). So a `discover --watch` run
+// with a looser policy than the hook's cannot widen what the hook uses.
+func agreeWithPolicy(as []*discovery.Announcement, cfg *Config) (kept []*discovery.Announcement, dropped []string) {
+	if cfg.Trust != "acl" {
+		return as, nil
+	}
+	var acl *pki.ACL
+	for _, a := range as {
+		if a.SigningKey == "" {
+			dropped = append(dropped, fmt.Sprintf("ignoring '%s': unsigned, and trust is \"acl\"", a.Instance))
+			continue
+		}
+		if acl == nil {
+			var err error
+			if acl, err = pki.ReadACL(cfg.ACL); err != nil {
+				return nil, append(dropped, fmt.Sprintf("ignoring every discovered machine: %v", err))
+			}
+		}
+		key, err := pki.ParseCompactPublicKey(a.SigningKey)
+		if err != nil || !acl.Authorizes(key) {
+			dropped = append(dropped, fmt.Sprintf("ignoring '%s': its signing key is not in %s", a.Instance, cfg.ACL))
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept, dropped
 }
 
 // FromAnnouncements converts trusted announcements. The user is the

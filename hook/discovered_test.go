@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
 	"github.com/guix-offload/guix-offload/scm"
@@ -34,10 +35,23 @@ func TestDiscoveredMachines(t *testing.T) {
 	cache := e.dir + "/machines.json"
 	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\nprivate-key = %q\n", cache, s.ClientKeyFile))
 	x86 := []string{"x86_64-linux"}
+	acl, err := pki.ReadACL("testdata/acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := acl.Keys()[0].Compact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := announce("good", s.Host, s.Port, s.HostKey, true, x86, []string{"kvm"}, 1)
+	twin := announce("twin", "builder-twin.local", 2222, "ssh-ed25519 AAAAtwin", true, []string{"aarch64-linux", "i686-linux"}, nil, 1)
+	good.SigningKey, twin.SigningKey = signer, signer
 	snap := &discovery.Snapshot{Updated: time.Now(), Machines: []*discovery.Announcement{
-		announce("good", s.Host, s.Port, s.HostKey, true, x86, []string{"kvm"}, 1),
+		good, twin,
 		announce("rogue", s.Host, 1, s.HostKey+"X", false, []string{"x86_64-linux", "riscv64-linux"}, []string{"kvm"}, 100),
-		announce("twin", "builder-twin.local", 2222, "ssh-ed25519 AAAAtwin", true, []string{"aarch64-linux", "i686-linux"}, nil, 1),
+		// Trusted by a watcher running a looser policy, but unsigned: the
+		// hook's own policy (acl) does not take it.
+		announce("loose", s.Host, 2, s.HostKey, true, []string{"mips64el-linux"}, nil, 1),
 	}}
 	if err := discovery.WriteSnapshot(cache, snap); err != nil {
 		t.Fatal(err)
@@ -55,6 +69,9 @@ func TestDiscoveredMachines(t *testing.T) {
 	}{
 		// Only the trusted announcement has kvm.
 		{req(true, "x86_64-linux", "k", "kvm"), daemon.Accept, []string{"building on 'good' (" + s.Host}, "rogue"},
+		// The first reading of the snapshot says what the hook's own policy
+		// leaves out (later readings use the hook's cache of it).
+		{req(true, "mips64el-linux", "m"), daemon.Decline, []string{"ignoring 'loose': unsigned, and trust is \"acl\"", "no machine builds mips64el-linux"}, "building"},
 		// Only the untrusted one builds riscv64-linux: as if absent.
 		{req(true, "riscv64-linux", "r"), daemon.Decline, []string{"no machine builds riscv64-linux"}, "rogue"},
 		// The twin's announcement says aarch64-linux, its static entry
