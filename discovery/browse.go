@@ -112,17 +112,18 @@ func (o *BrowseOptions) judge(a *Announcement) {
 // of a known announcement changes (its signature time went stale, say).
 // It never closes events, and gives up sending when ctx is done.
 func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error {
+	// Deferred calls run last first: cancel, then wait for the source.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	raw := make(chan Event)
 	errc := make(chan error, 1)
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errc <- opts.source().Run(ctx, raw)
 	}()
-	defer wg.Wait()
 
 	recheck := opts.Recheck
 	if recheck <= 0 {

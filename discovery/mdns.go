@@ -77,10 +77,12 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 	}
 	c := newCache(domain, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Deferred calls run last first: cancel, then wait for the
+	// goroutines that cancel stops.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	packets := make(chan packet, 64)
 	var conns []*mdnsConn

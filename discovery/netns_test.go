@@ -220,6 +220,20 @@ func TestNetnsDiscoverListsOnce(t *testing.T) {
 		t.Errorf("unsigned-builder: trusted %v (%s)", u.Trusted, u.TrustReason)
 	}
 
+	// --interface: the named one works; an unknown one is an error that
+	// names it.
+	if got := lookup(t, h[2], "--trust", "any", "--interface", h[2].Iface); len(got) != 2 {
+		t.Errorf("--interface %s: %d machines", h[2].Iface, len(got))
+	}
+	{
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		out, err := h[2].Command(ctx, discoverBin(t), "discover", "--trust", "any", "--interface", "nosuch0").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "nosuch0") {
+			t.Errorf("--interface nosuch0: %v\n%s", err, out)
+		}
+	}
+
 	// --format scm prints only the trusted machine, as Guile reads it.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
