@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
 )
 
@@ -40,6 +41,7 @@ func benchDecide(b *testing.B, mode string, n int) {
 			cfg.MachinesFile = filepath.Join(dir, "machines.scm")
 			cfg.Cache = filepath.Join(dir, "cache.json")
 			cfg.BrowseTimeout = 0
+			cfg.ACL, _ = filepath.Abs("testdata/acl")
 			nStatic := (n + 1) / 2
 			writeBenchMachines(b, cfg.MachinesFile, nStatic)
 			writeBenchCache(b, cfg.Cache, n-nStatic, nStatic)
@@ -102,6 +104,14 @@ func writeBenchMachines(b *testing.B, path string, n int) {
 // writeBenchCache writes a discovery snapshot of n trusted machines named
 // d<offset>….
 func writeBenchCache(b *testing.B, path string, n, offset int) {
+	acl, err := pki.ReadACL("testdata/acl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := acl.Keys()[0].Compact()
+	if err != nil {
+		b.Fatal(err)
+	}
 	s := &discovery.Snapshot{Updated: time.Now()}
 	for i := 0; i < n; i++ {
 		a := &discovery.Announcement{Machine: scm.DefaultMachine(), Instance: fmt.Sprintf("d%d", offset+i),
@@ -112,6 +122,7 @@ func writeBenchCache(b *testing.B, path string, n, offset int) {
 		a.User = "offload"
 		a.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ"
 		a.ParallelBuilds = 4
+		a.SigningKey = signer
 		s.Machines = append(s.Machines, a)
 	}
 	if err := discovery.WriteSnapshot(path, s); err != nil {
