@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -159,5 +160,27 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("keepalive did not notice the dead server")
+	}
+}
+
+// Closing the client ends every goroutine Dial started (keepalives too).
+func TestNoGoroutineLeak(t *testing.T) {
+	s := sshd.Start(t, sshd.Options{})
+	before := runtime.NumGoroutine()
+	for i := 0; i < 3; i++ {
+		c, err := sshconn.Dial(context.Background(), target(s, s.ClientKeyFile), &sshconn.Options{KeepAlive: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // let a keepalive or two happen
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
