@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -56,11 +57,16 @@ func Exec(ctx context.Context, client *ssh.Client, cmd string, stdin io.Reader, 
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// OpenSSH forwards the signal to the command's process; closing
-		// the channel then hangs up its session for good measure.
+		// OpenSSH forwards the signal to the process it started (the
+		// login shell); closing the channel hangs up the session. A
+		// grandchild that keeps the session's pipes open keeps sshd from
+		// confirming the close, so do not wait for it for long.
 		_ = sess.Signal(ssh.SIGKILL)
 		sess.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		return -1, ctx.Err()
 	}
 	if err == nil {

@@ -50,6 +50,10 @@ type Build struct {
 	MaxSilent, Timeout time.Duration
 	// PrintBuildTrace makes Run print `@ build-remote DRV HOST` on Msg.
 	PrintBuildTrace bool
+	// Grace is how much longer than MaxSilent and Timeout Run waits for
+	// the machine's own verdict before deciding that the machine stopped
+	// answering (and returning ErrTimeout); 0 means 30 s.
+	Grace time.Duration
 
 	// Store is the store directory, "/gnu/store" when empty.
 	Store string
@@ -316,10 +320,6 @@ var (
 	failedRE  = regexp.MustCompile("build of .* failed|builder for .* failed")
 )
 
-// Grace is how much longer than the daemon's limits we wait before
-// deciding the machine itself stopped answering.
-const grace = 30 * time.Second
-
 func build(ctx context.Context, b *Build) error {
 	if b.PrintBuildTrace {
 		b.msgf("@ build-remote %s %s", b.Drv, b.Host)
@@ -336,6 +336,10 @@ func build(ctx context.Context, b *Build) error {
 	}
 	argv = append(argv, b.Drv)
 
+	grace := b.Grace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &watch{log: b.Log, last: time.Now()}
@@ -362,7 +366,10 @@ func build(ctx context.Context, b *Build) error {
 			}
 		}
 	}()
-	code, err := Exec(ctx, b.Client, Command(argv...), nil, w, w)
+	// exec: the signal that ends the session on our timeout then reaches
+	// guix itself, not just the login shell (and the daemon cancels the
+	// build when its client goes).
+	code, err := Exec(ctx, b.Client, "exec "+Command(argv...), nil, w, w)
 	cancel()
 	select {
 	case werr := <-watchdog:

@@ -223,12 +223,23 @@ func TestRunFailures(t *testing.T) {
 				b.Inputs = append(b.Inputs, b.Store+"/00000000000000000000000000000000-gone")
 			},
 			code: 1, want: "export inputs locally"},
+		{name: "machine stops answering", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: goodScript, mod: func(b *transport.Build) {
+				// A guix whose build hangs silently and ignores the limits.
+				b.RemoteGuix = "guix-hangs"
+				b.MaxSilent, b.Grace = time.Second, time.Second
+			},
+			code: 101, want: "no output from 'builder'"},
 		{name: "no guix on the machine", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: goodScript, mod: func(b *transport.Build) { b.RemoteGuix = "guix-not-installed" },
 			code: 1, want: "guix-not-installed archive: command not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.opts)
+			hangs := "#!/bin/sh\nif [ \"$1\" = build ]; then exec sleep 15; fi\nexec guix \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-hangs"), []byte(hangs), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			j := w.job(t, tc.script)
 			before := w.master.Entries(t)
 			b, log, msg := w.build(j, func(b *transport.Build) {
