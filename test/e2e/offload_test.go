@@ -299,43 +299,38 @@ func TestOffloadDiscovered(t *testing.T) {
 	c.offloadCase(t, "discovered kvm", x86, []string{"kvm"}, "builder2")
 }
 
+// offloadCase offloads a fresh job for system and features and checks
+// that it succeeded on builder, with its log on fd 4 and its output in
+// the master's store.
 func (c *cluster) offloadCase(t *testing.T, name, system string, features []string, builder string) {
-	tc := struct {
-		name     string
-		system   string
-		features []string
-		builder  string
-	}{name, system, features, builder}
-	{
-		t.Run(tc.name, func(t *testing.T) {
-			j := c.job(t, strings.ReplaceAll(tc.name, " ", "-"), tc.system, tc.features, goodScript)
-			rep, res := c.offload(t, j, 60, 120)
-			if rep.Answer != daemon.Accept {
-				t.Fatalf("answer %q, want accept; chatter:\n%s", rep.Answer, strings.Join(rep.Chatter, "\n"))
-			}
-			msgs := strings.Join(res.Messages, "\n")
-			if res.Outcome != daemon.Succeeded {
-				t.Fatalf("outcome %v (%s), want succeeded\nmessages:\n%s\nlog:\n%s", res.Outcome, res.Reason, msgs, res.Log)
-			}
-			got, err := os.ReadFile(c.guix.Local(j.out))
-			if err != nil {
-				t.Fatalf("output missing from the master's store: %v", err)
-			}
-			if want := "hello from the master\ndep-output"; string(got) != want {
-				t.Errorf("output holds %q, want %q", got, want)
-			}
-			if on := c.builderWith(j.out); on != tc.builder {
-				t.Errorf("built on %q, want %s", on, tc.builder)
-			}
-			if !strings.Contains(string(res.Log), "building on the machine") {
-				t.Errorf("fd 4 lacks the build log:\n%s", res.Log)
-			}
-			if !strings.Contains(msgs, "@ build-remote "+j.drv) {
-				t.Errorf("no @ build-remote trace:\n%s", msgs)
-			}
-			t.Logf("hook messages:\n%s", msgs)
-		})
-	}
+	t.Run(name, func(t *testing.T) {
+		j := c.job(t, strings.ReplaceAll(name, " ", "-"), system, features, goodScript)
+		rep, res := c.offload(t, j, 60, 120)
+		if rep.Answer != daemon.Accept {
+			t.Fatalf("answer %q, want accept; chatter:\n%s", rep.Answer, strings.Join(rep.Chatter, "\n"))
+		}
+		msgs := strings.Join(res.Messages, "\n")
+		if res.Outcome != daemon.Succeeded {
+			t.Fatalf("outcome %v (%s), want succeeded\nmessages:\n%s\nlog:\n%s", res.Outcome, res.Reason, msgs, res.Log)
+		}
+		got, err := os.ReadFile(c.guix.Local(j.out))
+		if err != nil {
+			t.Fatalf("output missing from the master's store: %v", err)
+		}
+		if want := "hello from the master\ndep-output"; string(got) != want {
+			t.Errorf("output holds %q, want %q", got, want)
+		}
+		if on := c.builderWith(j.out); on != builder {
+			t.Errorf("built on %q, want %s", on, builder)
+		}
+		if !strings.Contains(string(res.Log), "building on the machine") {
+			t.Errorf("fd 4 lacks the build log:\n%s", res.Log)
+		}
+		if !strings.Contains(msgs, "@ build-remote "+j.drv) {
+			t.Errorf("no @ build-remote trace:\n%s", msgs)
+		}
+		t.Logf("hook messages:\n%s", msgs)
+	})
 }
 
 // TestOffloadFailures: each way a build can go wrong gives the daemon the
