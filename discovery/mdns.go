@@ -169,9 +169,11 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 				msg.Question[i].Qclass |= 0x8000
 			}
 		}
+		// Known answers that do not fit are left out, without the TC
+		// bit: responders then repeat those records, which is harmless,
+		// instead of waiting for a continuation that never comes.
 		for len(msg.Answer) > 0 && msg.Len() > maxPacket {
 			msg.Answer = msg.Answer[:len(msg.Answer)-1]
-			msg.Truncated = true
 		}
 		buf, err := msg.Pack()
 		if err != nil {

@@ -86,10 +86,15 @@ func WriteSnapshot(path string, s *Snapshot) error {
 	return nil
 }
 
+// snapshotDelay gathers a burst of events into one write.
+const snapshotDelay = 100 * time.Millisecond
+
 // Watch browses like [Browse], passes every event to onEvent (when not
 // nil), and, when cachePath is not empty, keeps a [Snapshot] there
-// current: rewritten after every event and every [SnapshotRefresh]. It
-// blocks until ctx is done and returns nil then.
+// current: rewritten within a tenth of a second of every change (a burst
+// of changes makes one write), every [SnapshotRefresh], and once more
+// when Watch stops. It blocks until ctx is done and returns nil then, or
+// the first error of onEvent or of writing the file.
 func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent func(Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -109,21 +114,43 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 		slices.SortFunc(s.Machines, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
 		return WriteSnapshot(cachePath, s)
 	}
-	if err := write(); err != nil {
+	// stop ends browsing and returns err, or else Browse's error.
+	stop := func(err error) error {
+		cancel()
+		if berr := <-errc; err == nil {
+			err = berr
+		}
 		return err
+	}
+	if err := write(); err != nil {
+		return stop(err)
 	}
 	refresh := time.NewTicker(SnapshotRefresh)
 	defer refresh.Stop()
+	flush := time.NewTimer(snapshotDelay)
+	flush.Stop()
+	defer flush.Stop()
+	dirty := false
 	for {
 		select {
 		case err := <-errc:
+			if dirty {
+				if werr := write(); err == nil {
+					err = werr
+				}
+			}
 			return err
+		case <-flush.C:
+			if err := write(); err != nil {
+				return stop(err)
+			}
+			dirty = false
 		case <-refresh.C:
 			if err := write(); err != nil {
-				cancel()
-				<-errc
-				return err
+				return stop(err)
 			}
+			dirty = false
+			flush.Stop()
 		case ev := <-events:
 			key := strings.ToLower(ev.Announcement.Instance)
 			if ev.Kind == Remove {
@@ -131,14 +158,14 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 			} else {
 				current[key] = ev.Announcement
 			}
-			err := write()
-			if err == nil && onEvent != nil {
-				err = onEvent(ev)
+			if !dirty {
+				dirty = true
+				flush.Reset(snapshotDelay)
 			}
-			if err != nil {
-				cancel()
-				<-errc
-				return err
+			if onEvent != nil {
+				if err := onEvent(ev); err != nil {
+					return stop(err)
+				}
 			}
 		}
 	}
