@@ -26,6 +26,13 @@ type Config struct {
 	// MachinesFile is Guix's static machines.scm; a missing file means no
 	// static machines.
 	MachinesFile string `toml:"machines-file"`
+	// Evaluator evaluates MachinesFile: "builtin" (our evaluator of the
+	// part of Guile machines.scm files use), "guile" (the real Guile), or
+	// "auto" (builtin, and Guile for a file builtin cannot evaluate).
+	// Results are cached while the file is unchanged.
+	Evaluator string `toml:"evaluator"`
+	// Guile is the Guile program for the "guile" and "auto" evaluators.
+	Guile string `toml:"guile"`
 	// StateDirectory holds the slot locks (Guix's own layout,
 	// HOST:PORT/N) and what we remember about machines that were down.
 	StateDirectory string `toml:"state-directory"`
@@ -91,6 +98,8 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 func DefaultConfig() *Config {
 	return &Config{
 		MachinesFile:   "/etc/guix/machines.scm",
+		Evaluator:      "auto",
+		Guile:          "guile",
 		StateDirectory: "/var/guix/offload",
 		ACL:            "/etc/guix/acl",
 		Trust:          "acl",
@@ -179,7 +188,7 @@ func LoadConfig(path string, missingOK bool) (*Config, error) {
 }
 
 func knownKeys() []string {
-	return []string{"machines-file", "state-directory", "acl", "trust", "pins", "cache", "discovery",
+	return []string{"machines-file", "evaluator", "guile", "state-directory", "acl", "trust", "pins", "cache", "discovery",
 		"browse-timeout", "private-key", "user", "real-guix", "store", "connect-timeout", "down-time",
 		"max-postpone", "compress"}
 }
@@ -213,6 +222,14 @@ func (c *Config) Validate() error {
 		if err := abs(f.key, f.val, f.optional); err != nil {
 			return err
 		}
+	}
+	switch c.Evaluator {
+	case "auto", "builtin", "guile":
+	default:
+		return &ConfigError{Key: "evaluator", Err: fmt.Errorf("unknown evaluator %q (want auto, builtin or guile)", c.Evaluator)}
+	}
+	if c.Guile == "" && c.Evaluator != "builtin" {
+		return &ConfigError{Key: "guile", Err: errors.New("no Guile program named")}
 	}
 	switch c.Trust {
 	case "acl", "tofu", "any":

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
 )
@@ -175,4 +176,36 @@ func TestBadConfigurationDeclines(t *testing.T) {
 			t.Errorf("chatter %q", rep.Chatter)
 		}
 	})
+}
+
+// A machines.scm using more of Guile than the built-in evaluator knows is
+// evaluated by the real Guile (evaluator "auto", the default).
+func TestMachinesFileNeedingGuile(t *testing.T) {
+	testenv.LookPath(t, "guile", "guile-3.0")
+	e := newEnv(t)
+	src := `(use-modules (srfi srfi-1))
+(define-syntax-rule (builder n sys)
+  (build-machine (name n) (systems (list sys)) (user "root") (host-key "ssh-ed25519 AAAA")))
+(filter-map (lambda (sys) (and (not (string=? sys "mips64el-linux")) (builder (string-append "b-" sys) sys)))
+            '("aarch64-linux" "mips64el-linux"))
+`
+	if err := os.WriteFile(e.machines, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		evaluator, answer, says string
+	}{
+		{"auto", daemon.Decline, "'b-aarch64-linux:22': does not build mips64el-linux"},
+		{"guile", daemon.Decline, "'b-aarch64-linux:22': does not build mips64el-linux"},
+		{"builtin", daemon.Decline, "unbound variable define-syntax-rule"},
+	} {
+		t.Run(tc.evaluator, func(t *testing.T) {
+			e.writeConfig("evaluator = \"" + tc.evaluator + "\"")
+			h := e.start("")
+			rep := mustReply(t, h, req(true, "mips64el-linux", "g"), tc.answer)
+			if !chatterHas(rep, tc.says) {
+				t.Errorf("chatter %q", rep.Chatter)
+			}
+		})
+	}
 }

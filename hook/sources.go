@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,8 +31,9 @@ type defaultSources struct {
 
 func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*Machine, notes []string, err error) {
 	if cfg.MachinesFile != "" {
-		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, "", func() ([]*Machine, time.Time, error) {
-			ms, err := scm.LoadMachines(cfg.MachinesFile)
+		salt := cfg.Evaluator + "\x00" + cfg.Guile
+		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, salt, func() ([]*Machine, time.Time, error) {
+			ms, err := evalMachines(ctx, cfg)
 			return FromStatic(ms), time.Time{}, err
 		})
 		if err != nil {
@@ -42,6 +44,39 @@ func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Tim
 		discovered, notes = d.discovered(ctx, cfg, now)
 	}
 	return static, discovered, notes, nil
+}
+
+// guileTimeout bounds an evaluation of machines.scm by the real Guile.
+const guileTimeout = 30 * time.Second
+
+// evalMachines evaluates the machines file with the configured
+// evaluator: the built-in one, the real Guile, or (auto) the built-in one
+// and, for a file it cannot evaluate, Guile.
+func evalMachines(ctx context.Context, cfg *Config) ([]scm.Machine, error) {
+	withGuile := func() ([]scm.Machine, error) {
+		gctx, cancel := context.WithTimeout(ctx, guileTimeout)
+		defer cancel()
+		return scm.EvalWithGuile(gctx, cfg.Guile, cfg.MachinesFile)
+	}
+	switch cfg.Evaluator {
+	case "guile":
+		return withGuile()
+	case "builtin":
+		return scm.LoadMachines(cfg.MachinesFile)
+	}
+	ms, err := scm.LoadMachines(cfg.MachinesFile)
+	var serr *scm.Error
+	if err == nil || !errors.As(err, &serr) {
+		return ms, err
+	}
+	if _, lerr := exec.LookPath(cfg.Guile); lerr != nil {
+		return nil, fmt.Errorf("%w (and Guile, which might evaluate it, is not installed: set guile in hook.toml)", err)
+	}
+	ms, gerr := withGuile()
+	if gerr != nil {
+		return nil, fmt.Errorf("%w; Guile cannot either: %v", err, gerr)
+	}
+	return ms, nil
 }
 
 // FromStatic converts machines.scm entries.
