@@ -60,8 +60,8 @@ func runDiscover(t *testing.T, s *suite) {
 		}
 		return true
 	})
-	av := startAvahi(t, browser)
-	av.stop()
+	av := browser.StartAvahi(t)
+	av.Stop()
 
 	discover := func(args ...string) func(ctx context.Context) *exec.Cmd {
 		return func(ctx context.Context) *exec.Cmd {
@@ -69,7 +69,7 @@ func runDiscover(t *testing.T, s *suite) {
 		}
 	}
 	browse := func(ctx context.Context) *exec.Cmd {
-		return av.command(ctx, "avahi-browse", "-t", "-r", "-p", "_guix-offload._tcp")
+		return av.Command(ctx, "avahi-browse", "-t", "-r", "-p", "_guix-offload._tcp")
 	}
 	if !haveDiscover {
 		discover = func(...string) func(ctx context.Context) *exec.Cmd {
@@ -93,9 +93,9 @@ func runDiscover(t *testing.T, s *suite) {
 		// Cold: avahi-daemon starts with an empty cache inside the timed
 		// window, as a fresh discover does; warm: it has been running,
 		// as on a desktop.
-		avahiCold = append(avahiCold, timeListing(t, s.ctx, func() { av.restart(t) }, browse, resolvedIn(prefix), want, limit))
+		avahiCold = append(avahiCold, timeListing(t, s.ctx, func() { av.Restart(t) }, browse, resolvedIn(prefix), want, limit))
 		avahiWarm = append(avahiWarm, timeListing(t, s.ctx, nil, browse, resolvedIn(prefix), want, limit))
-		av.stop()
+		av.Stop()
 		t.Logf("run %d: discover %v (%d), discover --watch %v (%d), avahi cold %v (%d), avahi warm %v (%d)", run+1,
 			oneShot[run].took.Round(time.Millisecond), oneShot[run].found,
 			watch[run].took.Round(time.Millisecond), watch[run].found,
@@ -130,7 +130,7 @@ func runDiscover(t *testing.T, s *suite) {
 			})
 		}
 	}
-	s.note("%d hosts (network namespaces) on one bridge in a switch namespace, 169.254.0.0/16 only; each of %d runs guix-offload-agent with its own signing key; on the last, the browser host, the ACL authorizes them all, so `discover` checks every signature (the default trust policy). avahi-daemon (with its own dbus-daemon) runs on the browser host only for its measures. Times run from starting the browser (cold Avahi: from starting avahi-daemon) to the moment all %d instances were listed (Avahi: resolved `=` lines); a miss is a run that ended or hit 15 s without all of them; median and worst are over the complete runs. A warm avahi-daemon answers from the cache it filled by listening all along; a fresh `discover` process starts empty (the hook reads the snapshot that `discover --watch --cache` keeps, so it never waits for this).", n+1, n, n)
+	s.note("%d hosts (network namespaces) on one bridge in a switch namespace, 169.254.0.0/16 only; each of %d runs guix-offload-agent with its own signing key; on the last, the browser host, the ACL authorizes them all, so `discover` checks every signature (the default trust policy). avahi-daemon (with its own dbus-daemon, started by internal/testenv/netns) runs on the browser host only for its measures. Times run from starting the browser (cold Avahi: from starting avahi-daemon) to the moment all %d instances were listed (Avahi: resolved `=` lines); a miss is a run that ended or hit 15 s without all of them; median and worst are over the complete runs. A warm avahi-daemon answers from the cache it filled by listening all along; a fresh `discover` process starts empty (the hook reads the snapshot that `discover --watch --cache` keeps, so it never waits for this).", n+1, n, n)
 }
 
 // completeTimes returns the times of the runs that listed everything.

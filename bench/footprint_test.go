@@ -4,6 +4,9 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +31,14 @@ func runFootprint(t *testing.T, s *suite) {
 	dir := t.TempDir()
 	files := makeAgentFiles(t, dir, "bench-footprint")
 	p := startAgent(t, ours, agent, dir, "bench-footprint", files)
-	av := startAvahi(t, theirs)
+	av := theirs.StartAvahi(t)
 	// The same kind of record the agent sends: its TXT keys, a host key,
 	// a signing key and a signature of the same sizes.
 	txt := []string{"txtvers=1", "systems=x86_64-linux,i686-linux", "parallel-builds=2", "speed=1.0",
 		"user=offload", "host-key=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGuixOffloadBenchHostKeyPlaceholder0000000",
 		"load=0.10", "free-disk=50000", "addrs=" + theirs.Addr.String(),
 		"signing-key=" + strings.Repeat("k", 52), "ts=1796000000", "sig=" + strings.Repeat("s", 88)}
-	publish := av.command(s.ctx, "avahi-publish", append([]string{"-s", "bench-footprint-avahi", "_guix-offload._tcp", "22"}, txt...)...)
-	pp := theirs.StartCmd(t, publish)
+	pp := av.Start(t, "avahi-publish", append([]string{"-s", "bench-footprint-avahi", "_guix-offload._tcp", "22"}, txt...)...)
 	netns.WaitFor(t, 30*time.Second, func() bool {
 		return strings.Contains(p.Output(), "advertising") && strings.Contains(pp.Output(), "Established")
 	})
@@ -46,7 +48,10 @@ func runFootprint(t *testing.T, s *suite) {
 	case <-s.ctx.Done():
 		t.Fatal("interrupted")
 	}
-	pids := map[string]int{"agent": p.Pid(), "avahi-daemon": av.daemon.Pid(), "dbus-daemon": av.bus.Pid(), "avahi-publish": pp.Pid()}
+	pids := map[string]int{"agent": p.Pid(), "avahi-publish": pp.Pid()}
+	for _, name := range []string{"avahi-daemon", "dbus-daemon"} {
+		pids[name] = pidIn(t, theirs.Name, name)
+	}
 	before := map[string]ProcUsage{}
 	for name, pid := range pids {
 		u, err := ReadProc(pid)
@@ -109,5 +114,33 @@ func runFootprint(t *testing.T, s *suite) {
 	s.add(Row{Measure: "agent CPU time, against the whole Avahi stack it needs",
 		Ours: "guix-offload-agent " + cpuText(cpu("agent")), Reference: "avahi-daemon + dbus-daemon + avahi-publish " + cpuText(cpu(stack...)),
 		Ratio: cpuRatio(cpu("agent"), cpu(stack...))})
-	s.note("two hosts (network namespaces) on one bridge, idle together for %s: guix-offload-agent announcing a signed record (it also measures load and free space and re-announces when they move), and avahi-daemon (no chroot helper, its own dbus-daemon) with `avahi-publish -s` of a record with the same keys and sizes. VmRSS from /proc/PID/status at the end, CPU = utime + stime from /proc/PID/stat, end minus start.", idle)
+	s.note("two hosts (network namespaces) on one bridge, idle together for %s: guix-offload-agent announcing a signed record (it also measures load and free space and re-announces when they move), and avahi-daemon (no chroot helper, its own dbus-daemon, started by internal/testenv/netns) with `avahi-publish -s` of a record with the same keys and sizes. VmRSS from /proc/PID/status at the end, CPU = utime + stime from /proc/PID/stat, end minus start.", idle)
+}
+
+// pidIn returns the pid of the one process named comm in network
+// namespace ns.
+func pidIn(t *testing.T, ns, comm string) int {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "pids", ns).Output()
+	if err != nil {
+		t.Fatalf("ip netns pids %s: %v", ns, err)
+	}
+	found := 0
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		name, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(name)) == comm {
+			if found != 0 {
+				t.Fatalf("two %s processes in %s: %d and %d", comm, ns, found, pid)
+			}
+			found = pid
+		}
+	}
+	if found == 0 {
+		t.Fatalf("no %s process in %s", comm, ns)
+	}
+	return found
 }
