@@ -249,7 +249,7 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("all %d build slots taken", m.ParallelBuilds)})
 			continue
 		}
-		client, err := s.connect(ctx, m)
+		client, err := s.connect(ctx, m, slot)
 		if err != nil {
 			slot.Release()
 			reason := err.Error()
@@ -279,13 +279,20 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 	return answer, nil, msg
 }
 
-func (s *server) connect(ctx context.Context, m *Machine) (*ssh.Client, error) {
+func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Client, err error) {
+	defer func() {
+		// A panic here must not keep the slot until the process exits.
+		if r := recover(); r != nil {
+			slot.Release()
+			panic(r)
+		}
+	}()
 	key := m.PrivateKey
 	if key == "" {
 		key = defaultPrivateKey(s.o.Env)
 	}
 	t := sshconn.Target{Host: m.Name, Port: m.port(), User: m.User, PrivateKeyFile: key, HostKey: m.HostKey}
-	c, err := s.o.Dial(ctx, t, &sshconn.Options{Timeout: s.cfg.ConnectTimeout.D()})
+	c, err = s.o.Dial(ctx, t, &sshconn.Options{Timeout: s.cfg.ConnectTimeout.D()})
 	if err != nil {
 		return nil, describeDialError(err)
 	}

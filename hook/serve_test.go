@@ -129,3 +129,25 @@ func TestServeConnectFailurePostpones(t *testing.T) {
 		t.Errorf("exit %d", c)
 	}
 }
+
+// A panic while connecting declines and frees the slot at once.
+func TestServePanicWhileConnectingFreesSlot(t *testing.T) {
+	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	o := &Options{
+		Sources: &fakeSources{static: []*Machine{m}},
+		Dial: func(context.Context, sshconn.Target, *sshconn.Options) (*ssh.Client, error) {
+			panic("dialer exploded")
+		},
+	}
+	o.Config = DefaultConfig()
+	o.Config.StateDirectory = t.TempDir()
+	ask, closeIn := serveInMemory(t, o)
+	a, chatter := ask("1 x86_64-linux /gnu/store/a.drv ")
+	if a != "decline" || !strings.Contains(strings.Join(chatter, "\n"), "dialer exploded") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	if held, err := SlotHeld(o.Config.StateDirectory + "/b1:22/0"); err != nil || held {
+		t.Fatalf("slot still held: %v %v", held, err)
+	}
+	closeIn()
+}
