@@ -228,9 +228,11 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 	var raw, wire int64
 	var compErr error
 	var wg sync.WaitGroup
+	var pr *io.PipeReader
 	if compress {
 		remoteCmd = Command(Agent, "stream", "import")
-		pr, pw := io.Pipe()
+		var pw *io.PipeWriter
+		pr, pw = io.Pipe()
 		body = pr
 		wg.Add(1)
 		go func() {
@@ -246,6 +248,11 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 	code, err := Exec(ctx, b.Client, remoteCmd, body, io.Discard, remoteErr)
 	if err != nil || code != 0 {
 		cancel()
+	}
+	if pr != nil {
+		// Nobody reads the compressed stream any more: let the
+		// compressor's writes fail rather than block.
+		pr.CloseWithError(errors.New("the remote import has ended"))
 	}
 	// Let the exporter finish or die before waiting for it.
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
@@ -390,7 +397,7 @@ func build(ctx context.Context, b *Build) error {
 	case code == 127:
 		return fmt.Errorf("build %s: %s not found on the machine", b.Drv, b.RemoteGuix)
 	}
-	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(w.tail.String()))
+	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(w.tailString()))
 }
 
 // watch copies the remote build output to the log, remembers when it last
@@ -445,6 +452,12 @@ func (w *watch) flush() {
 		w.scan(w.line)
 		w.line = nil
 	}
+}
+
+func (w *watch) tailString() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tail.String()
 }
 
 func (w *watch) lastOutput() time.Time {

@@ -218,6 +218,8 @@ func TestRunFailures(t *testing.T) {
 			script: goodScript, code: 1, want: "hash mismatch"},
 		{name: "machine does not trust the master", opts: worldOptions{trustMaster: false, trustSigner: true},
 			script: goodScript, code: 1, want: "lacks a valid signature"},
+		{name: "machine does not trust the master, compressed", opts: worldOptions{agent: true, trustMaster: false, trustSigner: true},
+			script: goodScript, code: 1, want: "lacks a valid signature"},
 		{name: "an input is not valid on the master", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: goodScript, mod: func(b *transport.Build) {
 				b.Inputs = append(b.Inputs, b.Store+"/00000000000000000000000000000000-gone")
