@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -645,5 +644,3 @@ func (c *cache) current() []*Announcement {
 	slices.SortFunc(out, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
 	return out
 }
-
-var errNoInterfaces = errors.New("no multicast-capable interface is up")

@@ -23,6 +23,10 @@ var (
 	mdnsGroup6 = netip.MustParseAddrPort("[ff02::fb]:5353")
 )
 
+// ErrUnknownInterface is wrapped by the error of [MDNS.Run] when an
+// interface it was asked to browse on does not exist.
+var ErrUnknownInterface = errors.New("no such network interface")
+
 // maxPacket bounds what one query we send may hold (RFC 6762 §17: fit
 // the interface MTU, which is 1,500 on the LANs we serve).
 const maxPacket = 1400
@@ -245,7 +249,7 @@ func (m *MDNS) interfaces() ([]net.Interface, error) {
 		for _, name := range m.Interfaces {
 			ifi, err := net.InterfaceByName(name)
 			if err != nil {
-				return nil, fmt.Errorf("find interface %s: %w", name, err)
+				return nil, fmt.Errorf("find interface %s: %w", name, ErrUnknownInterface)
 			}
 			if ifi.Flags&net.FlagUp != 0 {
 				out = append(out, *ifi)

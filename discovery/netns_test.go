@@ -229,7 +229,7 @@ func TestNetnsDiscoverListsOnce(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		out, err := h[2].Command(ctx, discoverBin(t), "discover", "--trust", "any", "--interface", "nosuch0").CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "nosuch0") {
+		if err == nil || !strings.Contains(string(out), "find interface nosuch0") || !strings.Contains(string(out), "hint: list the interfaces") {
 			t.Errorf("--interface nosuch0: %v\n%s", err, out)
 		}
 	}

@@ -117,11 +117,17 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		if err == nil || errors.Is(err, context.Canceled) {
 			return nil
 		}
+		if errors.Is(err, discovery.ErrUnknownInterface) {
+			return cli.WithHint(err, "list the interfaces with 'ip link'")
+		}
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 	as, err := discovery.Lookup(ctx, bopts, opts.quiet)
+	if errors.Is(err, discovery.ErrUnknownInterface) {
+		return cli.WithHint(err, "list the interfaces with 'ip link'")
+	}
 	if err != nil {
 		return err
 	}
