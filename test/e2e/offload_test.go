@@ -297,6 +297,16 @@ func TestOffloadDiscovered(t *testing.T) {
 	c := newCluster(t, clusterOptions{discovered: true})
 	c.offloadCase(t, "discovered x86_64", x86, nil, "builder1")
 	c.offloadCase(t, "discovered kvm", x86, []string{"kvm"}, "builder2")
+
+	// guix-offload test sees them too, from the same cache.
+	out, err := c.command(t, "test")
+	t.Logf("guix-offload test:\n%s", out)
+	if err != nil {
+		t.Fatalf("guix-offload test: %v", err)
+	}
+	if strings.Count(out, ", discovered)") != 2 || strings.Count(out, "verdict: usable") != 2 {
+		t.Errorf("want two usable discovered machines")
+	}
 }
 
 // offloadCase offloads a fresh job for system and features and checks
@@ -496,16 +506,7 @@ func TestOffloadParallel(t *testing.T) {
 // on the master against both machines.
 func TestTestAndStatus(t *testing.T) {
 	c := newCluster(t)
-	offload := netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload")
-	run := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		prefix := c.guix.Prefix()
-		cmd := c.master.Command(ctx, prefix[0], append(append(prefix[1:], offload), args...)...)
-		cmd.Env = append(os.Environ(), "GUIX_OFFLOAD_CONFIG="+c.config)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run := func(args ...string) (string, error) { return c.command(t, args...) }
 	out, err := run("test")
 	t.Logf("guix-offload test:\n%s", out)
 	if err != nil {
@@ -541,6 +542,20 @@ func TestTestAndStatus(t *testing.T) {
 	if strings.Count(out, " usable\n") != 2 {
 		t.Errorf("status does not call both machines usable")
 	}
+}
+
+// command runs `guix-offload ARGS…` on the master, in its namespaces and
+// with the hook's configuration.
+func (c *cluster) command(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	offload := netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	prefix := c.guix.Prefix()
+	cmd := c.master.Command(ctx, prefix[0], append(append(prefix[1:], offload), args...)...)
+	cmd.Env = append(os.Environ(), "GUIX_OFFLOAD_CONFIG="+c.config)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 func regexpQuote(s string) string { return "^" + strings.ReplaceAll(s, ".", `\.`) + "$" }
