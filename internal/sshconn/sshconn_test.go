@@ -121,7 +121,7 @@ func TestDialRealSSHD(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %v", d)
 			}
 			if !strings.Contains(err.Error(), net.JoinHostPort(tg.Host, strconv.Itoa(tg.Port))) {
@@ -142,7 +142,7 @@ func fingerprint(t *testing.T, line string) string {
 func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	s := sshd.Start(t, sshd.Options{})
 	c, err := sshconn.Dial(context.Background(), target(s, s.ClientKeyFile),
-		&sshconn.Options{KeepAlive: 100 * time.Millisecond, KeepAliveMax: 2})
+		&sshconn.Options{KeepAlive: 250 * time.Millisecond, KeepAliveMax: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +153,12 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Fatalf("connection closed while sshd answers: %v", err)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(750 * time.Millisecond): // three keepalives answered
 	}
 	s.Signal(syscall.SIGSTOP)
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("keepalive did not notice the dead server")
 	}
 }
