@@ -3,14 +3,14 @@
 #
 #   bench/run.sh                      # every row group
 #   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint
-#   bench/run.sh --results            # also rewrite bench/RESULTS.md
+#   bench/run.sh --results            # also rewrite bench/RESULTS.md and the README's table
 #   bench/run.sh --quick transfer     # small sizes, for a quick look (not for RESULTS.md)
 #
 # Prints one Markdown table of medians and ratios, each ours against a
 # reference measured in the same run on this machine. Needs root (network
 # namespaces, sshd); installs what it needs with apt-get; everything runs on
 # 127.0.0.1 or inside network namespaces it makes and removes (addresses in
-# 169.254.0.0/16 only). Takes about 10-15 minutes on a 2-core machine.
+# 169.254.0.0/16 only). Takes 7-15 minutes on a 2-core machine, by its load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,7 +98,8 @@ echo "run.sh: measuring $rows (started $start)" >&2
 # The suite runs from bench/ (its Guile scripts are there); its progress
 # goes to stderr, the table to stdout and $tmp/table.md.
 (cd bench && exec "$tmp/bench.test" -test.run '^TestSuite$' -test.v -test.timeout 30m \
-  -bench.rows="$rows" -bench.out="$tmp/table.md" -bench.manifest="$tmp/namespaces" \
+  -bench.rows="$rows" -bench.out="$tmp/table.md" -bench.summary="$tmp/summary.md" \
+  -bench.manifest="$tmp/namespaces" \
   "${quick[@]}") >&2 &
 pid=$!
 status=0
@@ -114,6 +115,7 @@ cat "$tmp/table.md"
 if [ $results = yes ]; then
   mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
   cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+  machine="$(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r)"
   cmdline="bench/run.sh --results"
   [ ${#selected[@]} -lt ${#groups[@]} ] && cmdline="bench/run.sh --results ${selected[*]}"
   {
@@ -121,13 +123,37 @@ if [ $results = yes ]; then
     echo
     echo "Measured $start with \`$cmdline\` (as root), at commit $(git rev-parse --short HEAD)."
     echo
-    echo "Machine: $(nproc) CPUs ($cpu), $mem memory, Linux $(uname -r), shared with"
-    echo "other work while measuring — hence medians and ratios measured in the same run."
-    echo "Ratios are ours ÷ reference: below 1 is better for times, memory and CPU,"
-    echo "above 1 is better for throughput."
+    echo "Machine: $machine, shared with other work while measuring — hence"
+    echo "medians and ratios measured in the same run. Ratios are ours ÷ reference:"
+    echo "below 1 is better for times, memory and CPU, above 1 for throughput."
     echo
     cat "$tmp/table.md"
   } > bench/RESULTS.md
   echo "run.sh: wrote bench/RESULTS.md" >&2
+
+  # The README's copy of the table, between its markers (its ## Benchmarks
+  # section); nothing else in the README is touched.
+  begin='<!-- bench-results:begin -->'
+  end='<!-- bench-results:end -->'
+  if grep -qxF "$begin" README.md && grep -qxF "$end" README.md; then
+    {
+      echo "$begin"
+      echo
+      echo "Latest run ($start, $machine; \`$cmdline\`). How each figure was"
+      echo "taken is under the full table in [bench/RESULTS.md](bench/RESULTS.md)."
+      echo
+      cat "$tmp/summary.md"
+      echo
+      echo "$end"
+    } > "$tmp/section"
+    awk -v b="$begin" -v e="$end" -v f="$tmp/section" '
+      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+      $0 == e { skip = 0; next }
+      !skip { print }' README.md > "$tmp/README.md"
+    cat "$tmp/README.md" > README.md
+    echo "run.sh: updated the table in README.md" >&2
+  else
+    echo "run.sh: README.md has no $begin … $end markers; its table was not updated" >&2
+  fi
 fi
 exit $status

@@ -192,6 +192,20 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
+// WriteSummary writes the table without its "how" column and notes, for
+// the README.
+func (t *Table) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("| # | measure | ours | reference | ours ÷ reference |\n")
+	b.WriteString("|---|---|---|---|---|\n")
+	for _, r := range t.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n",
+			cell(r.Group), cell(r.Measure), cell(r.Ours), cell(r.Reference), cell(r.Ratio))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
 // cell makes s safe inside a Markdown table cell.
 func cell(s string) string {
 	if s == "" {

@@ -106,4 +106,15 @@ func TestWriteMarkdown(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
+	b.Reset()
+	if err := tab.WriteSummary(&b); err != nil {
+		t.Fatal(err)
+	}
+	want = "| # | measure | ours | reference | ours ÷ reference |\n" +
+		"|---|---|---|---|---|\n" +
+		"| 1 | a\\|b | 1 ms | 2 ms | 0.500 |\n" +
+		"| 2 | c | not measured: hook not landed | — | — |\n"
+	if b.String() != want {
+		t.Errorf("summary: got\n%s\nwant\n%s", b.String(), want)
+	}
 }
