@@ -275,8 +275,8 @@ func TestRunConnectionLost(t *testing.T) {
 	for _, phase := range []string{"building", "retrieving"} {
 		t.Run(phase, func(t *testing.T) {
 			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
-			// A big output, so that retrieval takes a while.
-			j := w.job(t, `echo "build started"; sleep 1; head -c 128000000 /dev/zero > "$out"; echo made`)
+			// A big incompressible output, so that retrieval takes a while.
+			j := w.job(t, `echo "build started"; sleep 1; head -c 64000000 /dev/urandom > "$out"; echo made`)
 			before := w.master.Entries(t)
 			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
 			ctx, cancel := context.WithCancel(context.Background())

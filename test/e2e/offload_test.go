@@ -361,7 +361,7 @@ func TestOffloadFailures(t *testing.T) {
 			outcome: daemon.Failed, status: 100, says: "failed"},
 		{name: "silent build", script: `sleep 20; echo late > "$out"`, maxSilent: 1,
 			outcome: daemon.TimedOut, status: 101, says: "timed out"},
-		{name: "sshd killed mid-transfer", script: `echo started; head -c 200000000 /dev/zero > "$out"`,
+		{name: "sshd killed mid-transfer", script: `echo started; head -c 64000000 /dev/urandom > "$out"`,
 			setup: func(t *testing.T) {
 				// Kill builder1's sshd once the output starts arriving.
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
