@@ -143,3 +143,17 @@ func TestInstallShim(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// `guix offload status` through the shim is our status command, not the
+// hook waiting for requests.
+func TestShimOffloadStatus(t *testing.T) {
+	shimDir, realDir, config := shimSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(shimDir, "guix"), "offload", "status", "--help")
+	cmd.Env = append(os.Environ(), "GUIX_OFFLOAD_TEST_AS_MAIN=1", "PATH="+shimDir+":"+realDir, "GUIX_OFFLOAD_CONFIG="+config)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "status") || strings.Contains(string(out), "# decline") {
+		t.Fatalf("%v: %s", err, out)
+	}
+}
