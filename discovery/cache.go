@@ -69,7 +69,10 @@ type cache struct {
 	// dirty holds the instances whose records changed since the last
 	// tick.
 	dirty map[string]bool
-	state map[string]*instanceState // by lower-case instance name
+	// nextExpiry is no later than the earliest expiry of a cached
+	// record (zero: unknown), so most ticks need not scan.
+	nextExpiry time.Time
+	state      map[string]*instanceState // by lower-case instance name
 
 	// Browse query schedule.
 	nextBrowse     time.Time
@@ -77,8 +80,10 @@ type cache struct {
 	// Last time each question was asked, to rate-limit resolution.
 	asked map[dns.Question]askState
 
-	warn     func(msg string, args ...any)
-	warnedAt map[string]time.Time
+	warn       func(msg string, args ...any)
+	warnedAt   map[string]time.Time
+	warnWindow time.Time
+	warnCount  int
 }
 
 type askState struct {
@@ -104,8 +109,22 @@ func newCache(domain string, warn func(string, ...any)) *cache {
 }
 
 // warnOnce logs a warning at most once a minute per key.
+// At most maxWarnings warnings a minute in all, so a flood of bogus
+// announcements does not flood the log too.
+const maxWarnings = 20
+
 func (c *cache) warnOnce(now time.Time, key, msg string, args ...any) {
 	if t, ok := c.warnedAt[key]; ok && now.Sub(t) < time.Minute {
+		return
+	}
+	if now.Sub(c.warnWindow) >= time.Minute {
+		c.warnWindow, c.warnCount = now, 0
+	}
+	c.warnCount++
+	if c.warnCount > maxWarnings {
+		if c.warnCount == maxWarnings+1 {
+			c.warn("mdns: more than %d warnings this minute; holding back the rest", maxWarnings)
+		}
 		return
 	}
 	if len(c.warnedAt) > 4*MaxInstances {
@@ -248,6 +267,7 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 			if k.rtype == h.Rrtype && k != key && now.Sub(r.received) > time.Second {
 				if r.expires.After(now.Add(goodbyeDelay)) {
 					r.expires = now.Add(goodbyeDelay)
+					c.noteExpiry(r.expires)
 					r.refreshed = 4
 				}
 			}
@@ -256,12 +276,14 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 	if h.Ttl == 0 {
 		if r, ok := c.records[name][key]; ok {
 			r.expires = now.Add(goodbyeDelay)
+			c.noteExpiry(r.expires)
 			r.refreshed = 4 // no refresh of a record that said goodbye
 		}
 		return
 	}
 	if r, ok := c.records[name][key]; ok {
 		r.rr, r.received, r.ttl, r.expires, r.iface, r.refreshed = rr, now, ttl, now.Add(ttl), iface, 0
+		c.noteExpiry(r.expires)
 		c.touch(name, rr)
 		return
 	}
@@ -270,7 +292,7 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 		return
 	}
 	if h.Rrtype == dns.TypePTR {
-		if len(c.ptrs) >= MaxInstances {
+		if len(c.ptrs) >= MaxInstances && !c.evict(now) {
 			c.warnOnce(now, "instances", "mdns: more than %d instances of %s; ignoring new ones (a flood?)", MaxInstances, c.service)
 			return
 		}
@@ -285,6 +307,7 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 		c.records[name] = make(map[rrKey]*cached)
 	}
 	c.records[name][key] = &cached{rr: rr, received: now, ttl: ttl, expires: now.Add(ttl), iface: iface}
+	c.noteExpiry(now.Add(ttl))
 	c.nrecords++
 	if ptr, ok := rr.(*dns.PTR); ok {
 		c.ptrs[strings.ToLower(dns.Fqdn(ptr.Ptr))] = key
@@ -297,6 +320,58 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 		c.targets[target][name] = true
 	}
 	c.touch(name, rr)
+}
+
+// evict makes room for a new instance by dropping the least recently
+// heard one that is not a usable machine (unresolved or ignored), so a
+// flood of bogus announcements cannot keep real machines out. It reports
+// whether it dropped one.
+func (c *cache) evict(now time.Time) bool {
+	var victim string
+	var oldest time.Time
+	for name, key := range c.ptrs {
+		if st := c.state[name]; st != nil && st.kind == Add {
+			continue
+		}
+		r := c.records[key.name][key]
+		if r == nil {
+			continue
+		}
+		if victim == "" || r.received.Before(oldest) {
+			victim, oldest = name, r.received
+		}
+	}
+	if victim == "" {
+		return false
+	}
+	c.warnOnce(now, "evict", "mdns: more than %d instances of %s; dropping unusable ones (a flood?)", MaxInstances, c.service)
+	c.remove(c.ptrs[victim])
+	var gone []rrKey
+	var hosts []string
+	for k, r := range c.records[victim] {
+		gone = append(gone, k)
+		if srv, ok := r.rr.(*dns.SRV); ok {
+			hosts = append(hosts, strings.ToLower(dns.Fqdn(srv.Target)))
+		}
+	}
+	for _, k := range gone {
+		c.remove(k)
+	}
+	// The victim's host addresses go too, unless another instance's SRV
+	// still names that host.
+	for _, host := range hosts {
+		if c.isTarget(host) {
+			continue
+		}
+		gone = gone[:0]
+		for k := range c.records[host] {
+			gone = append(gone, k)
+		}
+		for _, k := range gone {
+			c.remove(k)
+		}
+	}
+	return true
 }
 
 // latest returns the most recently received live record of name and type.
@@ -312,13 +387,25 @@ func (c *cache) latest(name string, rtype uint16, now time.Time) *cached {
 	return best
 }
 
+func (c *cache) noteExpiry(t time.Time) {
+	if c.nextExpiry.IsZero() || t.Before(c.nextExpiry) {
+		c.nextExpiry = t
+	}
+}
+
 // expire drops records whose time is up.
 func (c *cache) expire(now time.Time) {
+	if !c.nextExpiry.IsZero() && now.Before(c.nextExpiry) {
+		return
+	}
 	var gone []rrKey
+	c.nextExpiry = time.Time{}
 	for _, byName := range c.records {
 		for k, r := range byName {
 			if !r.expires.After(now) {
 				gone = append(gone, k)
+			} else {
+				c.noteExpiry(r.expires)
 			}
 		}
 	}

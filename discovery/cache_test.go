@@ -263,6 +263,9 @@ func TestCacheFloodIsBounded(t *testing.T) {
 	if total != MaxInstances {
 		t.Errorf("%d events, want %d", total, MaxInstances)
 	}
+	if len(r.warnings) > maxWarnings+1 {
+		t.Errorf("%d warnings; want at most %d a minute", len(r.warnings), maxWarnings+1)
+	}
 	found := false
 	for _, w := range r.warnings {
 		if strings.Contains(w, "flood") {
@@ -271,6 +274,37 @@ func TestCacheFloodIsBounded(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no flood warning in %q", r.warnings)
+	}
+}
+
+// TestCacheFloodOfGarbageCannotCrowdOut: when the cache is full of
+// bogus (malformed) instances, a real machine still gets in, and the
+// warnings stay few.
+func TestCacheFloodOfGarbageCannotCrowdOut(t *testing.T) {
+	r := newRecorder(t)
+	bad := validTXT(t, "lots")
+	for i := range 2 * MaxInstances {
+		r.feed(response(fmt.Sprintf("junk%d", i), fmt.Sprintf("j%d", i), 22, bad, 4500, "169.254.7.7"), "veth0")
+	}
+	if r.c.nrecords > 4*MaxInstances {
+		t.Errorf("%d records for %d instances: evicted instances left records behind", r.c.nrecords, len(r.c.ptrs))
+	}
+	if len(r.c.ptrs) > MaxInstances || r.c.nrecords > maxRecords {
+		t.Fatalf("%d instances, %d records", len(r.c.ptrs), r.c.nrecords)
+	}
+	r.advance(time.Second)
+	evs := r.feed(response("real", "realhost", 22, validTXT(t, "0.1"), 4500, "169.254.1.2"), "veth0")
+	var added bool
+	for _, ev := range evs {
+		if ev.Kind == Add && ev.Announcement.Instance == "real" {
+			added = true
+		}
+	}
+	if !added {
+		t.Errorf("the real machine did not get in: %q", kinds(evs))
+	}
+	if len(r.warnings) > maxWarnings+1 {
+		t.Errorf("%d warnings", len(r.warnings))
 	}
 }
 
