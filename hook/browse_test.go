@@ -38,9 +38,10 @@ func TestLiveBrowseInNamespaces(t *testing.T) {
 			System: "x86_64-linux", MaxSilentTime: 60, BuildTimeout: 60, ReplyTimeout: 30 * time.Second,
 			Env: append(os.Environ(), modeEnv+"=hook", "GUIX_OFFLOAD_CONFIG="+e.config, transportEnv+"=ok")})
 	}
-	// The announcement may take a moment to leave Avahi.
+	// The announcement may take a moment to leave Avahi (probing, and much
+	// longer on a loaded machine).
 	var rep daemon.Reply
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		h := start()
 		var err error
