@@ -5,6 +5,9 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 // txtWire splits TXT rdata in wire form (length-prefixed strings) the way
@@ -70,5 +73,69 @@ func FuzzParseTXT(f *testing.F) {
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("round trip changed the announcement:\n%+v\n%+v", a, b)
 		}
+	})
+}
+
+// FuzzCacheHandle feeds arbitrary packets to the browser's cache, as if
+// received on the LAN: it must never panic, and must stay within its
+// bounds, whatever the packets say.
+func FuzzCacheHandle(f *testing.F) {
+	for _, m := range []*dns.Msg{
+		response("builder1", "b1", 22, validTXT(f, "0.1"), 4500, "169.254.1.2", "fe80::1"),
+		response(`a\.b`, "h", 1, []string{"txtvers=1", "systems="}, 0),
+		goodbye("builder1"),
+	} {
+		buf, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf, buf)
+	}
+	f.Fuzz(func(t *testing.T, p1, p2 []byte) {
+		c := newCache("local.", nil)
+		now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+		for i, p := range [][]byte{p1, p2, p1} {
+			m := new(dns.Msg)
+			if err := m.Unpack(p); err != nil {
+				continue
+			}
+			c.handle(m, "veth0", now)
+			for _, ev := range c.tick(now) {
+				if ev.Announcement == nil || ev.Kind < Add || ev.Kind > Ignore {
+					t.Fatalf("bad event %+v", ev)
+				}
+			}
+			if q := c.questions(now); q != nil {
+				if _, err := q.Pack(); err != nil {
+					t.Fatalf("query does not pack: %v", err)
+				}
+			}
+			now = now.Add(time.Duration(i+1) * 700 * time.Millisecond)
+		}
+		c.tick(now.Add(2 * time.Hour))
+		if len(c.ptrs) > MaxInstances || c.nrecords > maxRecords || c.nrecords < 0 {
+			t.Fatalf("bounds: %d instances, %d records", len(c.ptrs), c.nrecords)
+		}
+	})
+}
+
+// FuzzParseSnapshot: the hook reads snapshot files; bad ones are errors,
+// never panics, and good ones name every machine.
+func FuzzParseSnapshot(f *testing.F) {
+	f.Add([]byte(`{"updated":"2026-11-29T12:00:00Z","machines":[{"instance":"b","name":"169.254.1.2","port":22,"addresses":["169.254.1.2","fe80::1%eth0"],"load":0.5,"free-disk":10,"trusted":true}]}`))
+	f.Add([]byte(`{"updated":"2026-11-29T12:00:00Z","machines":[null]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSnapshot(data)
+		if err != nil {
+			return
+		}
+		for _, a := range s.Machines {
+			if a == nil || a.Instance == "" {
+				t.Fatalf("accepted a machine without instance")
+			}
+		}
+		s.Trusted()
+		s.Stale(time.Now())
 	})
 }

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -58,16 +59,25 @@ func ReadSnapshot(path string) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
 	}
-	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
+	s, err := ParseSnapshot(data)
+	if err != nil {
 		return nil, fmt.Errorf("read snapshot %s: %w", path, err)
 	}
+	return s, nil
+}
+
+// ParseSnapshot decodes the contents of a snapshot file.
+func ParseSnapshot(data []byte) (*Snapshot, error) {
+	var s Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, err
+	}
 	if s.Updated.IsZero() {
-		return nil, fmt.Errorf("read snapshot %s: no \"updated\" time", path)
+		return nil, errors.New(`no "updated" time`)
 	}
 	for i, a := range s.Machines {
 		if a == nil || a.Instance == "" {
-			return nil, fmt.Errorf("read snapshot %s: machine %d has no instance", path, i)
+			return nil, fmt.Errorf("machine %d has no instance", i+1)
 		}
 	}
 	return &s, nil
