@@ -111,6 +111,9 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		Logger:     logger,
 	}
 	if opts.watch {
+		if opts.format == "table" {
+			fmt.Fprintln(stdout, "EVENT   INSTANCE\tADDRESS\tSYSTEMS\tJOBS\tSPEED\tLOAD\tFREE\tTRUSTED")
+		}
 		err := discovery.Watch(ctx, bopts, opts.cache, func(ev discovery.Event) error {
 			return discovery.WriteEvent(stdout, opts.format, ev)
 		})
