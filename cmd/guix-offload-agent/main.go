@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,20 +41,5 @@ space) and advertises it with DNS-SD over multicast DNS.`,
 func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	var exit cli.ExitError
-	if errors.As(err, &exit) {
-		if exit.Err != nil {
-			cli.PrintError(os.Stderr, "guix-offload-agent", exit.Err)
-		}
-		return exit.Code
-	}
-	if errors.Is(err, context.Canceled) {
-		return 130
-	}
-	cli.PrintError(os.Stderr, "guix-offload-agent", err)
-	return 1
+	return cli.Exit(os.Stderr, "guix-offload-agent", root.ExecuteContext(ctx))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -42,20 +41,5 @@ hook merges them with /etc/guix/machines.scm.`,
 func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	var exit cli.ExitError
-	if errors.As(err, &exit) {
-		if exit.Err != nil {
-			cli.PrintError(os.Stderr, "guix-offload", exit.Err)
-		}
-		return exit.Code
-	}
-	if errors.Is(err, context.Canceled) {
-		return 130
-	}
-	cli.PrintError(os.Stderr, "guix-offload", err)
-	return 1
+	return cli.Exit(os.Stderr, "guix-offload", root.ExecuteContext(ctx))
 }

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,4 +55,25 @@ func PrintError(w io.Writer, prog string, err error) {
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(w, "%s: hint: %s\n", prog, h.Hint())
 	}
+}
+
+// Exit maps the error a command returned to the process's exit status,
+// printing it for people: nil is 0, an [ExitError] its own code,
+// cancellation (Ctrl-C, SIGTERM) 130 without a message, anything else 1.
+func Exit(w io.Writer, prog string, err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			PrintError(w, prog, exit.Err)
+		}
+		return exit.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	PrintError(w, prog, err)
+	return 1
 }
