@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,7 +133,9 @@ func TestRunOffloadsAndRetrieves(t *testing.T) {
 			w := newWorld(t, worldOptions{agent: agent, trustMaster: true, trustSigner: true})
 			j := w.job(t, goodScript)
 			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			baseline := runtime.NumGoroutine()
 			err := transport.Run(context.Background(), b)
+			checkLeaks(t, baseline)
 			if err != nil {
 				t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
 			}
@@ -184,6 +187,21 @@ func TestRunOffloadsAndRetrieves(t *testing.T) {
 	}
 }
 
+// checkLeaks waits (boundedly) for the goroutines Run started to end:
+// the connection stays open, everything else of Run's must be gone.
+func checkLeaks(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines after Run, %d before:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func checkNoTemporaries(t *testing.T, h *standintest.Host) {
 	t.Helper()
 	for _, e := range h.Entries(t) {
@@ -201,6 +219,10 @@ func TestRunFailures(t *testing.T) {
 		mod    func(*transport.Build)
 		code   int
 		want   string
+		// lingers: the remote command outlives the session we gave up
+		// on, and so do that session's goroutines, until it ends or the
+		// connection closes (the hook exits at once).
+		lingers bool
 	}{
 		{name: "build fails", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: `echo "about to fail"; exit 3`, code: 100, want: "build failed"},
@@ -231,7 +253,7 @@ func TestRunFailures(t *testing.T) {
 				b.RemoteGuix = "guix-hangs"
 				b.MaxSilent, b.Grace = time.Second, time.Second
 			},
-			code: 101, want: "no output from 'builder'"},
+			code: 101, want: "no output from 'builder'", lingers: true},
 		{name: "no guix on the machine", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: goodScript, mod: func(b *transport.Build) { b.RemoteGuix = "guix-not-installed" },
 			code: 1, want: "guix-not-installed archive: command not found"},
@@ -250,7 +272,11 @@ func TestRunFailures(t *testing.T) {
 					tc.mod(b)
 				}
 			})
+			baseline := runtime.NumGoroutine()
 			err := transport.Run(context.Background(), b)
+			if !tc.lingers {
+				checkLeaks(t, baseline)
+			}
 			if got := transport.ExitCode(err); got != tc.code {
 				t.Fatalf("Run = %v (exit %d), want exit %d\nmessages:\n%s\nlog:\n%s", err, got, tc.code, msg, log)
 			}
