@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -141,13 +142,22 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		if err != nil {
 			return err
 		}
+		// Forget interfaces that went down or away, so that when they
+		// come back they count as new and are asked at once.
+		for name := range joined {
+			if !slices.ContainsFunc(ifis, func(ifi net.Interface) bool { return ifi.Name == name }) {
+				delete(joined, name)
+			}
+		}
 		for _, ifi := range ifis {
 			if joined[ifi.Name] == ifi.Index {
 				continue
 			}
 			ok := false
 			for _, mc := range conns {
-				if err := mc.join(&ifi); err != nil {
+				// The socket may still be a member from before the
+				// interface went down: that is fine too.
+				if err := mc.join(&ifi); err != nil && !errors.Is(err, syscall.EADDRINUSE) {
 					logger.Debug("mdns: join", "interface", ifi.Name, "err", err)
 				} else {
 					ok = true

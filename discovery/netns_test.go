@@ -488,3 +488,28 @@ func TestNetnsDiscoverBesideNonSharingResponder(t *testing.T) {
 		t.Errorf("discover did not say it fell back to unicast replies; stderr:\n%s", stderr)
 	}
 }
+
+// TestNetnsWatchJoinsInterfaceThatComesUp: `discover --watch` started
+// while its host's link is down finds the machine soon after the link
+// comes up (it re-reads the interfaces every few seconds and asks at once
+// on a new one).
+func TestNetnsWatchJoinsInterfaceThatComesUp(t *testing.T) {
+	nw := netns.New(t, 2)
+	pub, master := nw.Hosts()[0], nw.Hosts()[1]
+	p := pub.Start(t, os.Args[0], "discovery-helper", "publish", "late", pub.Iface, pub.Addr.String(), "-")
+	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	if err := master.SetLink(false); err != nil {
+		t.Fatal(err)
+	}
+	watch := master.Start(t, discoverBin(t), "discover", "--watch", "--format", "json", "--trust", "any")
+	// For a second it runs with no usable interface and sees nothing.
+	if netns.Poll(time.Second, func() bool { return watch.Exited() || countEvents(watchLines(t, watch), "add", "late") != 0 }) {
+		t.Fatalf("with the link down: exited %v, output %s", watch.Exited(), watch.Output())
+	}
+	if err := master.SetLink(true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	netns.WaitFor(t, 15*time.Second, func() bool { return countEvents(watchLines(t, watch), "add", "late") == 1 })
+	t.Logf("seen %v after the link came up", time.Since(start).Round(10*time.Millisecond))
+}
