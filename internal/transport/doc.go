@@ -22,8 +22,9 @@
 //     --timeout=N DRV`, its output (the whole build log at verbosity 3)
 //     copied to the build-log writer as it arrives. `guix build`
 //     exits 1 for every failure; the daemon's own messages ("… timed out
-//     after N seconds", "build of … failed") tell a timeout from a failed
-//     build, and exit statuses 100 and 101 are honoured too;
+//     after N seconds", "builder for … failed …") tell a timeout and a
+//     failed build from a transient failure, and exit statuses 100 and
+//     101 are honoured too;
 //  4. `guix archive --export OUTPUTS`, read here with package nar: each
 //     item is restored under a temporary name inside the store, its
 //     signature and NAR hash checked against the local ACL, and only

@@ -320,11 +320,16 @@ func mib(n int64) string {
 }
 
 // Markers the daemon prints (nix/libstore/build.cc) and `guix build`
-// relays: "… timed out after N seconds of silence", "… timed out after N
-// seconds", "build of … failed".
+// relays. A timeout: "… timed out after N seconds of silence", "… timed
+// out after N seconds". A permanent failure is the builder's own: "builder
+// for `DRV' failed with exit code N" (or "… due to signal N"), "… failed
+// to produce output path …", "hash mismatch in fixed-output derivation
+// …". The closing "build of … failed" alone is not enough: the daemon
+// says it for transient failures too (a substitute that could not be
+// fetched), which must not be cached as permanent.
 var (
 	timeoutRE = regexp.MustCompile(`timed out after [0-9]+ seconds`)
-	failedRE  = regexp.MustCompile("build of .* failed|builder for .* failed")
+	failedRE  = regexp.MustCompile("builder for .* failed|failed to produce output path|hash mismatch in fixed-output derivation")
 )
 
 func build(ctx context.Context, b *Build) error {
