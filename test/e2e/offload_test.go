@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -454,7 +453,6 @@ func TestOffloadParallel(t *testing.T) {
 	// the daemon does, and accepted once a slot is free.
 	third := c.hook(t, x86, 60, 120)
 	postponed, accepted := 0, false
-	var mu sync.Mutex
 	for !accepted {
 		rep, err := third.Request(ctx, daemon.Req{Willing: true, System: x86, Drv: jobs[2].drv})
 		if err != nil {
@@ -462,9 +460,7 @@ func TestOffloadParallel(t *testing.T) {
 		}
 		switch rep.Answer {
 		case daemon.Postpone:
-			mu.Lock()
 			postponed++
-			mu.Unlock()
 			select {
 			case <-ctx.Done():
 				t.Fatal("third build never accepted")
