@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
@@ -82,11 +83,14 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	if opts.verbose || opts.watch {
 		level = slog.LevelWarn
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(&warnHandler{w: stderr, level: level})
 
 	if !opts.watch && opts.cache != "" {
 		s, err := discovery.ReadSnapshot(opts.cache)
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// No watcher service: browse, quietly (the bridge passes
+			// --cache on every request).
 		case err != nil:
 			fmt.Fprintf(stderr, "guix-offload: warning: %v; browsing instead\n", err)
 		case s.Stale(time.Now()):
@@ -144,3 +148,35 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	}
 	return nil
 }
+
+// warnHandler prints log records as "guix-offload: warning: MSG", with
+// their attributes as key=value, for people reading stderr.
+type warnHandler struct {
+	w     io.Writer
+	level slog.Level
+	attrs []slog.Attr
+}
+
+func (h *warnHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *warnHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("guix-offload: " + strings.ToLower(r.Level.String()) + ": " + r.Message)
+	add := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	b.WriteString("\n")
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *warnHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &warnHandler{w: h.w, level: h.level, attrs: append(slices.Clip(h.attrs), attrs...)}
+}
+
+func (h *warnHandler) WithGroup(string) slog.Handler { return h }

@@ -95,3 +95,14 @@ func TestDiscoverStaleCacheWarns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDiscoverMissingCacheIsQuiet: no snapshot (no watcher service) is
+// normal; the bridge passes --cache on every request, so no warning.
+func TestDiscoverMissingCacheIsQuiet(t *testing.T) {
+	var out, errOut bytes.Buffer
+	dir := t.TempDir()
+	err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "acl", acl: filepath.Join(dir, "none"), cache: filepath.Join(dir, "discover.json")}, &out, &errOut)
+	if err == nil || errOut.Len() != 0 {
+		t.Errorf("err %v, stderr %q", err, errOut.String())
+	}
+}
