@@ -3,6 +3,10 @@ package transport
 import (
 	"io"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 // The daemon's lines as `guix build` relays them decide between 100, 101
@@ -32,5 +36,35 @@ func TestWatchClassifies(t *testing.T) {
 				t.Errorf("timed out %v, failed %v; want %v, %v", w.timedOut, w.failed, tc.timedOut, tc.failed)
 			}
 		})
+	}
+}
+
+func TestRunRejectsOddPaths(t *testing.T) {
+	acl := pki.NewACL()
+	good := func() *Build {
+		return &Build{
+			Client: &ssh.Client{}, Host: "m", Drv: "/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-x.drv",
+			Inputs:  []string{"/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-x.drv"},
+			Outputs: []string{"/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-x"}, ACL: acl,
+		}
+	}
+	if err := good().check(); err != nil {
+		t.Fatalf("good build refused: %v", err)
+	}
+	for name, mod := range map[string]func(*Build){
+		"output outside the store": func(b *Build) { b.Outputs = []string{"/etc/passwd"} },
+		"output in a subdirectory": func(b *Build) { b.Outputs = []string{"/gnu/store/x/y"} },
+		"output ..":                func(b *Build) { b.Outputs = []string{"/gnu/store/.."} },
+		"input like an option":     func(b *Build) { b.Inputs = []string{"/gnu/store/--recursive"} },
+		"input with a newline":     func(b *Build) { b.Inputs = []string{"/gnu/store/a\nb"} },
+		"derivation elsewhere":     func(b *Build) { b.Drv = "/tmp/x.drv" },
+		"no outputs":               func(b *Build) { b.Outputs = nil },
+		"no ACL":                   func(b *Build) { b.ACL = nil },
+	} {
+		b := good()
+		mod(b)
+		if err := b.check(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

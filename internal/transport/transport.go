@@ -128,12 +128,24 @@ func (b *Build) check() error {
 	if b.Msg == nil {
 		b.Msg = io.Discard
 	}
+	// Everything goes on command lines and into the store: only plain
+	// store paths.
 	for _, p := range b.Outputs {
-		if filepath.Dir(p) != b.Store || !validName(filepath.Base(p)) {
+		if !b.inStore(p) {
 			return fmt.Errorf("offload %s: output %q is not in the store %s", b.Drv, p, b.Store)
 		}
 	}
+	for _, p := range append([]string{b.Drv}, b.Inputs...) {
+		if !b.inStore(p) {
+			return fmt.Errorf("offload %s: input %q is not in the store %s", b.Drv, p, b.Store)
+		}
+	}
 	return nil
+}
+
+func (b *Build) inStore(p string) bool {
+	name := filepath.Base(p)
+	return filepath.Dir(p) == b.Store && validName(name) && !strings.HasPrefix(name, "-") && !strings.ContainsAny(name, "\n\t ")
 }
 
 func validName(name string) bool {
