@@ -31,7 +31,6 @@ func loopbackSSHD(t *testing.T) (*sshd.Server, string) {
 	srv := sshd.Start(t, sshd.Options{
 		Prefix: []string{"unshare", "--mount", "--propagation", "private",
 			"sh", "-c", `mount -t tmpfs -o mode=0700 bench-root /root && exec "$@"`, "sh"},
-		ExtraConfig: "LogLevel ERROR",
 	})
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	line := fmt.Sprintf("[%s]:%d %s\n", srv.Host, srv.Port, srv.HostKey)
