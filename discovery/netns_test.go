@@ -105,7 +105,15 @@ func helper(args []string) error {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1)
-	srv, err := zeroconf.RegisterProxy(instance, ServiceType, "local.", a.Port, instance+"-host", ips, text, []net.Interface{*ifi}, zeroconf.TTL(120))
+	ttl := uint32(120)
+	if v := os.Getenv("DISCOVERY_HELPER_TTL"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		ttl = uint32(n)
+	}
+	srv, err := zeroconf.RegisterProxy(instance, ServiceType, "local.", a.Port, instance+"-host", ips, text, []net.Interface{*ifi}, zeroconf.TTL(ttl))
 	if err != nil {
 		return err
 	}
@@ -512,4 +520,53 @@ func TestNetnsWatchJoinsInterfaceThatComesUp(t *testing.T) {
 	start := time.Now()
 	netns.WaitFor(t, 15*time.Second, func() bool { return countEvents(watchLines(t, watch), "add", "late") == 1 })
 	t.Logf("seen %v after the link came up", time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestNetnsRefreshKeepsShortLivedRecords: records that live 5 s stay as
+// long as their responder answers, because the browser asks again at
+// 80–95 % of their TTL; when the responder dies without a goodbye they
+// expire.
+func TestNetnsRefreshKeepsShortLivedRecords(t *testing.T) {
+	nw := netns.New(t, 2)
+	pub, master := nw.Hosts()[0], nw.Hosts()[1]
+	watch := master.Start(t, discoverBin(t), "discover", "--watch", "--format", "json", "--trust", "any")
+	cmd := pub.Command(context.Background(), os.Args[0], "discovery-helper", "publish", "short", pub.Iface, pub.Addr.String(), "-")
+	cmd.Env = append(os.Environ(), "DISCOVERY_HELPER_TTL=5")
+	p := pub.StartCmd(t, cmd)
+	netns.WaitFor(t, 20*time.Second, func() bool { return countEvents(watchLines(t, watch), "add", "short") == 1 })
+	// Three TTLs: without refresh queries it would be gone after one.
+	if netns.Poll(16*time.Second, func() bool { return countEvents(watchLines(t, watch), "remove", "short") > 0 }) {
+		t.Fatalf("removed although its responder answers:\n%s", watch.Output())
+	}
+	// Killed without a goodbye: gone within one TTL (and a bit).
+	if err := p.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	netns.WaitFor(t, 10*time.Second, func() bool { return countEvents(watchLines(t, watch), "remove", "short") == 1 })
+	t.Logf("removed %v after its responder died", time.Since(start).Round(100*time.Millisecond))
+}
+
+// TestNetnsIPv6Only: a machine that announces and signs only its IPv6
+// link-local address is listed with that address, zoned to the
+// interface it was seen on, and trusted under the ACL policy.
+func TestNetnsIPv6Only(t *testing.T) {
+	nw := netns.New(t, 2)
+	pub, master := nw.Hosts()[0], nw.Hosts()[1]
+	ll, err := pub.LinkLocal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pub.Start(t, os.Args[0], "discovery-helper", "publish", "v6only", pub.Iface, ll.WithZone("").String(), absTestdata(t, "signing-key.sec"))
+	netns.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Output(), "published") || p.Exited() })
+	var as []*Announcement
+	netns.WaitFor(t, 40*time.Second, func() bool {
+		as = lookup(t, master, "--acl", absTestdata(t, "acl"))
+		return len(named(as, "v6only")) == 1
+	})
+	a := named(as, "v6only")[0]
+	want := ll.WithZone(master.Iface).String()
+	if a.Name != want || len(a.Addresses) != 1 || !a.Trusted {
+		t.Errorf("v6only: name %q (want %q), addresses %v, trusted %v (%s)", a.Name, want, a.Addresses, a.Trusted, a.TrustReason)
+	}
 }
