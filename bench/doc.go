@@ -10,6 +10,7 @@
 // measurements live in this package's test files behind the `bench` build
 // tag, so the ordinary `go test ./...` never runs them; they reuse the
 // project's harnesses (internal/testenv/sshd, internal/testenv/netns, the
-// daemon driver). This file's package holds only the table: [Table],
-// [Sample] and the ratio arithmetic, which the default test run checks.
+// daemon driver). The package itself holds what the default test run can
+// check: the table ([Table], [Sample], [Ratio]) and the /proc readers
+// ([ReadProc]).
 package bench
