@@ -89,15 +89,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
+# With --results, measure exactly the committed tree (HEAD), so that
+# RESULTS.md names the commit it measured; otherwise the working tree.
+src=$PWD
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ $results = yes ]; then
+  if [ -n "$(git status --porcelain -- . 2>/dev/null)" ]; then
+    echo "run.sh: --results measures commit $commit; uncommitted changes in this tree are not measured" >&2
+  fi
+  src=$tmp/src
+  mkdir -p "$src"
+  git archive HEAD | tar -x -C "$src"
+fi
 echo "run.sh: building the suite" >&2
-go test -tags bench -c -o "$tmp/bench.test" ./bench
+(cd "$src" && go test -tags bench -c -o "$tmp/bench.test" ./bench)
 
 rows=$(IFS=,; echo "${selected[*]}")
 start=$(date -u '+%Y-%m-%d %H:%M UTC')
 echo "run.sh: measuring $rows (started $start)" >&2
 # The suite runs from bench/ (its Guile scripts are there); its progress
 # goes to stderr, the table to stdout and $tmp/table.md.
-(cd bench && exec "$tmp/bench.test" -test.run '^TestSuite$' -test.v -test.timeout 30m \
+(cd "$src/bench" && exec "$tmp/bench.test" -test.run '^TestSuite$' -test.v -test.timeout 30m \
   -bench.rows="$rows" -bench.out="$tmp/table.md" -bench.summary="$tmp/summary.md" \
   -bench.manifest="$tmp/namespaces" \
   "${quick[@]}") >&2 &
@@ -121,7 +133,7 @@ if [ $results = yes ]; then
   {
     echo "# Benchmark results"
     echo
-    echo "Measured $start with \`$cmdline\` (as root), at commit $(git rev-parse --short HEAD)."
+    echo "Measured $start with \`$cmdline\` (as root), at commit $commit."
     echo
     echo "Machine: $machine, shared with other work while measuring — hence"
     echo "medians and ratios measured in the same run. Ratios are ours ÷ reference:"
