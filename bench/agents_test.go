@@ -81,21 +81,13 @@ func writeACL(t *testing.T, path string, keys []*pki.PublicKey) {
 	}
 }
 
-// listing is one timed run of a browser: how long until it had listed
-// every expected instance, and how many it had listed when it stopped.
-type listing struct {
-	took  time.Duration
-	found int
-	all   bool
-}
-
 // timeListing runs setup (may be nil; it is inside the timed window),
 // then starts the command made by newCmd and reads its standard output
 // line by line; match returns the instance names a line lists. It stops
 // (killing the command's process group) once every name in want was
 // listed or limit passed, and otherwise when the command exits. A run that
 // misses some logs the command's stderr.
-func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ctx context.Context) *exec.Cmd, match func(line string) []string, want map[string]bool, limit time.Duration) listing {
+func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ctx context.Context) *exec.Cmd, match func(line string) []string, want map[string]bool, limit time.Duration) Listing {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -127,13 +119,13 @@ func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ct
 			}
 		}
 	}()
-	var l listing
+	var l Listing
 	func() {
 		for {
 			select {
 			case line, ok := <-lines:
 				if !ok {
-					l = listing{took: time.Since(t0), found: len(seen)}
+					l = Listing{Took: time.Since(t0), Found: len(seen)}
 					return
 				}
 				for _, name := range match(line) {
@@ -142,11 +134,11 @@ func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ct
 					}
 				}
 				if len(seen) == len(want) {
-					l = listing{took: time.Since(t0), found: len(seen), all: true}
+					l = Listing{Took: time.Since(t0), Found: len(seen), All: true}
 					return
 				}
 			case <-ctx.Done():
-				l = listing{took: time.Since(t0), found: len(seen)}
+				l = Listing{Took: time.Since(t0), Found: len(seen)}
 				return
 			}
 		}
@@ -156,8 +148,8 @@ func timeListing(t *testing.T, ctx context.Context, setup func(), newCmd func(ct
 	for range lines {
 	}
 	_ = cmd.Wait()
-	if !l.all {
-		t.Logf("%s listed %d of %d; its stderr:\n%s", strings.Join(cmd.Args, " "), l.found, len(want), stderr.String())
+	if !l.All {
+		t.Logf("%s listed %d of %d; its stderr:\n%s", strings.Join(cmd.Args, " "), l.Found, len(want), stderr.String())
 	}
 	return l
 }

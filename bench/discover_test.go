@@ -78,11 +78,11 @@ func runDiscover(t *testing.T, s *suite) {
 	}
 	// One untimed round first: the agents' first announcements are over
 	// and every browser starts from the same settled LAN.
-	if l := timeListing(t, s.ctx, nil, discover("--timeout", "20s"), namesIn(prefix), want, 30*time.Second); !l.all {
-		t.Logf("warm-up: discover listed %d of %d agents", l.found, n)
+	if l := timeListing(t, s.ctx, nil, discover("--timeout", "20s"), namesIn(prefix), want, 30*time.Second); !l.All {
+		t.Logf("warm-up: discover listed %d of %d agents", l.Found, n)
 	}
 
-	var oneShot, watch, avahiCold, avahiWarm []listing
+	var oneShot, watch, avahiCold, avahiWarm []Listing
 	const limit = 15 * time.Second
 	for run := 0; run < runs; run++ {
 		if s.ctx.Err() != nil {
@@ -97,64 +97,38 @@ func runDiscover(t *testing.T, s *suite) {
 		avahiWarm = append(avahiWarm, timeListing(t, s.ctx, nil, browse, resolvedIn(prefix), want, limit))
 		av.Stop()
 		t.Logf("run %d: discover %v (%d), discover --watch %v (%d), avahi cold %v (%d), avahi warm %v (%d)", run+1,
-			oneShot[run].took.Round(time.Millisecond), oneShot[run].found,
-			watch[run].took.Round(time.Millisecond), watch[run].found,
-			avahiCold[run].took.Round(time.Millisecond), avahiCold[run].found,
-			avahiWarm[run].took.Round(time.Millisecond), avahiWarm[run].found)
+			oneShot[run].Took.Round(time.Millisecond), oneShot[run].Found,
+			watch[run].Took.Round(time.Millisecond), watch[run].Found,
+			avahiCold[run].Took.Round(time.Millisecond), avahiCold[run].Found,
+			avahiWarm[run].Took.Round(time.Millisecond), avahiWarm[run].Found)
 	}
 	cold := "avahi-daemon started fresh + avahi-browse -t -r -p"
 	warm := "avahi-browse -t -r -p, avahi-daemon already running"
 	for _, o := range []struct {
 		name string
-		l    []listing
+		l    []Listing
 		note string
 	}{
 		{"`guix-offload discover` (one-shot)", oneShot, "one-shot: browses until answers stop for 1.5 s (--quiet) and then prints, so the time is when the full list is out"},
 		{"`guix-offload discover --watch`", watch, "time of the last `add` event"},
 	} {
-		ours := completeTimes(o.l)
-		oursCell := listingCell(o.l, n)
+		ours := CompleteTimes(o.l)
+		oursCell := ListingCell(o.l, n)
 		if !haveDiscover {
 			oursCell = NotMeasured("`guix-offload discover` has not landed")
 		}
 		for _, ref := range []struct {
 			name string
-			l    []listing
+			l    []Listing
 		}{{cold, avahiCold}, {warm, avahiWarm}} {
 			s.add(Row{
 				Measure:   fmt.Sprintf("discovery of %d agents: %s vs %s", n, o.name, ref.name),
 				Ours:      oursCell,
-				Reference: listingCell(ref.l, n),
-				Ratio:     Ratio(ours.Median(), completeTimes(ref.l).Median(), Lower),
+				Reference: ListingCell(ref.l, n),
+				Ratio:     Ratio(ours.Median(), CompleteTimes(ref.l).Median(), Lower),
 				Note:      o.note,
 			})
 		}
 	}
 	s.note("%d hosts (network namespaces) on one bridge in a switch namespace, 169.254.0.0/16 only; each of %d runs guix-offload-agent with its own signing key; on the last, the browser host, the ACL authorizes them all, so `discover` checks every signature (the default trust policy). avahi-daemon (with its own dbus-daemon, started by internal/testenv/netns) runs on the browser host only for its measures. Times run from starting the browser (cold Avahi: from starting avahi-daemon) to the moment all %d instances were listed (Avahi: resolved `=` lines); a miss is a run that ended or hit 15 s without all of them; median and worst are over the complete runs. A warm avahi-daemon answers from the cache it filled by listening all along; a fresh `discover` process starts empty (the hook reads the snapshot that `discover --watch --cache` keeps, so it never waits for this).", n+1, n, n)
-}
-
-// completeTimes returns the times of the runs that listed everything.
-func completeTimes(ls []listing) Sample {
-	var s Sample
-	for _, l := range ls {
-		if l.all {
-			s = append(s, l.took.Seconds())
-		}
-	}
-	return s
-}
-
-// listingCell says median, worst and misses of a browser's runs.
-func listingCell(ls []listing, n int) string {
-	c := completeTimes(ls)
-	misses := len(ls) - len(c)
-	least := n
-	for _, l := range ls {
-		least = min(least, l.found)
-	}
-	text := fmt.Sprintf("median %s, worst %s, %d runs, %d misses", Seconds(c.Median()), Seconds(c.Max()), len(ls), misses)
-	if misses > 0 {
-		text += fmt.Sprintf(" (fewest listed: %d of %d)", least, n)
-	}
-	return text
 }

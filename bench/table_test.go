@@ -118,3 +118,21 @@ func TestWriteMarkdown(t *testing.T) {
 		t.Errorf("summary: got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestListingCell(t *testing.T) {
+	ls := []Listing{
+		{Took: time.Second, Found: 32, All: true},
+		{Took: 3 * time.Second, Found: 32, All: true},
+		{Took: 2 * time.Second, Found: 32, All: true},
+		{Took: 15 * time.Second, Found: 30},
+	}
+	if got, want := ListingCell(ls, 32), "median 2.00 s, worst 3.00 s, 4 runs, 1 miss (fewest listed: 30 of 32)"; got != want {
+		t.Errorf("ListingCell = %q, want %q", got, want)
+	}
+	if got, want := ListingCell(ls[:1], 32), "median 1.00 s, worst 1.00 s, 1 runs, 0 misses"; got != want {
+		t.Errorf("ListingCell = %q, want %q", got, want)
+	}
+	if got := CompleteTimes(ls[3:]); len(got) != 0 {
+		t.Errorf("CompleteTimes of a miss = %v", got)
+	}
+}
