@@ -2,6 +2,7 @@ package hook_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -114,8 +115,14 @@ func TestRealTransportFailsTransiently(t *testing.T) {
 	e := newEnv(t)
 	e.writeMachines(specFor(s))
 	h := e.start("")
-	mustReply(t, h, req(true, "x86_64-linux", "r"), daemon.Accept)
-	res, err := h.Accept(ctxT(t), []string{drv("r")}, []string{e.output("r")})
+	// The derivation lies in the hook's store, so the transport gets as
+	// far as the machine before it fails.
+	d := filepath.Join(e.store, "aaaa-r.drv")
+	if err := os.WriteFile(d, []byte("Derive([],[],[],\"x86_64-linux\",\"/bin/sh\",[],[])"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	mustReply(t, h, daemon.Req{Willing: true, System: "x86_64-linux", Drv: d}, daemon.Accept)
+	res, err := h.Accept(ctxT(t), []string{d}, []string{e.output("r")})
 	if err != nil {
 		t.Fatal(err)
 	}

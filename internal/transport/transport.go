@@ -82,7 +82,7 @@ type Build struct {
 // any error none of them was created by Run. Errors name the machine.
 func Run(ctx context.Context, b *Build) error {
 	if err := b.check(); err != nil {
-		return err
+		return fmt.Errorf("offload to '%s': %w", b.Host, err)
 	}
 	err := run(ctx, b)
 	if err != nil && !errors.Is(err, ErrBuildFailed) && !errors.Is(err, ErrTimeout) {
