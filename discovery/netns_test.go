@@ -399,10 +399,7 @@ func TestNetnsAvahiBrowseSeesUs(t *testing.T) {
 	browse := av.Start(t, "avahi-browse", "--resolve", "--parsable", "--no-db-lookup", ServiceType)
 	var line netns.BrowseLine
 	netns.WaitFor(t, 30*time.Second, func() bool {
-		// Only whole lines: avahi-browse may be halfway through one.
-		out := browse.Output()
-		out = out[:strings.LastIndex(out, "\n")+1]
-		for _, l := range netns.ParseBrowse(out) {
+		for _, l := range netns.ParseBrowse(browse.Output()) {
 			if l.Event == "=" && l.Instance == "seen-by-avahi" && l.Protocol == "IPv4" && l.Port != "" {
 				line = l
 				return true

@@ -153,9 +153,15 @@ type BrowseLine struct {
 }
 
 // ParseBrowse parses avahi-browse --parsable output (with --resolve).
-// Lines it cannot parse are skipped.
+// Lines it cannot parse are skipped, and so is an unterminated last line:
+// avahi-browse may still be writing it.
 func ParseBrowse(out string) []BrowseLine {
 	var lines []BrowseLine
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[:i]
+	} else {
+		out = ""
+	}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Split(line, ";")
 		if len(f) < 6 || (f[0] != "+" && f[0] != "=" && f[0] != "-") {

@@ -16,6 +16,9 @@ Failed to resolve service 'x'
 	if len(got) != 3 || got[0].Event != "+" || got[2].Event != "-" {
 		t.Fatalf("ParseBrowse: %+v", got)
 	}
+	if partial := ParseBrowse("+;eth0;IPv4;box;_guix-offload._tcp;local\n=;eth0;IPv4;box;_guix-offload._tcp;local;box.local;169.254.1.2;22;\"a=1"); len(partial) != 1 {
+		t.Errorf("unterminated last line parsed: %+v", partial)
+	}
 	r := got[1]
 	if r.Instance != "build box" || r.Host != "box.local" || r.Addr != "169.254.1.2" || r.Port != "22" ||
 		!slices.Equal(r.TXT, []string{`b=x "y" \z`, "a=1;2"}) {
@@ -36,7 +39,7 @@ func FuzzParseBrowse(f *testing.F) {
 		quote := func(s string) string {
 			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 		}
-		line := "=;eth0;IPv4;inst;_t._tcp;local;h.local;169.254.1.2;22;" + quote(a) + " " + quote(b)
+		line := "=;eth0;IPv4;inst;_t._tcp;local;h.local;169.254.1.2;22;" + quote(a) + " " + quote(b) + "\n"
 		got := ParseBrowse(line)
 		if len(got) != 1 || !slices.Equal(got[0].TXT, []string{a, b}) {
 			t.Fatalf("ParseBrowse(%q) = %+v; want TXT %q", line, got, []string{a, b})
