@@ -16,7 +16,7 @@
 
 (define guix-offload "/usr/local/bin/guix-offload")
 
-(define %discover-cache "/var/cache/guix-offload/discover.json")
+(define %discover-cache "/var/cache/guix-offload/machines.json")
 
 (define guix-offload-discover-service
   (simple-service 'guix-offload-discover shepherd-root-service-type

@@ -24,7 +24,7 @@
 (define %guix-offload "guix-offload")
 
 ;; The snapshot kept by `guix-offload discover --watch --cache FILE'.
-(define %discover-cache "/var/cache/guix-offload/discover.json")
+(define %discover-cache "/var/cache/guix-offload/machines.json")
 
 (define %static-machines
   (list (build-machine
