@@ -51,7 +51,7 @@ func WriteJSON(w io.Writer, ms []Machine) error {
 func WriteTable(w io.Writer, ms []Machine) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSYSTEMS\tUSER\tSPEED\tJOBS\tLOAD\tFEATURES")
+	fmt.Fprintln(tw, "NAME\tSYSTEMS\tUSER\tSPEED\tJOBS\tMAXLOAD\tFEATURES")
 	for _, m := range ms {
 		name := m.Name
 		if m.Port != DefaultPort {

@@ -98,7 +98,7 @@ func TestWriteFormats(t *testing.T) {
 	if err := WriteFormat(&table, "table", []Machine{m}); err != nil {
 		t.Fatal(err)
 	}
-	want := "NAME  SYSTEMS       USER  SPEED  JOBS  LOAD  FEATURES\nh     x86_64-linux  u     1      1     -     -\n"
+	want := "NAME  SYSTEMS       USER  SPEED  JOBS  MAXLOAD  FEATURES\nh     x86_64-linux  u     1      1     -        -\n"
 	if table.String() != want {
 		t.Errorf("table:\n%q\nwant\n%q", table.String(), want)
 	}
