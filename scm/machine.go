@@ -349,8 +349,14 @@ func (mv *machineVal) machine() Machine {
 }
 
 // closest returns the candidate within edit distance 2 of s, if any.
+// closest returns the candidate nearest to s when it is near enough to be
+// a typo of it: one edit in a short name, up to two in a longer one, none
+// for names under three characters (where any guess is noise).
 func closest(s string, candidates []string) string {
-	best, bestD := "", 3
+	if len(s) < 3 {
+		return ""
+	}
+	best, bestD := "", min(2, max(1, len(s)/3))+1
 	for _, c := range candidates {
 		if d := editDistance(s, c); d < bestD {
 			best, bestD = c, d

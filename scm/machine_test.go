@@ -237,3 +237,15 @@ func FuzzEvalMachines(f *testing.F) {
 		}
 	})
 }
+
+func TestClosestSuggestsOnlyTypos(t *testing.T) {
+	names := []string{"not", "name", "systems", "i", "list"}
+	for s, want := range map[string]string{
+		"nam": "name", "sytems": "systems", "lst": "list",
+		"foo": "", "+": "", "x": "", "completely-different": "",
+	} {
+		if got := closest(s, names); got != want {
+			t.Errorf("closest(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
