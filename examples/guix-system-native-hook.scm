@@ -11,10 +11,11 @@
 ;; perform-download, ...) goes to the real guix, unchanged.
 ;;
 ;; The daemon's own guix lives in the store, not on the daemon's PATH, so
-;; tell the shim where it is: in /etc/guix-offload/hook.toml set real-guix
-;; to the 'guix' next to the running daemon, which this prints:
+;; tell the shim where it is, through a link that survives reconfigures
+;; (a /gnu/store/... path would go stale at the next one): in
+;; /etc/guix-offload/hook.toml set
 ;;
-;;   echo "$(dirname "$(readlink -f /proc/$(pidof guix-daemon)/exe)")/guix"
+;;   real-guix = "/run/current-system/profile/bin/guix"
 ;;
 ;; The 'environment' field of guix-configuration needs a recent Guix.
 ;; Merge the service below into your operating-system declaration, then
