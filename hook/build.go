@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/transport"
 )
 
@@ -35,16 +34,9 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		s.sayf("error: read the outputs line after accept: %v", err)
 		return 1
 	}
-	var acl *pki.ACL
-	if s.o.ACL != nil {
-		acl = s.o.ACL
-	} else if acl, err = pki.ReadACL(s.cfg.ACL); err != nil {
-		s.sayf("error: cannot verify outputs from %s: %v", acc.machine.Label(), err)
+	if err := s.ready(); err != nil { // checked before accepting; never fails here
+		s.sayf("error: %v", err)
 		return 1
-	}
-	guix := s.cfg.RealGuix
-	if guix == "" {
-		guix, _ = RealGuix(s.o.Env("PATH"), "")
 	}
 	b := &transport.Build{
 		Client:          acc.client,
@@ -56,8 +48,8 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		Timeout:         s.args.BuildTimeout,
 		PrintBuildTrace: s.args.PrintBuildTrace,
 		Store:           s.cfg.Store,
-		ACL:             acl,
-		Guix:            guix,
+		ACL:             s.local.acl,
+		Guix:            s.local.guix,
 		Log:             s.o.BuildLog,
 		Msg:             s.o.Out,
 		Compress:        s.cfg.Compress,

@@ -78,10 +78,15 @@ func newEnv(t testing.TB) *env {
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), store: filepath.Join(dir, "store"),
 		machines: filepath.Join(dir, "machines.scm"), config: filepath.Join(dir, "hook.toml"), hold: filepath.Join(dir, "hold")}
-	for _, d := range []string{e.store, e.hold} {
+	for _, d := range []string{e.store, e.hold, filepath.Join(dir, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The local guix an accepted build needs (the fake transports never
+	// run it; the real one fails on the machine first).
+	if err := os.WriteFile(filepath.Join(dir, "bin", "guix"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	e.writeConfig("")
 	return e
@@ -95,9 +100,10 @@ func (e *env) writeConfig(extra string) {
 state-directory = %q
 store = %q
 acl = %q
+real-guix = %q
 connect-timeout = "1500ms"
 down-time = "1m"
-`, e.machines, e.state, e.store, acl)
+`, e.machines, e.state, e.store, acl, filepath.Join(e.dir, "bin", "guix"))
 	if !strings.Contains(extra, "browse-timeout") {
 		cfg += "browse-timeout = \"0s\"\n"
 	}

@@ -140,6 +140,7 @@ type server struct {
 	cfg     *Config
 	cfgErr  error
 	state   State
+	local   localReady
 }
 
 // sayf writes one message line for the daemon's log. It never starts with
@@ -239,6 +240,11 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 		return Decline, nil, fmt.Sprintf("cannot read the build machines: %v", err)
 	}
 	plan := Decide(req, Merge(static, discovered), s.state.Down(now))
+	if len(plan.Try) > 0 {
+		if err := s.ready(); err != nil {
+			return Decline, nil, fmt.Sprintf("cannot offload, building locally: %v", err)
+		}
+	}
 	for _, m := range plan.Try {
 		slot, err := AcquireSlot(s.cfg.StateDirectory, m.Key(), m.ParallelBuilds)
 		if err != nil {

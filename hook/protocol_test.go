@@ -3,6 +3,7 @@ package hook_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -212,6 +213,53 @@ func TestMachinesFileNeedingGuile(t *testing.T) {
 			rep := mustReply(t, h, req(true, "mips64el-linux", "g"), tc.answer)
 			if !chatterHas(rep, tc.says) {
 				t.Errorf("chatter %q", rep.Chatter)
+			}
+		})
+	}
+}
+
+// What an accepted build needs locally (the ACL, the local guix, the
+// store) is checked before accepting: when one is missing, the hook
+// declines with one line naming the hook.toml key, so the daemon builds
+// locally instead of failing every offloaded build after "# accept".
+func TestLocalProblemsDeclineBeforeAccept(t *testing.T) {
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"acl", `acl = "/nonexistent/acl"`, `acl in hook.toml: "/nonexistent/acl" cannot be read`},
+		{"real-guix", `real-guix = "/nonexistent/guix"`, `real-guix in hook.toml: "/nonexistent/guix": no such file`},
+		{"no guix on PATH", `real-guix = ""`, "real-guix in hook.toml is not set and there is no guix"},
+		{"store", `store = "/nonexistent/store"`, `store in hook.toml: "/nonexistent/store": no such file`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			// The keys given last win over writeConfig's own.
+			data, err := os.ReadFile(e.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _, _ := strings.Cut(tc.config, " ")
+			var kept []string
+			for _, l := range strings.Split(string(data), "\n") {
+				if !strings.HasPrefix(l, key+" ") {
+					kept = append(kept, l)
+				}
+			}
+			if err := os.WriteFile(e.config, []byte(strings.Join(kept, "\n")+tc.config+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// A machine that would be tried (never reached: nothing listens).
+			e.writeMachines(spec{name: "127.0.0.1", port: 9, systems: []string{"x86_64-linux"}, user: "u",
+				key: "/nonexistent/key", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ", parallel: 1, speed: 1})
+			h := e.start("ok", "PATH=/nonexistent")
+			for i := 0; i < 2; i++ { // checked once, the same answer each time
+				rep := mustReply(t, h, req(true, "x86_64-linux", "l"+strconv.Itoa(i)), daemon.Decline)
+				if len(rep.Chatter) != 1 || !chatterHas(rep, tc.want, "building locally") {
+					t.Errorf("chatter %q, want one line with %q", rep.Chatter, tc.want)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(e.state, "down")); err == nil {
+				t.Error("a local problem marked a machine down")
 			}
 		})
 	}

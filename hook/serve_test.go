@@ -28,6 +28,15 @@ func (f *fakeSources) Machines(context.Context, *Config, time.Time) ([]*Machine,
 	return f.static, f.discovered, nil, f.err
 }
 
+// testConfig is the default configuration with a temporary state
+// directory and store, the test ACL and /bin/sh as the local guix.
+func testConfig(t *testing.T) *Config {
+	c := DefaultConfig()
+	c.StateDirectory, c.Store = t.TempDir(), t.TempDir()
+	c.ACL, c.RealGuix = "testdata/acl", "/bin/sh"
+	return c
+}
+
 // serveInMemory runs Serve over pipes and returns a function sending a
 // line and reading the lines up to the reply.
 func serveInMemory(t *testing.T, o *Options) (ask func(string) (string, []string), closeIn func() int) {
@@ -35,8 +44,7 @@ func serveInMemory(t *testing.T, o *Options) (ask func(string) (string, []string
 	outR, outW := io.Pipe()
 	o.Stdin, o.Out, o.BuildLog = inR, outW, io.Discard
 	if o.Config == nil {
-		o.Config = DefaultConfig()
-		o.Config.StateDirectory = t.TempDir()
+		o.Config = testConfig(t)
 	}
 	code := make(chan int, 1)
 	go func() {
@@ -139,8 +147,7 @@ func TestServePanicWhileConnectingFreesSlot(t *testing.T) {
 			panic("dialer exploded")
 		},
 	}
-	o.Config = DefaultConfig()
-	o.Config.StateDirectory = t.TempDir()
+	o.Config = testConfig(t)
 	ask, closeIn := serveInMemory(t, o)
 	a, chatter := ask("1 x86_64-linux /gnu/store/a.drv ")
 	if a != "decline" || !strings.Contains(strings.Join(chatter, "\n"), "dialer exploded") {
