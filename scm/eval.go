@@ -13,7 +13,7 @@ import (
 // the stack, the CPU or memory.
 const (
 	maxEvalDepth  = 10000
-	maxEvalSteps  = 5_000_000
+	maxEvalSteps  = 1_000_000
 	maxStringSize = 1 << 20
 )
 
