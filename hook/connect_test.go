@@ -1,6 +1,7 @@
 package hook_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -159,4 +160,34 @@ func TestAllMachinesDown(t *testing.T) {
 	}
 	// Another derivation starts its own clock.
 	mustReply(t, h, req(false, "x86_64-linux", "g"), daemon.Postpone)
+}
+
+// With a state directory the hook cannot write, the bound on postponing
+// still holds: the process remembers the first postponement itself (the
+// daemon asks the same process again), and says once that the directory
+// is not writable.
+func TestPostponeBoundWithUnwritableState(t *testing.T) {
+	e := newEnv(t)
+	blocker := filepath.Join(e.dir, "not-a-directory")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.override(`max-postpone = "1s"`, fmt.Sprintf("state-directory = %q", filepath.Join(blocker, "state")))
+	e.writeMachines(unreachable())
+	h := e.start("ok")
+	rep := mustReply(t, h, req(false, "x86_64-linux", "u"), daemon.Postpone)
+	if !chatterHas(rep, "state directory", "not writable") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	rep = mustReply(t, h, req(false, "x86_64-linux", "u"), daemon.Postpone)
+	if chatterHas(rep, "not writable") {
+		t.Errorf("warned twice: %q", rep.Chatter)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	rep = mustReply(t, h, req(false, "x86_64-linux", "u"), daemon.Decline)
+	if !chatterHas(rep, "giving up") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	// Forgotten after the decline: the next time starts a new clock.
+	mustReply(t, h, req(false, "x86_64-linux", "u"), daemon.Postpone)
 }

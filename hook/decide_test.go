@@ -251,12 +251,15 @@ func TestState(t *testing.T) {
 	if got := st.Down(now.Add(2 * time.Minute)); len(got) != 0 {
 		t.Errorf("still down after its time: %v", got)
 	}
-	first := st.FirstPostponed("/gnu/store/a.drv", now)
-	if again := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Minute)); !again.Equal(first) {
+	first, err := st.FirstPostponed("/gnu/store/a.drv", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Minute)); !again.Equal(first) {
 		t.Errorf("first postponement moved: %v, %v", first, again)
 	}
 	st.ClearPostponed("/gnu/store/a.drv")
-	if again := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Hour)); !again.Equal(now.Add(time.Hour)) {
+	if again, _ := st.FirstPostponed("/gnu/store/a.drv", now.Add(time.Hour)); !again.Equal(now.Add(time.Hour)) {
 		t.Errorf("cleared record still used: %v", again)
 	}
 	// Garbage in a record is ignored, not trusted.

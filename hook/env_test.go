@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,33 @@ down-time = "1m"
 	if err := os.WriteFile(e.config, []byte(cfg+extra+"\n"), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// override replaces keys of the written hook.toml with settings, each
+// "key = value".
+func (e *env) override(settings ...string) {
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, set := range settings {
+		key, _, _ := strings.Cut(set, " ")
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, key+" ") })
+	}
+	lines = append(lines, settings...)
+	if err := os.WriteFile(e.config, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// unreachable is a machines.scm entry for a machine nothing listens on.
+func unreachable(systems ...string) spec {
+	if len(systems) == 0 {
+		systems = []string{"x86_64-linux"}
+	}
+	return spec{name: "127.0.0.1", port: 9, systems: systems, user: "u", key: "/nonexistent/key",
+		hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ", parallel: 1, speed: 1}
 }
 
 func (e *env) writeMachines(specs ...spec) {

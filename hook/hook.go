@@ -141,6 +141,13 @@ type server struct {
 	cfgErr  error
 	state   State
 	local   localReady
+	// postponed remembers, by derivation, when this process first
+	// postponed it for want of a usable machine: the daemon sends the
+	// same request to the same process again, so the bound on
+	// postponing holds even when the state directory cannot be written.
+	postponed map[string]time.Time
+	// stateWarned is set once the unwritable state directory was logged.
+	stateWarned bool
 }
 
 // sayf writes one message line for the daemon's log. It never starts with
@@ -268,7 +275,7 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			plan.Down = append(plan.Down, Skip{m, reason})
 			continue
 		}
-		s.state.ClearPostponed(req.Drv)
+		s.clearPostponed(req.Drv)
 		msg := fmt.Sprintf("building on %s (%s, slot %s)%s%s", m.Label(), m.Origin, slot.Path,
 			listText("; skipped", plan.Busy), listText("; down", plan.Down))
 		return Accept, &accepted{req: req, machine: m, slot: slot, client: client}, msg
@@ -276,13 +283,37 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 	var first time.Time
 	allDown := plan.Matching > 0 && len(plan.Busy) == 0 && !(req.Willing && req.System == s.args.System)
 	if allDown {
-		first = s.state.FirstPostponed(req.Drv, now)
+		first = s.firstPostponed(req.Drv, now)
 	}
 	answer, msg := plan.Final(s.args.System, now, first, s.cfg.MaxPostpone.D())
 	if answer == Decline {
-		s.state.ClearPostponed(req.Drv)
+		s.clearPostponed(req.Drv)
 	}
 	return answer, nil, msg
+}
+
+// firstPostponed is when drv was first postponed for want of a usable
+// machine: the earlier of the state directory's record (shared with
+// other hook processes) and this process's memory.
+func (s *server) firstPostponed(drv string, now time.Time) time.Time {
+	first, err := s.state.FirstPostponed(drv, now)
+	if err != nil && !s.stateWarned {
+		s.stateWarned = true
+		s.sayf("warning: the state directory %s is not writable, postponements are remembered by this process only: %v", s.cfg.StateDirectory, err)
+	}
+	if s.postponed == nil {
+		s.postponed = make(map[string]time.Time)
+	}
+	if mem, ok := s.postponed[drv]; ok && mem.Before(first) && now.Sub(mem) < 24*time.Hour {
+		return mem
+	}
+	s.postponed[drv] = first
+	return first
+}
+
+func (s *server) clearPostponed(drv string) {
+	s.state.ClearPostponed(drv)
+	delete(s.postponed, drv)
 }
 
 func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Client, err error) {

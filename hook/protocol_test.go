@@ -233,24 +233,8 @@ func TestLocalProblemsDeclineBeforeAccept(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			// The keys given last win over writeConfig's own.
-			data, err := os.ReadFile(e.config)
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, _, _ := strings.Cut(tc.config, " ")
-			var kept []string
-			for _, l := range strings.Split(string(data), "\n") {
-				if !strings.HasPrefix(l, key+" ") {
-					kept = append(kept, l)
-				}
-			}
-			if err := os.WriteFile(e.config, []byte(strings.Join(kept, "\n")+tc.config+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			// A machine that would be tried (never reached: nothing listens).
-			e.writeMachines(spec{name: "127.0.0.1", port: 9, systems: []string{"x86_64-linux"}, user: "u",
-				key: "/nonexistent/key", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ", parallel: 1, speed: 1})
+			e.override(tc.config)
+			e.writeMachines(unreachable())
 			h := e.start("ok", "PATH=/nonexistent")
 			for i := 0; i < 2; i++ { // checked once, the same answer each time
 				rep := mustReply(t, h, req(true, "x86_64-linux", "l"+strconv.Itoa(i)), daemon.Decline)

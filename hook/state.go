@@ -77,19 +77,20 @@ func (s State) postponedPath(drv string) string {
 
 // FirstPostponed returns when drv was first postponed for want of a
 // usable machine, recording now when it was not yet. Records older than
-// a day are stale (a past attempt) and restart.
-func (s State) FirstPostponed(drv string, now time.Time) time.Time {
+// a day are stale (a past attempt) and restart. The error says the record
+// could not be written (now is returned then: the caller keeps its own
+// memory of the first postponement, see server.firstPostponed).
+func (s State) FirstPostponed(drv string, now time.Time) (time.Time, error) {
 	p := s.postponedPath(drv)
 	if data, err := os.ReadFile(p); err == nil {
 		var t time.Time
 		if t.UnmarshalText([]byte(strings.TrimSpace(string(data)))) == nil && now.Sub(t) < 24*time.Hour && !t.After(now) {
-			return t
+			return t, nil
 		}
 	}
 	s.prunePostponed(now)
 	text, _ := now.UTC().MarshalText()
-	_ = writeAtomic(p, text)
-	return now
+	return now, writeAtomic(p, text)
 }
 
 // prunePostponed removes records of derivations last postponed more than
