@@ -68,8 +68,36 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		if code == 0 || code == 100 || code == 101 {
 			code = 1 // never claim success or a permanent failure for our own problem
 		}
+		if ctx.Err() == nil && machineProblem(err) {
+			// Other hook processes skip it instead of failing their builds too.
+			until := s.o.Now().Add(s.cfg.DownTime.D())
+			if werr := s.state.MarkDown(acc.machine.Key(), err.Error(), until); werr != nil {
+				s.sayf("warning: cannot remember %s as down: %v", acc.machine.Label(), werr)
+			} else {
+				s.sayf("%s is skipped for the next %s", acc.machine.Label(), s.cfg.DownTime.D())
+			}
+		}
 	}
 	return code
+}
+
+// machineProblem reports whether a transport error says the machine
+// itself is unusable, whatever the derivation: the connection broke, or a
+// remote command failed (guix missing, exit 127; the import refused
+// because our signing key is not in the machine's ACL; the stream helper
+// missing). Build failures and timeouts are the derivation's; problems on
+// our side (exporting inputs, verifying outputs) are not the machine's.
+func machineProblem(err error) bool {
+	var re *transport.RemoteError
+	switch {
+	case errors.Is(err, transport.ErrBuildFailed), errors.Is(err, transport.ErrTimeout):
+		return false
+	case errors.Is(err, transport.ErrConnectionLost), errors.As(err, &re):
+		return true
+	}
+	// The remote build command itself not found (exit 127); transport
+	// has no sentinel for it.
+	return strings.Contains(err.Error(), " not found on the machine")
 }
 
 // readPaths reads one line of space-separated store paths.

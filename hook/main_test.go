@@ -57,7 +57,9 @@ func runHook() int {
 //   - "ok": write a log line and the outputs, succeed;
 //   - "hold:DIR": write DIR/held.PID, wait (at most a minute) for
 //     DIR/release, then succeed;
-//   - "exit:N": fail so that the exit status is N (100, 101 or other).
+//   - "exit:N": fail so that the exit status is N (100, 101 or other);
+//     "exit:127", "exit:refused", "exit:lost" fail as an unusable machine
+//     does, "exit:local" as a problem on the master does.
 func fakeTransport(spec string) func(context.Context, *transport.Build) error {
 	return func(ctx context.Context, b *transport.Build) error {
 		if b.PrintBuildTrace {
@@ -88,6 +90,16 @@ func fakeTransport(spec string) func(context.Context, *transport.Build) error {
 				return fmt.Errorf("remote: %w", transport.ErrBuildFailed)
 			case "101":
 				return fmt.Errorf("remote: %w", transport.ErrTimeout)
+			case "127":
+				return fmt.Errorf("offload to '%s': ask which inputs are missing: %w", b.Host,
+					&transport.RemoteError{Command: "guix archive --missing", Status: 127})
+			case "refused":
+				return fmt.Errorf("offload to '%s': send inputs: %w", b.Host, &transport.RemoteError{Command: "guix archive --import",
+					Status: 1, Stderr: "guix archive: error: unauthorized public key: (public-key …)"})
+			case "lost":
+				return fmt.Errorf("offload to '%s': build %s: %w: EOF", b.Host, b.Drv, transport.ErrConnectionLost)
+			case "local":
+				return fmt.Errorf("offload to '%s': export inputs locally: guix archive --export: exit status 1: no such path", b.Host)
 			}
 			return errors.New("connection lost (fake)")
 		}

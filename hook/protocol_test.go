@@ -87,11 +87,18 @@ func TestExitStatuses(t *testing.T) {
 		transport string
 		want      daemon.Outcome
 		msg       string
+		// down: the machine is remembered as down afterwards (a
+		// machine-side problem, not the derivation's or ours).
+		down bool
 	}{
-		{"ok", daemon.Succeeded, "done with offloaded"},
-		{"exit:100", daemon.Failed, "failed on"},
-		{"exit:101", daemon.TimedOut, "timed out on"},
-		{"exit:1", daemon.HookFailed, "connection lost"},
+		{"ok", daemon.Succeeded, "done with offloaded", false},
+		{"exit:100", daemon.Failed, "failed on", false},
+		{"exit:101", daemon.TimedOut, "timed out on", false},
+		{"exit:1", daemon.HookFailed, "connection lost", false},
+		{"exit:local", daemon.HookFailed, "export inputs locally", false},
+		{"exit:127", daemon.HookFailed, "guix archive: command not found", true},
+		{"exit:refused", daemon.HookFailed, "unauthorized public key", true},
+		{"exit:lost", daemon.HookFailed, "connection lost: EOF", true},
 	} {
 		t.Run(tc.transport, func(t *testing.T) {
 			e := newEnv(t)
@@ -104,6 +111,23 @@ func TestExitStatuses(t *testing.T) {
 			}
 			if res.Outcome != tc.want || !strings.Contains(strings.Join(res.Messages, "\n"), tc.msg) {
 				t.Errorf("outcome %v (%s), messages %q", res.Outcome, res.Reason, res.Messages)
+			}
+			k := s.Host + ":" + strconv.Itoa(s.Port)
+			data, err := os.ReadFile(filepath.Join(e.state, "down", k))
+			if (err == nil) != tc.down {
+				t.Fatalf("down record: %q, %v; want one: %v", data, err, tc.down)
+			}
+			if !tc.down {
+				return
+			}
+			if !strings.Contains(string(data), tc.msg) {
+				t.Errorf("down record %q does not say %q", data, tc.msg)
+			}
+			// The next hook process skips the machine.
+			h = e.start(tc.transport)
+			rep := mustReply(t, h, req(false, "x86_64-linux", "t2"), daemon.Postpone)
+			if !chatterHas(rep, "'"+k+"': down for", tc.msg) {
+				t.Errorf("chatter %q", rep.Chatter)
 			}
 		})
 	}
