@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -125,6 +126,8 @@ func FuzzParseSnapshot(f *testing.F) {
 	f.Add([]byte(`{"updated":"2026-11-29T12:00:00Z","machines":[{"instance":"b","name":"169.254.1.2","port":22,"addresses":["169.254.1.2","fe80::1%eth0"],"load":0.5,"free-disk":10,"trusted":true}]}`))
 	f.Add([]byte(`{"updated":"2026-11-29T12:00:00Z","machines":[null]}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"updated":"2026-11-29T12:00:00Z","machines":[{"instance":"b","name":"169.254.1.2","port":22,"addresses":["169.254.1.2"],"trusted":true,` +
+		`"txt":["txtvers=1","systems=x86_64-linux","user=offload","host-key=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ","addrs=169.254.1.2","ts=1795000000","sig=AAAA"]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSnapshot(data)
 		if err != nil {
@@ -133,6 +136,13 @@ func FuzzParseSnapshot(f *testing.F) {
 		for _, a := range s.Machines {
 			if a == nil || a.Instance == "" {
 				t.Fatalf("accepted a machine without instance")
+			}
+			// A machine kept with its record is what the record says.
+			if a.Record() != nil && a.Ignored == "" {
+				b, err := ParseTXT(a.Instance, a.Port, a.Record())
+				if err != nil || !slices.Equal(a.Systems, b.Systems) || a.HostKey != b.HostKey || a.Sig != b.Sig {
+					t.Fatalf("machine %q differs from its record: %v", a.Instance, err)
+				}
 			}
 		}
 		s.Trusted()

@@ -21,7 +21,8 @@ import (
 // [SnapshotStale] means the writer is no longer running and the file must
 // not be believed. Each machine's Seen says when it was last heard, and
 // its Trusted was judged at Updated: a reader that wants to be strict
-// judges the machines again with its own policy.
+// judges the machines again with its own policy (the file keeps each
+// TXT record as received, so [ACLPolicy] can check its signature).
 type Snapshot struct {
 	// Updated is when the writer last wrote the file.
 	Updated time.Time `json:"updated"`
@@ -66,27 +67,86 @@ func ReadSnapshot(path string) (*Snapshot, error) {
 	return s, nil
 }
 
-// ParseSnapshot decodes the contents of a snapshot file.
+// snapshotFile is the file's form of a [Snapshot]: each machine carries,
+// besides its decoded fields, its TXT record as received ("txt"), so
+// that a reader can check the signature itself (the signature covers the
+// instance name, the SRV port and the record, and Sig is not among the
+// decoded fields).
+type snapshotFile struct {
+	Updated  time.Time         `json:"updated"`
+	Machines []snapshotMachine `json:"machines"`
+}
+
+type snapshotMachine struct {
+	*Announcement
+	TXT []string `json:"txt,omitempty"`
+}
+
+// ParseSnapshot decodes the contents of a snapshot file. A machine whose
+// file entry carries its TXT record is rebuilt from that record (as
+// [ParseTXT] does), its instance name and port, with only what the
+// browser learned besides (Name, Addresses, Source, Seen) and the
+// writer's verdict taken from the other fields; so [ACLPolicy] can judge
+// it again, and a field edited in the file without a new signature does
+// not count. A record that does not parse leaves the machine Ignored,
+// with the reason. Files written before records were kept give machines
+// without one ([Announcement.Record] is nil).
 func ParseSnapshot(data []byte) (*Snapshot, error) {
-	var s Snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
+	var f snapshotFile
+	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
-	if s.Updated.IsZero() {
+	if f.Updated.IsZero() {
 		return nil, errors.New(`no "updated" time`)
 	}
-	for i, a := range s.Machines {
+	s := &Snapshot{Updated: f.Updated, Machines: make([]*Announcement, 0, len(f.Machines))}
+	for i, m := range f.Machines {
+		a := m.Announcement
 		if a == nil || a.Instance == "" {
 			return nil, fmt.Errorf("machine %d has no instance", i+1)
 		}
+		if m.TXT != nil && a.Ignored == "" {
+			a = fromRecord(a, m.TXT)
+		}
+		s.Machines = append(s.Machines, a)
 	}
-	return &s, nil
+	return s, nil
 }
 
+// fromRecord rebuilds the snapshot machine a from its TXT record txt.
+func fromRecord(a *Announcement, txt []string) *Announcement {
+	b, err := ParseTXT(a.Instance, a.Port, txt)
+	if err != nil {
+		return &Announcement{Instance: a.Instance, Machine: a.Machine, Addresses: a.Addresses, Source: a.Source, Seen: a.Seen,
+			Load: Unknown, FreeDisk: Unknown, TrustReason: "ignored: snapshot record: " + err.Error(), Ignored: "snapshot record: " + err.Error()}
+	}
+	b.Name, b.Addresses, b.Source, b.Seen = a.Name, a.Addresses, a.Source, a.Seen
+	b.Trusted, b.TrustReason = a.Trusted, a.TrustReason
+	return b
+}
+
+// Record returns the TXT strings a was decoded from, as received (nil
+// for an announcement composed here, or read from a snapshot written
+// before records were kept).
+func (a *Announcement) Record() []string { return a.raw }
+
 // WriteSnapshot replaces the file at path with s atomically (a temporary
-// file renamed over it), so a reader never sees a partial file.
+// file renamed over it), so a reader never sees a partial file. Each
+// machine is written with its TXT record: the one received, else (an
+// announcement composed here) [Announcement.TXT].
 func WriteSnapshot(path string, s *Snapshot) error {
-	data, err := json.MarshalIndent(s, "", "  ")
+	f := snapshotFile{Updated: s.Updated, Machines: make([]snapshotMachine, len(s.Machines))}
+	for i, a := range s.Machines {
+		f.Machines[i] = snapshotMachine{Announcement: a}
+		switch {
+		case a.Ignored != "":
+		case a.raw != nil:
+			f.Machines[i].TXT = a.raw
+		default:
+			f.Machines[i].TXT = a.TXT()
+		}
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}

@@ -68,23 +68,52 @@ type ACLPolicy struct {
 
 // Judge checks a's signature, time and address.
 func (p *ACLPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
-	if err := a.Verify(); err != nil {
-		return false, err.Error()
+	if reason := p.checkSigner(a); reason != "" {
+		return false, reason
 	}
-	key, err := pki.ParseCompactPublicKey(a.SigningKey)
-	if err != nil {
-		return false, fmt.Sprintf("bad signing key: %v", err)
-	}
-	if !p.ACL.Authorizes(key) {
-		return false, fmt.Sprintf("signing key is not in %s", p.file())
-	}
-	if reason := checkFresh(a, now); reason != "" {
+	if ok, reason := CheckTime(a.Time, now); !ok {
 		return false, reason
 	}
 	if reason := checkAddress(a); reason != "" {
 		return false, reason
 	}
 	return true, "signed by a key in " + p.file()
+}
+
+// JudgeSigned is [ACLPolicy.Judge] without the time: it checks a's
+// signature, that the ACL authorizes its key, and that a's Name (the
+// address a master connects to) is among its signed addresses. Its
+// verdict depends only on a and the ACL, so a caller may keep it; the
+// time, which changes with every call, is then [CheckTime]'s to judge.
+func (p *ACLPolicy) JudgeSigned(a *Announcement) (bool, string) {
+	if reason := p.checkSigner(a); reason != "" {
+		return false, reason
+	}
+	if reason := checkAddress(a); reason != "" {
+		return false, reason
+	}
+	return true, "signed by a key in " + p.file()
+}
+
+// checkSigner says why a is not signed by a key in the ACL.
+// The ACL is checked before the signature: that is cheap, the signature
+// is not (about a tenth of a millisecond), and a flood of announcements
+// signed by strangers should cost little.
+func (p *ACLPolicy) checkSigner(a *Announcement) string {
+	if a.Sig == "" || a.SigningKey == "" {
+		return ErrUnsigned.Error()
+	}
+	key, err := pki.ParseCompactPublicKey(a.SigningKey)
+	if err != nil {
+		return fmt.Sprintf("bad signing key: %v", err)
+	}
+	if !p.ACL.Authorizes(key) {
+		return fmt.Sprintf("signing key is not in %s", p.file())
+	}
+	if err := a.Verify(); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 func (p *ACLPolicy) file() string {
@@ -94,17 +123,20 @@ func (p *ACLPolicy) file() string {
 	return p.File
 }
 
-func checkFresh(a *Announcement, now time.Time) string {
-	if a.Time.IsZero() {
-		return "signed announcement has no time (ts)"
+// CheckTime reports whether an announcement signed at signed (its TXT
+// "ts") is recent enough at now to be believed (see [MaxAge],
+// [MaxAhead]), and when not, why.
+func CheckTime(signed, now time.Time) (bool, string) {
+	if signed.IsZero() {
+		return false, "signed announcement has no time (ts)"
 	}
-	if age := now.Sub(a.Time); age > MaxAge {
-		return fmt.Sprintf("signature is stale: signed %s ago, more than %s", age.Round(time.Second), MaxAge)
+	if age := now.Sub(signed); age > MaxAge {
+		return false, fmt.Sprintf("signature is stale: signed %s ago, more than %s", age.Round(time.Second), MaxAge)
 	}
-	if ahead := a.Time.Sub(now); ahead > MaxAhead {
-		return fmt.Sprintf("signature is from the future: %s ahead (is a clock wrong?)", ahead.Round(time.Second))
+	if ahead := signed.Sub(now); ahead > MaxAhead {
+		return false, fmt.Sprintf("signature is from the future: %s ahead (is a clock wrong?)", ahead.Round(time.Second))
 	}
-	return ""
+	return true, ""
 }
 
 // checkAddress says why a is not served from an address it signed.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
-	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 // discovered returns the trusted machines of the discovery cache, or of a
@@ -28,7 +27,7 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 				return nil, time.Time{}, err
 			}
 			var trusted []*discovery.Announcement
-			trusted, dropped = agreeWithPolicy(snap.Trusted(), cfg)
+			trusted, dropped = d.trustedOf(cfg, snap)
 			return FromAnnouncements(trusted, cfg, d.env), snap.Updated, nil
 		})
 		for _, why := range dropped {
@@ -36,7 +35,8 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 		}
 		switch {
 		case err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now):
-			return ms, notes
+			ms, stale := freshDiscovered(ms, cfg, now)
+			return ms, append(notes, stale...)
 		case err == nil:
 			notes = append(notes, note("warning: discovery cache %s is stale (updated %s); is 'guix-offload discover --watch --cache %s' running?",
 				cfg.Cache, updated.Local().Format(time.DateTime), cfg.Cache))
@@ -50,22 +50,26 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 		return nil, notes
 	}
 	if d.browsedOnce {
-		return d.browsed, nil
+		ms, stale := freshDiscovered(d.browsed, cfg, now)
+		return ms, stale
 	}
 	// A recent browse by this or another hook process is as good as the
 	// cache: browse at most once per discovery.SnapshotStale.
 	own := filepath.Join(cfg.StateDirectory, "cache", "browse.json")
-	salt := cfg.Trust + "\x00" + cfg.User + "\x00" + cfg.PrivateKey + "\x00" + d.env("HOME")
+	aclID, _ := statID(cfg.ACL)
+	salt := fmt.Sprint(cfg.Trust, "\x00", cfg.User, "\x00", cfg.PrivateKey, "\x00", d.env("HOME"), "\x00", aclID)
 	ms, updated, err := d.cached(cfg, "browse", own, salt, func() ([]*Machine, time.Time, error) {
 		snap, err := discovery.ReadSnapshot(own)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		return FromAnnouncements(snap.Trusted(), cfg, d.env), snap.Updated, nil
+		trusted, _ := d.trustedOf(cfg, snap)
+		return FromAnnouncements(trusted, cfg, d.env), snap.Updated, nil
 	})
 	if err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now) {
 		d.browsed, d.browsedOnce = ms, true
-		return ms, nil
+		ms, stale := freshDiscovered(ms, cfg, now)
+		return ms, stale
 	}
 	d.browsedOnce = true
 	policy, err := discovery.ParsePolicy(cfg.Trust, cfg.ACL, cfg.Pins)
@@ -92,38 +96,6 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 	return d.browsed, notes
 }
 
-// agreeWithPolicy keeps the announcements the snapshot's writer trusted
-// that our own policy would trust too, as far as the snapshot lets us
-// tell: with trust "acl", the announcement must name a signing key that
-// our ACL authorizes (the writer checked the signature and its time; the
-// snapshot does not carry the signature). So a `discover --watch` run
-// with a looser policy than the hook's cannot widen what the hook uses.
-func agreeWithPolicy(as []*discovery.Announcement, cfg *Config) (kept []*discovery.Announcement, dropped []string) {
-	if cfg.Trust != "acl" {
-		return as, nil
-	}
-	var acl *pki.ACL
-	for _, a := range as {
-		if a.SigningKey == "" {
-			dropped = append(dropped, fmt.Sprintf("ignoring '%s': unsigned, and trust is \"acl\"", a.Instance))
-			continue
-		}
-		if acl == nil {
-			var err error
-			if acl, err = pki.ReadACL(cfg.ACL); err != nil {
-				return nil, append(dropped, fmt.Sprintf("ignoring every discovered machine: %v", err))
-			}
-		}
-		key, err := pki.ParseCompactPublicKey(a.SigningKey)
-		if err != nil || !acl.Authorizes(key) {
-			dropped = append(dropped, fmt.Sprintf("ignoring '%s': its signing key is not in %s", a.Instance, cfg.ACL))
-			continue
-		}
-		kept = append(kept, a)
-	}
-	return kept, dropped
-}
-
 // FromAnnouncements converts trusted announcements. The user is the
 // announced one, else cfg.User; the private key is cfg.PrivateKey, else
 // $HOME/.ssh/id_rsa. Announcements without a host key are dropped: the
@@ -138,7 +110,7 @@ func FromAnnouncements(as []*discovery.Announcement, cfg *Config, env func(strin
 			Name: a.Name, Port: a.Port, User: a.User, PrivateKey: cfg.PrivateKey, HostKey: a.HostKey,
 			Systems: a.Systems, Features: a.Features, ParallelBuilds: a.ParallelBuilds, Speed: a.Speed,
 			OverloadThreshold: a.OverloadThreshold, Load: a.Load, FreeDisk: a.FreeDisk,
-			Origin: OriginDiscovered, Instance: a.Instance,
+			Origin: OriginDiscovered, Instance: a.Instance, Signed: a.Time,
 		}
 		if m.Name == "" && len(a.Addresses) > 0 {
 			m.Name = a.Addresses[0].String()

@@ -1,10 +1,15 @@
 package hook_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/internal/pki"
@@ -12,6 +17,33 @@ import (
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
 	"github.com/guix-offload/guix-offload/scm"
 )
+
+// signAt signs a as its agent would, serving at addr, with the key
+// testdata/acl authorizes.
+func signAt(t testing.TB, a *discovery.Announcement, addr string) *discovery.Announcement {
+	t.Helper()
+	key, err := pki.ReadPrivateKey("testdata/signing-key.sec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Addresses = []netip.Addr{netip.MustParseAddr(addr)}
+	a.Time = time.Now()
+	if err := a.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// testHostKey is a valid OpenSSH host key line made from seed.
+func testHostKey(t testing.TB, seed byte) string {
+	t.Helper()
+	pub := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)).Public()
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
 
 func announce(instance, host string, port int, hostKey string, trusted bool, systems, features []string, speed float64) *discovery.Announcement {
 	a := &discovery.Announcement{Machine: scm.DefaultMachine(), Instance: instance, Load: 0.1, FreeDisk: 20000,
@@ -35,17 +67,9 @@ func TestDiscoveredMachines(t *testing.T) {
 	cache := e.dir + "/machines.json"
 	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\nprivate-key = %q\n", cache, s.ClientKeyFile))
 	x86 := []string{"x86_64-linux"}
-	acl, err := pki.ReadACL("testdata/acl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := acl.Keys()[0].Compact()
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := announce("good", s.Host, s.Port, s.HostKey, true, x86, []string{"kvm"}, 1)
-	twin := announce("twin", "builder-twin.local", 2222, "ssh-ed25519 AAAAtwin", true, []string{"aarch64-linux", "i686-linux"}, nil, 1)
-	good.SigningKey, twin.SigningKey = signer, signer
+	twinKey := testHostKey(t, 9)
+	good := signAt(t, announce("good", s.Host, s.Port, s.HostKey, true, x86, []string{"kvm"}, 1), s.Host)
+	twin := signAt(t, announce("twin", "127.0.0.9", 2222, twinKey, true, []string{"aarch64-linux", "i686-linux"}, nil, 1), "127.0.0.9")
 	snap := &discovery.Snapshot{Updated: time.Now(), Machines: []*discovery.Announcement{
 		good, twin,
 		announce("rogue", s.Host, 1, s.HostKey+"X", false, []string{"x86_64-linux", "riscv64-linux"}, []string{"kvm"}, 100),
@@ -57,7 +81,7 @@ func TestDiscoveredMachines(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := spec{name: "builder-twin", port: 22, systems: []string{"i686-linux"}, user: "root", key: s.ClientKeyFile,
-		hostKey: "ssh-ed25519 AAAAtwin static", parallel: 1, speed: 1}
+		hostKey: twinKey + " static", parallel: 1, speed: 1}
 	e.writeMachines(static)
 	h := e.start("ok")
 
@@ -75,8 +99,8 @@ func TestDiscoveredMachines(t *testing.T) {
 		// Only the untrusted one builds riscv64-linux: as if absent.
 		{req(true, "riscv64-linux", "r"), daemon.Decline, []string{"no machine builds riscv64-linux"}, "rogue"},
 		// The twin's announcement says aarch64-linux, its static entry
-		// does not: the static entry wins.
-		{req(true, "aarch64-linux", "a"), daemon.Decline, []string{"'builder-twin:22': does not build aarch64-linux"}, "twin.local"},
+		// (same host key) does not: the static entry wins.
+		{req(true, "aarch64-linux", "a"), daemon.Decline, []string{"'builder-twin:22': does not build aarch64-linux"}, "127.0.0.9"},
 	}
 	for i, tc := range tests {
 		if i == 0 {

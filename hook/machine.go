@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Unknown marks a load or free disk space nobody advertised.
@@ -36,6 +37,9 @@ type Machine struct {
 	Origin string
 	// Instance is the DNS-SD instance name of a discovered machine.
 	Instance string
+	// Signed is when a discovered machine's announcement was signed
+	// (zero when unsigned); under trust "acl" it must be recent.
+	Signed time.Time
 }
 
 // Key is HOST:PORT, the name of the machine's slot directory in Guix's

@@ -168,13 +168,14 @@ func (d *defaultSources) remember(name string, c *machineCache) {
 }
 
 // The cache file is line-oriented and quick to read: a header line
-// "guix-offload-machines 2"; a line with the file name, its identity, the
-// salt and the time; then one line per machine, fields separated by tabs,
+// "guix-offload-machines 3"; a line with the file name, its identity, the
+// salt and the time; then one line per machine (the last field is the
+// signature's time in Unix nanoseconds, 0 for none), fields separated by tabs,
 // strings quoted with strconv.Quote, lists joined by commas inside the
 // quotes.
-const cacheMagic = "guix-offload-machines 2"
+const cacheMagic = "guix-offload-machines 3"
 
-const machineFields = 14
+const machineFields = 15
 
 func encodeMachineCache(c *machineCache) []byte {
 	var b strings.Builder
@@ -187,11 +188,15 @@ func encodeMachineCache(c *machineCache) []byte {
 		if m.OverloadThreshold != nil {
 			threshold = ff(*m.OverloadThreshold)
 		}
-		fmt.Fprintf(&b, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n",
+		var signed int64
+		if !m.Signed.IsZero() {
+			signed = m.Signed.UnixNano()
+		}
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n",
 			strconv.Quote(m.Name), m.Port, strconv.Quote(m.User), strconv.Quote(m.PrivateKey), strconv.Quote(m.HostKey),
 			strconv.Quote(strings.Join(m.Systems, ",")), strconv.Quote(strings.Join(m.Features, ",")),
 			m.ParallelBuilds, ff(m.Speed), threshold, ff(m.Load), m.FreeDisk,
-			strconv.Quote(m.Origin), strconv.Quote(m.Instance))
+			strconv.Quote(m.Origin), strconv.Quote(m.Instance), signed)
 	}
 	return []byte(b.String())
 }
@@ -256,6 +261,9 @@ func decodeMachineCache(data []byte) (*machineCache, error) {
 			Name: unq(f[0]), Port: int(num(f[1])), User: unq(f[2]), PrivateKey: unq(f[3]), HostKey: unq(f[4]),
 			Systems: list(f[5]), Features: list(f[6]), ParallelBuilds: int(num(f[7])), Speed: flt(f[8]),
 			Load: flt(f[10]), FreeDisk: num(f[11]), Origin: unq(f[12]), Instance: unq(f[13]),
+		}
+		if ns := num(f[14]); ns != 0 {
+			m.Signed = time.Unix(0, ns)
 		}
 		if f[9] != "#f" {
 			t := flt(f[9])

@@ -1,0 +1,143 @@
+package discovery
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A snapshot keeps each received TXT record, so a reader can judge the
+// machines again with its own ACL; what the file says besides the record
+// does not count, and a file without records (an older writer) gives
+// machines nobody can verify.
+func TestSnapshotKeepsRecords(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	policy := &ACLPolicy{ACL: fixtureACL(t), File: "testdata/acl"}
+	a := testAnnouncement(t)
+	a.Time = now.Add(-time.Minute)
+	if err := a.Sign(fixtureKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := received(t, a, a.TXT(), "169.254.1.2")
+	got.Trusted, got.TrustReason, got.Source, got.Seen = true, "signed by a key in testdata/acl", "mdns:eth0", now
+	// One composed here and signed (no record received): TXT is kept.
+	composed := testAnnouncement(t)
+	composed.Instance = "composed"
+	composed.Time = now
+	if err := composed.Sign(fixtureKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	composed.Name = "169.254.1.2"
+	ignored := &Announcement{Instance: "broken", Ignored: "TXT systems: missing", Load: Unknown, FreeDisk: Unknown}
+	ignored.Port = 22
+
+	path := filepath.Join(t.TempDir(), "snap.json")
+	if err := WriteSnapshot(path, &Snapshot{Updated: now, Machines: []*Announcement{got, composed, ignored}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Machines) != 3 {
+		t.Fatalf("%d machines", len(s.Machines))
+	}
+	b := s.Machines[0]
+	if strings.Join(b.Record(), "\n") != strings.Join(got.Record(), "\n") {
+		t.Errorf("record %q, want %q", b.Record(), got.Record())
+	}
+	if b.Name != "169.254.1.2" || b.Source != "mdns:eth0" || !b.Seen.Equal(now) || !b.Trusted {
+		t.Errorf("receiver's fields lost: name %q source %q seen %v trusted %v", b.Name, b.Source, b.Seen, b.Trusted)
+	}
+	if ok, reason := policy.Judge(b, now); !ok {
+		t.Errorf("received machine after the file: %s", reason)
+	}
+	if ok, reason := policy.Judge(s.Machines[1], now); !ok {
+		t.Errorf("composed machine after the file: %s", reason)
+	}
+	if s.Machines[2].Ignored == "" || s.Machines[2].Record() != nil {
+		t.Errorf("ignored machine: %+v", s.Machines[2])
+	}
+
+	// Editing a decoded field in the file changes nothing: the machine is
+	// rebuilt from its record.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)
+	if edited == string(data) {
+		t.Fatal("no user field to edit")
+	}
+	s2, err := ParseSnapshot([]byte(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Machines[0].User != "offload" {
+		t.Errorf("user %q from the edited field, want the signed one", s2.Machines[0].User)
+	}
+	// Editing the record breaks the signature.
+	tampered := strings.Replace(string(data), `"load=0.35"`, `"load=0.01"`, 1)
+	s3, err := ParseSnapshot([]byte(tampered))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, reason := policy.Judge(s3.Machines[0], now); ok || !strings.Contains(reason, "signature does not match") {
+		t.Errorf("tampered record: %v, %q", ok, reason)
+	}
+	// A record that no longer parses leaves the machine ignored, saying why.
+	broken := strings.Replace(string(data), `"txtvers=1"`, `"txtvers=x"`, 1)
+	s4, err := ParseSnapshot([]byte(broken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s4.Machines[0]; m.Ignored == "" || !strings.Contains(m.Ignored, "txtvers") || m.Trusted {
+		t.Errorf("unparsable record: ignored %q trusted %v", m.Ignored, m.Trusted)
+	}
+	// An older file: no records, nothing to verify.
+	old := `{"updated": "` + now.UTC().Format(time.RFC3339) + `", "machines": [{"instance": "builder1", "name": "169.254.1.2", "port": 2222,
+		"systems": ["x86_64-linux"], "user": "offload", "signing-key": "` + a.SigningKey + `", "trusted": true}]}`
+	s5, err := ParseSnapshot([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s5.Machines[0]; m.Record() != nil {
+		t.Errorf("record %q in a file without one", m.Record())
+	} else if ok, reason := policy.Judge(m, now); ok || !strings.Contains(reason, "not signed") {
+		t.Errorf("machine of an older file: %v, %q", ok, reason)
+	}
+}
+
+// JudgeSigned is Judge without the time, and CheckTime is the time.
+func TestJudgeSignedAndCheckTime(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	policy := &ACLPolicy{ACL: fixtureACL(t), File: "testdata/acl"}
+	a := testAnnouncement(t)
+	a.Time = now.Add(-time.Hour)
+	if err := a.Sign(fixtureKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := received(t, a, a.TXT(), "169.254.1.2")
+	if ok, reason := policy.JudgeSigned(r); !ok {
+		t.Errorf("JudgeSigned: %s", reason)
+	}
+	if ok, reason := policy.Judge(r, now); ok || !strings.Contains(reason, "stale") {
+		t.Errorf("Judge of an hour-old signature: %v, %q", ok, reason)
+	}
+	if ok, _ := policy.JudgeSigned(received(t, a, a.TXT(), "169.254.9.9")); ok {
+		t.Error("JudgeSigned accepted a replay from another address")
+	}
+	for _, tt := range []struct {
+		signed time.Time
+		ok     bool
+	}{
+		{now, true}, {now.Add(-MaxAge + time.Second), true}, {now.Add(-MaxAge - time.Second), false},
+		{now.Add(MaxAhead), true}, {now.Add(MaxAhead + time.Second), false}, {time.Time{}, false},
+	} {
+		if ok, reason := CheckTime(tt.signed, now); ok != tt.ok || ok != (reason == "") {
+			t.Errorf("CheckTime(%v) = %v, %q", tt.signed, ok, reason)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package hook
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/scm"
+)
+
+// Under trust "acl" the hook judges the snapshot's machines itself: the
+// signature with its own ACL, the address it will connect to against the
+// signed ones, and the signature's time at each decision. The writer's
+// verdict does not widen that, and an older snapshot without records
+// gives nothing trusted.
+func TestSnapshotVerifiedByHook(t *testing.T) {
+	now := time.Now()
+	key, err := pki.ReadPrivateKey("testdata/signing-key.sec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := pki.GenerateKey(pki.TypeECDSA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDs8rR0lXyZk6iQ2F4kOcbq6uMFIk2x1sBlHPo2kYmbJ"
+	mk := func(instance, signedAddr, connect string, k *pki.PrivateKey, ts time.Time) *discovery.Announcement {
+		a := &discovery.Announcement{Machine: scm.DefaultMachine(), Instance: instance, Load: 0.1, FreeDisk: 50000,
+			Trusted: true, TrustReason: "the writer said so", Source: "mdns:eth0", Seen: now}
+		a.Port, a.Systems, a.User, a.HostKey, a.ParallelBuilds = 22, []string{"x86_64-linux"}, "offload", hostKey, 1
+		a.Addresses = []netip.Addr{netip.MustParseAddr(signedAddr)}
+		a.Time = ts
+		if k != nil {
+			if err := a.Sign(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Received: "addrs" as signed; the address the master's browser
+		// resolved, which it will connect to.
+		a.SignedAddresses = a.Addresses
+		a.Name = connect
+		a.Addresses = []netip.Addr{netip.MustParseAddr(connect)}
+		return a
+	}
+	// The snapshot is fresh at both decisions below (now, and nearly
+	// MaxAge later), so only the signatures' time tells them apart.
+	snap := &discovery.Snapshot{Updated: now.Add(discovery.MaxAge - time.Minute), Machines: []*discovery.Announcement{
+		mk("good", "169.254.1.1", "169.254.1.1", key, now.Add(-time.Minute)),
+		mk("stranger", "169.254.1.2", "169.254.1.2", stranger, now),
+		mk("replayed", "169.254.1.3", "169.254.9.9", key, now),
+		mk("stale", "169.254.1.4", "169.254.1.4", key, now.Add(-time.Hour)),
+		mk("unsigned", "169.254.1.5", "169.254.1.5", nil, now),
+		// Sound, but the writer's policy rejected it (an older ACL, say):
+		// the hook's own verdict decides.
+		func() *discovery.Announcement {
+			a := mk("writer-rejected", "169.254.1.6", "169.254.1.6", key, now)
+			a.Trusted = false
+			return a
+		}(),
+	}}
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.StateDirectory = filepath.Join(dir, "state")
+	cfg.MachinesFile = ""
+	cfg.Cache = filepath.Join(dir, "cache.json")
+	cfg.BrowseTimeout = 0
+	cfg.ACL, _ = filepath.Abs("testdata/acl")
+	if err := discovery.WriteSnapshot(cfg.Cache, snap); err != nil {
+		t.Fatal(err)
+	}
+	// Edit a signed field in the file: the signed value counts.
+	data, err := os.ReadFile(cfg.Cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.Cache, []byte(strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	machines := func(src *defaultSources, at time.Time) (names []string, notes string) {
+		t.Helper()
+		_, disc, ns, err := src.Machines(context.Background(), cfg, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range disc {
+			names = append(names, m.Instance)
+			if m.User != "offload" {
+				t.Errorf("%s: user %q from the edited file, want the signed one", m.Instance, m.User)
+			}
+		}
+		return names, strings.Join(ns, "\n")
+	}
+	names, notes := machines(&defaultSources{env: os.Getenv}, now)
+	if got := strings.Join(names, ","); got != "good,writer-rejected" {
+		t.Errorf("trusted %s, want good,writer-rejected\nnotes:\n%s", got, notes)
+	}
+	for _, want := range []string{
+		"ignoring 'stranger': signing key is not in " + cfg.ACL,
+		"ignoring 'replayed': address 169.254.9.9 is not among the signed addresses",
+		"ignoring discovered machine 'stale': signature is stale",
+		"ignoring 'unsigned': unsigned",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	// The verdicts are kept for the next hook process; the signature's
+	// time is judged again at each decision.
+	v := readVerdicts(filepath.Join(cfg.StateDirectory, "cache", "verdicts"))
+	if len(v) != 5 {
+		t.Errorf("%d verdicts kept, want 5 (every signed machine)", len(v))
+	}
+	names, notes = machines(&defaultSources{env: os.Getenv}, now.Add(discovery.MaxAge-30*time.Second))
+	if got := strings.Join(names, ","); got != "writer-rejected" {
+		t.Errorf("%s later: trusted %s, want writer-rejected\nnotes:\n%s", discovery.MaxAge, got, notes)
+	}
+	if !strings.Contains(notes, "ignoring discovered machine 'good': signature is stale") {
+		t.Errorf("notes:\n%s", notes)
+	}
+
+	// A snapshot written before records were kept: nothing is trusted,
+	// and the hook says why.
+	old := `{"updated": "` + now.UTC().Format(time.RFC3339Nano) + `", "machines": [{"instance": "builder1", "name": "169.254.1.1", "port": 22,
+		"systems": ["x86_64-linux"], "user": "offload", "host-key": "` + hostKey + `", "signing-key": "` + snap.Machines[0].SigningKey + `", "trusted": true}]}`
+	if err := os.WriteFile(cfg.Cache, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	names, notes = machines(&defaultSources{env: os.Getenv}, now)
+	if len(names) != 0 || !strings.Contains(notes, "ignoring 'builder1': the snapshot does not carry its signed TXT record") {
+		t.Errorf("older snapshot: trusted %v\nnotes:\n%s", names, notes)
+	}
+
+	// Under trust "any" the writer's verdict stands.
+	cfg.Trust = "any"
+	if err := discovery.WriteSnapshot(cfg.Cache, snap); err != nil {
+		t.Fatal(err)
+	}
+	names, _ = machines(&defaultSources{env: os.Getenv}, now)
+	if got := strings.Join(names, ","); got != "good,stranger,replayed,stale,unsigned" {
+		t.Errorf("trust any: %s", got)
+	}
+}
+
+func TestVerdictsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verdicts")
+	k := strings.Repeat("ab", 32)
+	want := map[string]verdict{k: {true, "signed by a key in /etc/guix/acl"}, strings.Repeat("cd", 32): {false, "tab\there \"quoted\""}}
+	if err := writeAtomic(path, encodeVerdicts(want)); err != nil {
+		t.Fatal(err)
+	}
+	got := readVerdicts(path)
+	if len(got) != 2 || got[k] != want[k] || got[strings.Repeat("cd", 32)] != want[strings.Repeat("cd", 32)] {
+		t.Errorf("got %v", got)
+	}
+	for _, bad := range []string{"", "other magic\n", verdictsMagic + "\nshort\t1\t\"x\"\n", verdictsMagic + "\n" + k + "\t2\t\"x\"\n", verdictsMagic + "\n" + k + "\t1\tunquoted\n"} {
+		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := readVerdicts(path); len(got) != 0 {
+			t.Errorf("%q: %v", bad, got)
+		}
+	}
+}
