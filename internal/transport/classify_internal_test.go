@@ -9,31 +9,63 @@ import (
 	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
-// The daemon's lines as `guix build` relays them decide between 100, 101
-// and 1 when guix build exits 1.
-func TestWatchClassifies(t *testing.T) {
+// How `guix build` ended (its output and exit status) decides between
+// 0, 100, 101 and 1; only the daemon's own lines about this derivation
+// count, never the builder's log.
+func TestBuildClassifies(t *testing.T) {
+	const (
+		drv   = "/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-x.drv"
+		out   = "/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-x"
+		other = "/gnu/store/zyxwvsrqpnmlkjihgfdcba9876543210-dep.drv"
+	)
 	for _, tc := range []struct {
-		name, out        string
-		timedOut, failed bool
+		name string
+		log  string
+		code int // remote exit status
+		want int // hook exit status
 	}{
-		{"builder failed", "builder for `/gnu/store/x.drv' failed with exit code 1\nguix build: error: build of `/gnu/store/x.drv' failed\n", false, true},
-		{"builder killed", "builder for `/gnu/store/x.drv' failed due to signal 9 (Killed)\n", false, true},
-		{"no output", "builder for `/gnu/store/x.drv' failed to produce output path `/gnu/store/x'\n", false, true},
-		{"fixed-output hash", "hash mismatch in fixed-output derivation `/gnu/store/x':\n", false, true},
-		{"silence", "building of `/gnu/store/x.drv' timed out after 3600 seconds of silence\nbuild of `/gnu/store/x.drv' failed\n", true, false},
-		{"timeout", "building of `/gnu/store/x.drv' timed out after 86400 seconds", true, false},
-		{"substituter", "some substitutes for the outputs of derivation `/gnu/store/x.drv' failed\nguix build: error: build of `/gnu/store/x.drv' failed\n", false, false},
-		{"daemon gone", "guix build: error: failed to connect to `/var/guix/daemon-socket/socket': No such file or directory\n", false, false},
+		{"success", "building main\n", 0, 0},
+		{"builder failed", "about to fail\nbuilder for `" + drv + "' failed with exit code 1\nguix build: error: build of `" + drv + "' failed\n", 1, 100},
+		{"builder failed, prefixed", "guix build: error: builder for `" + drv + "' failed with exit code 3\n", 1, 100},
+		{"builder killed", "builder for `" + drv + "' failed due to signal 9 (Killed)\n", 1, 100},
+		{"no output", "builder for `" + drv + "' failed to produce output path `" + out + "'\n", 1, 100},
+		{"fixed-output hash", "hash mismatch for store item '" + out + "'\n", 1, 100},
+		{"cached failure", "builder for `" + out + "' failed previously (cached)\n", 1, 100},
+		{"silence", "building of `" + drv + "' timed out after 3600 seconds of silence\nguix build: error: build of `" + drv + "' failed\n", 1, 101},
+		{"timeout", "building of `" + drv + "' timed out after 86400 seconds", 1, 101},
+		{"log limit", "building of `" + drv + "' killed after writing more than 1000 bytes of log output\n", 1, 101},
+		{"CRLF", "builder for `" + drv + "' failed with exit code 2\r\n", 1, 100},
+		// The builder's own words are not the daemon's.
+		{"builder's test timed out", "running tests\ntest net/http timed out after 60 seconds\nFAIL\nbuilder for `" + drv + "' failed with exit code 1\n", 1, 100},
+		{"builder says timed out, then daemon gone", "test foo timed out after 60 seconds\nguix build: error: failed to connect to `/var/guix/daemon-socket/socket': Connection refused\n", 1, 1},
+		{"builder says failed output, then daemon gone",
+			"warning: failed to produce output path `/tmp/x'\nhash mismatch in fixed-output derivation `" + drv + "':\nbuilder for something failed\nguix build: error: failed to connect to `/var/guix/daemon-socket/socket': Connection refused\n", 1, 1},
+		{"mid-line phrase", "note: building of `" + drv + "' timed out after 5 seconds\n", 1, 1},
+		{"another derivation failed", "builder for `" + other + "' failed with exit code 1\ncannot build derivation `" + drv + "': 1 dependencies couldn't be built\n", 1, 1},
+		{"another item's hash", "hash mismatch for store item '/gnu/store/zyxwvsrqpnmlkjihgfdcba9876543210-src'\n", 1, 1},
+		{"disk full", "no space left\n" + diskNote + "\nbuilder for `" + drv + "' failed with exit code 1\n", 1, 1},
+		{"disk note from the builder, long before", diskNote + "\nmore log\nbuilder for `" + drv + "' failed with exit code 1\n", 1, 100},
+		{"substituter", "some substitutes for the outputs of derivation `" + drv + "' failed (usually happens due to networking issues)\nguix build: error: build of `" + drv + "' failed\n", 1, 1},
+		{"daemon gone", "guix build: error: failed to connect to `/var/guix/daemon-socket/socket': No such file or directory\n", 1, 1},
+		// The last verdict wins: the builder printed a fake one, the
+		// daemon then timed it out.
+		{"last verdict wins", "builder for `" + drv + "' failed with exit code 1\nbuilding of `" + drv + "' timed out after 60 seconds of silence\n", 1, 101},
+		{"daemon's exit status 101", "", 101, 101},
+		{"daemon's exit status 100", "", 100, 100},
+		{"guix missing", "sh: guix: not found\n", 127, 1},
+		{"killed", "", 137, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &watch{log: io.Discard}
+			b := &Build{Host: "m", Drv: drv, Outputs: []string{out}, RemoteGuix: "guix"}
+			w := &watch{log: io.Discard, verdicts: newVerdicts(drv, b.Outputs)}
 			// Written in odd pieces, as SSH delivers them.
-			for i := 0; i < len(tc.out); i += 7 {
-				_, _ = w.Write([]byte(tc.out[i:min(i+7, len(tc.out))]))
+			for i := 0; i < len(tc.log); i += 7 {
+				_, _ = w.Write([]byte(tc.log[i:min(i+7, len(tc.log))]))
 			}
 			w.flush()
-			if w.timedOut != tc.timedOut || w.failed != tc.failed {
-				t.Errorf("timed out %v, failed %v; want %v, %v", w.timedOut, w.failed, tc.timedOut, tc.failed)
+			err := buildResult(b, tc.code, w.verdict(), w.tailString())
+			if got := ExitCode(err); got != tc.want {
+				t.Errorf("exit %d (%v), want %d", got, err, tc.want)
 			}
 		})
 	}

@@ -21,10 +21,14 @@
 //  3. `guix build --no-offload --verbosity=3 --max-silent-time=N
 //     --timeout=N DRV`, its output (the whole build log at verbosity 3)
 //     copied to the build-log writer as it arrives. `guix build`
-//     exits 1 for every failure; the daemon's own messages ("… timed out
-//     after N seconds", "builder for … failed …") tell a timeout and a
-//     failed build from a transient failure, and exit statuses 100 and
-//     101 are honoured too;
+//     exits 1 for every failure; the daemon's own lines about this
+//     derivation, matched whole ("building of `DRV' timed out after N
+//     seconds", "builder for `DRV' failed with exit code N", "hash
+//     mismatch for store item 'OUT'"), tell a timeout and a failed build
+//     from a transient failure: the last one wins, the builder's own log
+//     never counts, and without one the failure is transient (exit 1;
+//     100 would be cached as permanent). Exit statuses 100 and 101 are
+//     honoured when no such line says otherwise;
 //  4. `guix archive --export OUTPUTS`, read here with package nar: each
 //     item is restored under a temporary name inside the store, its
 //     signature and NAR hash checked against the local ACL, and only

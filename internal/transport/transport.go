@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,19 +330,6 @@ func mib(n int64) string {
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64)
 }
 
-// Markers the daemon prints (nix/libstore/build.cc) and `guix build`
-// relays. A timeout: "… timed out after N seconds of silence", "… timed
-// out after N seconds". A permanent failure is the builder's own: "builder
-// for `DRV' failed with exit code N" (or "… due to signal N"), "… failed
-// to produce output path …", "hash mismatch in fixed-output derivation
-// …". The closing "build of … failed" alone is not enough: the daemon
-// says it for transient failures too (a substitute that could not be
-// fetched), which must not be cached as permanent.
-var (
-	timeoutRE = regexp.MustCompile(`timed out after [0-9]+ seconds`)
-	failedRE  = regexp.MustCompile("builder for .* failed|failed to produce output path|hash mismatch in fixed-output derivation")
-)
-
 func build(ctx context.Context, b *Build) error {
 	if b.PrintBuildTrace {
 		b.msgf("@ build-remote %s %s", b.Drv, b.Host)
@@ -366,7 +352,7 @@ func build(ctx context.Context, b *Build) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := &watch{log: b.Log, last: time.Now()}
+	w := &watch{log: b.Log, last: time.Now(), verdicts: newVerdicts(b.Drv, b.Outputs)}
 	start := time.Now()
 	watchdog := make(chan error, 1)
 	go func() {
@@ -404,17 +390,36 @@ func build(ctx context.Context, b *Build) error {
 		return fmt.Errorf("build %s: %w", b.Drv, err)
 	}
 	w.flush()
-	switch {
-	case code == 0:
+	return buildResult(b, code, w.verdict(), w.tailString())
+}
+
+// buildResult turns how `guix build` ended into Run's error: the
+// daemon's last word about this derivation decides; without one, the
+// exit status when it is the daemon's own (100, 101); otherwise the
+// failure is transient (exit 1), since 100 could be cached as permanent.
+func buildResult(b *Build, code int, v verdict, tail string) error {
+	if code == 0 {
 		return nil
-	case code == 101 || w.timedOut:
+	}
+	if v == verdictNone {
+		switch code {
+		case 101:
+			v = verdictTimeout
+		case 100:
+			v = verdictFailed
+		}
+	}
+	switch {
+	case v == verdictTimeout:
 		return fmt.Errorf("%w: %s on '%s'", ErrTimeout, b.Drv, b.Host)
-	case code == 100 || w.failed:
+	case v == verdictFailed:
 		return fmt.Errorf("%w: %s on '%s'", ErrBuildFailed, b.Drv, b.Host)
+	case v == verdictTransient:
+		return fmt.Errorf("build %s: failed on '%s' for lack of free disk space there: %s", b.Drv, b.Host, lastLine(tail))
 	case code == 127:
 		return fmt.Errorf("build %s: %s not found on the machine", b.Drv, b.RemoteGuix)
 	}
-	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(w.tailString()))
+	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(tail))
 }
 
 // watch copies the remote build output to the log, remembers when it last
@@ -425,8 +430,7 @@ type watch struct {
 	last     time.Time
 	line     []byte
 	tail     tail
-	timedOut bool
-	failed   bool
+	verdicts *verdicts
 }
 
 func (w *watch) Write(p []byte) (int, error) {
@@ -455,11 +459,18 @@ func (w *watch) Write(p []byte) (int, error) {
 }
 
 func (w *watch) scan(line []byte) {
-	if timeoutRE.Match(line) {
-		w.timedOut = true
-	} else if failedRE.Match(line) {
-		w.failed = true
+	if w.verdicts != nil {
+		w.verdicts.scan(string(line))
 	}
+}
+
+func (w *watch) verdict() verdict {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.verdicts == nil {
+		return verdictNone
+	}
+	return w.verdicts.last
 }
 
 func (w *watch) flush() {

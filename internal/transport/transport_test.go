@@ -223,9 +223,22 @@ func TestRunFailures(t *testing.T) {
 		// on, and so do that session's goroutines, until it ends or the
 		// connection closes (the hook exits at once).
 		lingers bool
+		// remote, when set, is the machine's guix (in its PATH as
+		// guix-odd) for this case.
+		remote string
 	}{
 		{name: "build fails", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: `echo "about to fail"; exit 3`, code: 100, want: "build failed"},
+		{name: "build fails, its log mentions a timeout", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `echo "test net/http timed out after 60 seconds"; exit 1`, code: 100, want: "build failed"},
+		{name: "the machine's daemon fails, the log mentions a failed build", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: goodScript,
+			remote: "#!/bin/sh\nif [ \"$1\" = build ]; then\n" +
+				"  echo \"builder for foo failed to produce output path \\`/tmp/x'\" >&2\n" +
+				"  echo \"hash mismatch in fixed-output derivation \\`/gnu/store/x-foo.drv':\" >&2\n" +
+				"  echo \"guix build: error: failed to connect to \\`/var/guix/daemon-socket/socket': Connection refused\" >&2\n" +
+				"  exit 1\nfi\nexec guix \"$@\"\n",
+			code: 1, want: "Connection refused"},
 		{name: "silent build", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: `sleep 30; echo late > "$out"`, mod: func(b *transport.Build) { b.MaxSilent = time.Second },
 			code: 101, want: "timed out"},
@@ -264,10 +277,18 @@ func TestRunFailures(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-hangs"), []byte(hangs), 0o755); err != nil {
 				t.Fatal(err)
 			}
+			if tc.remote != "" {
+				if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(tc.remote), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
 			j := w.job(t, tc.script)
 			before := w.master.Entries(t)
 			b, log, msg := w.build(j, func(b *transport.Build) {
 				b.ACL = w.master.ACL(t)
+				if tc.remote != "" {
+					b.RemoteGuix = "guix-odd"
+				}
 				if tc.mod != nil {
 					tc.mod(b)
 				}
