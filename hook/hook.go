@@ -239,7 +239,7 @@ func (s *server) handle(ctx context.Context, line string) (acc *accepted) {
 // decide chooses a machine for req: everything up to the reply.
 func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, string) {
 	now := s.o.Now()
-	static, discovered, notes, err := s.o.Sources.Machines(ctx, s.cfg, now)
+	static, discovered, notes, err := s.machines(ctx, now)
 	for _, n := range notes {
 		s.sayf("%s", n)
 	}
@@ -314,6 +314,39 @@ func (s *server) firstPostponed(drv string, now time.Time) time.Time {
 func (s *server) clearPostponed(drv string) {
 	s.state.ClearPostponed(drv)
 	delete(s.postponed, drv)
+}
+
+// machines loads the candidates. A panic while discovering machines
+// (the live browse is the least tried code on the way) costs the
+// discovered machines, with one warning line, never the reply: the
+// static machines are loaded again with discovery off, for the rest of
+// this process.
+func (s *server) machines(ctx context.Context, now time.Time) (static, discovered []*Machine, notes []string, err error) {
+	load := func(cfg *Config) (static, discovered []*Machine, notes []string, err error, panicked any) {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked = r
+			}
+		}()
+		static, discovered, notes, err = s.o.Sources.Machines(ctx, cfg, now)
+		return static, discovered, notes, err, nil
+	}
+	static, discovered, notes, err, p := load(s.cfg)
+	if p == nil {
+		return static, discovered, notes, err
+	}
+	if !s.cfg.Discovery {
+		panic(p) // not discovery's: handle declines
+	}
+	cfg := *s.cfg
+	cfg.Discovery = false
+	static, _, notes, err, again := load(&cfg)
+	if again != nil {
+		panic(again)
+	}
+	s.cfg = &cfg
+	notes = append(notes, fmt.Sprintf("warning: discovering build machines failed, using %s only: internal error: %v", cfg.MachinesFile, p))
+	return static, nil, notes, err
 }
 
 func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Client, err error) {

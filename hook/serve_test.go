@@ -19,11 +19,26 @@ type fakeSources struct {
 	static, discovered []*Machine
 	err                error
 	panicking          bool
+	// browsePanics panics when discovery is on, as a bug in the live
+	// browse would; calls counts the calls with discovery on.
+	browsePanics bool
+	calls        int
 }
 
-func (f *fakeSources) Machines(context.Context, *Config, time.Time) ([]*Machine, []*Machine, []string, error) {
+func (f *fakeSources) Machines(_ context.Context, cfg *Config, _ time.Time) ([]*Machine, []*Machine, []string, error) {
 	if f.panicking {
 		panic("boom")
+	}
+	if cfg.Discovery {
+		f.calls++
+		if f.browsePanics {
+			var found map[string][]*Machine
+			found["x"] = nil // assignment to entry in nil map
+		}
+		return f.static, f.discovered, nil, f.err
+	}
+	if f.browsePanics {
+		return f.static, nil, nil, f.err
 	}
 	return f.static, f.discovered, nil, f.err
 }
@@ -157,4 +172,35 @@ func TestServePanicWhileConnectingFreesSlot(t *testing.T) {
 		t.Fatalf("slot still held: %v %v", held, err)
 	}
 	closeIn()
+}
+
+// A panic while discovering machines costs the discovered machines and
+// one warning line, never the reply: the static machines still serve.
+func TestServeDiscoveryPanicKeepsStatic(t *testing.T) {
+	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(OriginDiscovered, "d1", 22, "ssh-ed25519 BBBB", []string{"aarch64-linux"}, nil, 1)
+	src := &fakeSources{static: []*Machine{m}, discovered: []*Machine{d}, browsePanics: true}
+	o := &Options{
+		Sources: src,
+		Dial: func(ctx context.Context, tg sshconn.Target, _ *sshconn.Options) (*ssh.Client, error) {
+			return nil, &sshconn.Error{Addr: tg.Addr(), Kind: sshconn.ErrUnreachable, Err: errors.New("no route to host")}
+		},
+	}
+	o.Config = testConfig(t)
+	o.Config.Discovery = true
+	ask, closeIn := serveInMemory(t, o)
+	a, chatter := ask("1 x86_64-linux /gnu/store/a.drv ")
+	all := strings.Join(chatter, "\n")
+	if a != "decline" || strings.Count(all, "warning: discovering build machines failed") != 1 ||
+		!strings.Contains(all, "nil map") || !strings.Contains(all, "'b1:22': ssh b1:22: machine unreachable") {
+		t.Fatalf("%q %q", a, chatter)
+	}
+	// Discovery stays off for this process: no second panic, no second warning.
+	a, chatter = ask("1 aarch64-linux /gnu/store/b.drv ")
+	if a != "decline" || strings.Contains(strings.Join(chatter, "\n"), "warning") || src.calls != 1 {
+		t.Fatalf("%q %q, %d calls with discovery", a, chatter, src.calls)
+	}
+	if c := closeIn(); c != 0 {
+		t.Errorf("exit %d", c)
+	}
 }
