@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
 // DefaultConfigFile is where the agent reads its configuration when no
@@ -82,7 +83,7 @@ func (t *Threshold) UnmarshalTOML(v any) error {
 	case float64:
 		t.V = &x
 	default:
-		return fmt.Errorf("must be a number or false, not %s", tomlType(v))
+		return fmt.Errorf("must be a number or false, not %s", tomlconf.TypeName(v))
 	}
 	return nil
 }
@@ -244,19 +245,13 @@ func DecodeConfig(file string, data []byte, cfg *Config) error {
 		}
 		return &ConfigError{File: file, Err: err}
 	}
-	// Top-level keys in the order they appear, so the first problem in
-	// the file is the one reported.
-	keys := slices.Collect(maps.Keys(raw))
-	slices.SortFunc(keys, func(a, b string) int {
-		return cmp.Or(cmp.Compare(keyLine(text, a), keyLine(text, b)), cmp.Compare(a, b))
-	})
-	for _, key := range keys {
+	for _, key := range tomlconf.KeysInOrder(text, raw) {
 		kind, ok := configKeys[key]
 		if !ok {
-			return &ConfigError{File: file, Line: keyLine(text, key), Key: key, Err: fmt.Errorf("unknown key%s", suggest(key))}
+			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: key, Err: fmt.Errorf("unknown key%s", tomlconf.Suggest(key, slices.Collect(maps.Keys(configKeys))))}
 		}
 		if err := checkKind(kind, raw[key]); err != nil {
-			return &ConfigError{File: file, Line: keyLine(text, key), Key: key, Err: err}
+			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: key, Err: err}
 		}
 	}
 	md, err := toml.Decode(text, cfg)
@@ -264,13 +259,13 @@ func DecodeConfig(file string, data []byte, cfg *Config) error {
 		return &ConfigError{File: file, Err: err}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return &ConfigError{File: file, Line: keyLine(text, und[0][0]), Key: und[0].String(), Err: errors.New("unknown key")}
+		return &ConfigError{File: file, Line: tomlconf.KeyLine(text, und[0][0]), Key: und[0].String(), Err: errors.New("unknown key")}
 	}
 	if err := cfg.Validate(); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			ce.File = file
-			ce.Line = keyLine(text, ce.Key)
+			ce.Line = tomlconf.KeyLine(text, ce.Key)
 		}
 		return err
 	}
@@ -281,27 +276,27 @@ func checkKind(kind keyKind, v any) error {
 	switch kind {
 	case kindString:
 		if _, ok := v.(string); !ok {
-			return fmt.Errorf("must be a string, not %s", tomlType(v))
+			return fmt.Errorf("must be a string, not %s", tomlconf.TypeName(v))
 		}
 	case kindStrings:
 		list, ok := v.([]any)
 		if !ok {
-			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlType(v))
+			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlconf.TypeName(v))
 		}
 		for i, it := range list {
 			if _, ok := it.(string); !ok {
-				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlType(it))
+				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlconf.TypeName(it))
 			}
 		}
 	case kindInt:
 		if _, ok := v.(int64); !ok {
-			return fmt.Errorf("must be an integer, not %s", tomlType(v))
+			return fmt.Errorf("must be an integer, not %s", tomlconf.TypeName(v))
 		}
 	case kindNumber:
 		switch v.(type) {
 		case int64, float64:
 		default:
-			return fmt.Errorf("must be a number, not %s", tomlType(v))
+			return fmt.Errorf("must be a number, not %s", tomlconf.TypeName(v))
 		}
 	case kindThreshold:
 		var t Threshold
@@ -309,85 +304,12 @@ func checkKind(kind keyKind, v any) error {
 	case kindDuration:
 		s, ok := v.(string)
 		if !ok {
-			return fmt.Errorf("must be a duration string such as \"5s\", not %s", tomlType(v))
+			return fmt.Errorf("must be a duration string such as \"5s\", not %s", tomlconf.TypeName(v))
 		}
 		var d Duration
 		return d.UnmarshalText([]byte(s))
 	}
 	return nil
-}
-
-func tomlType(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case int64:
-		return "an integer"
-	case float64:
-		return "a float"
-	case bool:
-		return "a boolean"
-	case []any, []map[string]any:
-		return "a list"
-	case map[string]any:
-		return "a table"
-	case time.Time:
-		return "a date or time"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-// suggest returns ` (did you mean "KEY"?)` for a near miss.
-func suggest(key string) string {
-	best, bestDist := "", 3
-	for k := range configKeys {
-		if d := editDistance(strings.ToLower(key), k); d < bestDist || d == bestDist && best != "" && k < best {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// keyLine returns the line (from 1) where the top-level key or table key
-// is defined in text, or 0 when it cannot be found.
-func keyLine(text, key string) int {
-	for i, line := range strings.Split(text, "\n") {
-		s := strings.TrimSpace(line)
-		s = strings.TrimLeft(s, "[")
-		s = strings.TrimSpace(s)
-		for _, form := range []string{key, `"` + key + `"`, "'" + key + "'"} {
-			if rest, ok := strings.CutPrefix(s, form); ok {
-				rest = strings.TrimSpace(rest)
-				if rest == "" || rest[0] == '=' || rest[0] == '.' || rest[0] == ']' {
-					return i + 1
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // Validate checks the values of c, returning a [*ConfigError] naming the

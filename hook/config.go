@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
 // DefaultConfigFile is where the hook reads its configuration unless the
@@ -118,21 +120,33 @@ func DefaultConfig() *Config {
 	}
 }
 
-// ConfigError is a configuration problem, naming the file and the key.
+// ConfigError is a configuration problem, naming the file, the line (and
+// column, for a syntax error) when known, and the key.
 type ConfigError struct {
-	File string
-	Key  string
-	Err  error
+	File   string
+	Line   int
+	Column int
+	Key    string
+	Err    error
 }
 
 func (e *ConfigError) Error() string {
-	switch {
-	case e.Key != "":
-		return fmt.Sprintf("%s: %s: %v", e.File, e.Key, e.Err)
-	case e.File != "":
-		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+			if e.Column > 0 {
+				fmt.Fprintf(&b, ":%d", e.Column)
+			}
+		}
+		b.WriteString(": ")
 	}
-	return e.Err.Error()
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
@@ -149,7 +163,8 @@ func ConfigPath(env func(string) string) string {
 }
 
 // LoadConfig reads the TOML file at path over [DefaultConfig], rejects
-// keys it does not know, and validates the result. A missing file is not
+// keys it does not know, and validates the result; a problem is a
+// [*ConfigError] naming path, the line and the key. A missing file is not
 // an error when missingOK (the default location need not exist); the
 // defaults are returned then.
 func LoadConfig(path string, missingOK bool) (*Config, error) {
@@ -161,12 +176,30 @@ func LoadConfig(path string, missingOK bool) (*Config, error) {
 		}
 		return nil, &ConfigError{File: path, Err: fmt.Errorf("read configuration: %w", err)}
 	}
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
+	text := string(data)
+	// First into a map, to check every key and its type with its line:
+	// the TOML library's type errors carry neither the key nor the line in
+	// a form we can rely on.
+	var raw map[string]any
+	if _, err := toml.Decode(text, &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &ConfigError{File: fmt.Sprintf("%s:%d:%d", path, pe.Position.Line, pe.Position.Col), Err: errors.New(pe.Message)}
+			return nil, &ConfigError{File: path, Line: pe.Position.Line, Column: pe.Position.Col, Err: errors.New(pe.Message)}
 		}
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	for _, key := range tomlconf.KeysInOrder(text, raw) {
+		kind, ok := configKeys[key]
+		if !ok {
+			return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, key), Key: key,
+				Err: fmt.Errorf("unknown key%s (known keys: %s)", tomlconf.Suggest(key, knownKeys()), strings.Join(knownKeys(), ", "))}
+		}
+		if err := checkKind(kind, raw[key]); err != nil {
+			return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, key), Key: key, Err: err}
+		}
+	}
+	md, err := toml.Decode(text, c)
+	if err != nil {
 		return nil, &ConfigError{File: path, Err: err}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -175,16 +208,56 @@ func LoadConfig(path string, missingOK bool) (*Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return nil, &ConfigError{File: path, Key: keys[0], Err: fmt.Errorf("unknown key (known keys: %s)", strings.Join(knownKeys(), ", "))}
+		return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, und[0][0]), Key: keys[0],
+			Err: fmt.Errorf("unknown key (known keys: %s)", strings.Join(knownKeys(), ", "))}
 	}
 	if err := c.Validate(); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			ce.File = path
+			ce.Line = tomlconf.KeyLine(text, ce.Key)
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// keyKind says what TOML value a key takes.
+type keyKind int
+
+const (
+	kindString keyKind = iota
+	kindBool
+	kindDuration
+)
+
+var configKeys = map[string]keyKind{
+	"machines-file": kindString, "evaluator": kindString, "guile": kindString, "state-directory": kindString,
+	"acl": kindString, "trust": kindString, "pins": kindString, "cache": kindString, "discovery": kindBool,
+	"browse-timeout": kindDuration, "private-key": kindString, "user": kindString, "real-guix": kindString,
+	"store": kindString, "connect-timeout": kindDuration, "down-time": kindDuration,
+	"max-postpone": kindDuration, "compress": kindBool,
+}
+
+func checkKind(kind keyKind, v any) error {
+	switch kind {
+	case kindString:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("must be a string, not %s", tomlconf.TypeName(v))
+		}
+	case kindBool:
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("must be true or false, not %s", tomlconf.TypeName(v))
+		}
+	case kindDuration:
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("must be a duration string such as \"30s\", not %s", tomlconf.TypeName(v))
+		}
+		var d Duration
+		return d.UnmarshalText([]byte(s))
+	}
+	return nil
 }
 
 func knownKeys() []string {

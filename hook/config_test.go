@@ -2,8 +2,11 @@ package hook
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +77,53 @@ max-postpone = "1h"
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Every configuration error names FILE:LINE (FILE:LINE:COLUMN for a
+// syntax error) and the key, as the agent's do.
+func TestConfigErrorLines(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hook.toml")
+	for _, tc := range []struct{ name, text, want string }{
+		{"bad policy", "# hook\nstore = \"/gnu/store\"\ntrust = \"everyone\"\n", p + `:3: trust: unknown policy "everyone" (want acl, tofu or any)`},
+		{"relative path", "\n\n\n\nstore = \"gnu/store\"\n", p + `:5: store: "gnu/store" is not an absolute file name`},
+		{"unknown key", "discovery = true\nmachine-file = \"/x\"\n", p + `:2: machine-file: unknown key (did you mean "machines-file"?) (known keys: `},
+		{"unknown table", "trust = \"acl\"\n[extra]\nx = 1\n", p + ":2: extra: unknown key"},
+		{"string for a boolean", "\ndiscovery = \"yes\"\n", p + ":2: discovery: must be true or false, not a string"},
+		{"number for a string", "acl = 3\n", p + ":1: acl: must be a string, not an integer"},
+		{"number for a duration", "down-time = 5\n", p + ":1: down-time: must be a duration string such as \"30s\", not an integer"},
+		{"bad duration", "\n\ndown-time = \"soon\"\n", p + `:3: down-time: bad duration "soon"`},
+		{"too short", "compress = false\nconnect-timeout = \"1ms\"\n", p + ":2: connect-timeout: 1ms is too short"},
+		{"quoted key", "\"trust\" = \"x\"\n", p + `:1: trust: unknown policy "x"`},
+		{"syntax", "store = \"/gnu/store\"\na = = 1\n", p + ":2:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(p, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(p, false)
+			var ce *ConfigError
+			if err == nil || !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("err %v\nwant %s…", err, tc.want)
+			}
+		})
+	}
+}
+
+// The keys LoadConfig checks are the Config fields' TOML names.
+func TestConfigKeysMatchFields(t *testing.T) {
+	var tags []string
+	rt := reflect.TypeFor[Config]()
+	for i := range rt.NumField() {
+		tags = append(tags, rt.Field(i).Tag.Get("toml"))
+	}
+	known := knownKeys()
+	slices.Sort(tags)
+	slices.Sort(known)
+	checked := slices.Sorted(maps.Keys(configKeys))
+	if !slices.Equal(tags, known) || !slices.Equal(tags, checked) {
+		t.Errorf("fields %v\nknownKeys %v\nconfigKeys %v", tags, known, checked)
 	}
 }
 
