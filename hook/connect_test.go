@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guix-offload/guix-offload/hook"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
@@ -43,31 +44,9 @@ func badMachines(t *testing.T) ([]spec, map[string]string, *atomic.Int32) {
 	closed.port = closedPort
 	closed.speed = 3
 
-	silentL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns atomic.Int32
-	held := make(chan net.Conn, 100)
-	go func() {
-		for {
-			c, err := silentL.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			held <- c
-		}
-	}()
-	t.Cleanup(func() {
-		silentL.Close()
-		close(held)
-		for c := range held {
-			c.Close()
-		}
-	})
+	silentPort, conns := silentPort(t)
 	silent := specFor(s1)
-	silent.port = silentL.Addr().(*net.TCPAddr).Port
+	silent.port = silentPort
 	silent.speed = 2
 
 	fp := func(line string) string {
@@ -83,7 +62,36 @@ func badMachines(t *testing.T) ([]spec, map[string]string, *atomic.Int32) {
 		key(closed):    "machine unreachable: dial tcp " + key(closed) + ": connect: connection refused",
 		key(silent):    "connection timed out",
 	}
-	return []spec{wrongHost, refused, closed, silent}, reasons, &conns
+	return []spec{wrongHost, refused, closed, silent}, reasons, conns
+}
+
+// silentPort listens on a loopback port that accepts connections and
+// never says anything; it returns the port and the connections counter.
+func silentPort(t *testing.T) (int, *atomic.Int32) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := new(atomic.Int32)
+	held := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	})
+	return l.Addr().(*net.TCPAddr).Port, conns
 }
 
 func key(s spec) string { return s.name + ":" + strconv.Itoa(s.port) }
@@ -190,4 +198,49 @@ func TestPostponeBoundWithUnwritableState(t *testing.T) {
 	}
 	// Forgotten after the decline: the next time starts a new clock.
 	mustReply(t, h, req(false, "x86_64-linux", "u"), daemon.Postpone)
+}
+
+// All connection attempts for one request share one deadline (twice the
+// connect-timeout): four silent machines cost the daemon 3 s, not 4 × 1.5 s.
+// The machines not tried to the end may work later: postpone, slots free.
+func TestDecisionDeadline(t *testing.T) {
+	e := newEnv(t)
+	var specs []spec
+	var counters []*atomic.Int32
+	id := filepath.Join(e.dir, "id_test")
+	sshd.GenerateKey(t, "", id, "ed25519", "")
+	for i := 0; i < 4; i++ {
+		port, conns := silentPort(t)
+		m := unreachable()
+		m.port, m.speed, m.key = port, float64(10-i), id
+		specs = append(specs, m)
+		counters = append(counters, conns)
+	}
+	e.writeMachines(specs...)
+	h := e.start("ok")
+	start := time.Now()
+	rep := mustReply(t, h, req(true, "x86_64-linux", "dl"), daemon.Postpone)
+	took := time.Since(start)
+	if took > 4500*time.Millisecond {
+		t.Errorf("decision took %v, want about 3s", took)
+	}
+	if !chatterHas(rep, "no time left (connection attempts are bounded by 3s)") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	var tried int32
+	for _, c := range counters {
+		tried += c.Load()
+	}
+	if tried < 1 || tried > 2 {
+		t.Errorf("%d machines dialed, want 1 or 2", tried)
+	}
+	for _, m := range specs {
+		if held, err := hook.SlotHeld(filepath.Join(e.state, key(m), "0")); err != nil || held {
+			t.Errorf("slot of %s held after the reply: %v, %v", key(m), held, err)
+		}
+	}
+	// The machine cut short by the deadline is not remembered as down.
+	if _, err := os.Stat(filepath.Join(e.state, "down", key(specs[1]))); err == nil {
+		t.Errorf("%s marked down though cut short", key(specs[1]))
+	}
 }

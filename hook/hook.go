@@ -252,7 +252,19 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			return Decline, nil, fmt.Sprintf("cannot offload, building locally: %v", err)
 		}
 	}
-	for _, m := range plan.Try {
+	// One deadline for all connection attempts: the daemon waits for
+	// the reply, and trying N silent machines one after the other would
+	// cost it N connect-timeouts.
+	budget := decisionBudget * s.cfg.ConnectTimeout.D()
+	dctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	for i, m := range plan.Try {
+		if dctx.Err() != nil && ctx.Err() == nil {
+			for _, m := range plan.Try[i:] {
+				plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("not tried: no time left (connection attempts are bounded by %s)", budget)})
+			}
+			break
+		}
 		slot, err := AcquireSlot(s.cfg.StateDirectory, m.Key(), m.ParallelBuilds)
 		if err != nil {
 			plan.Down = append(plan.Down, Skip{m, err.Error()})
@@ -262,9 +274,14 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("all %d build slots taken", m.ParallelBuilds)})
 			continue
 		}
-		client, err := s.connect(ctx, m, slot)
+		client, err := s.connect(dctx, m, slot)
 		if err != nil {
 			slot.Release()
+			if dctx.Err() != nil && ctx.Err() == nil {
+				// Cut short by the deadline, not the machine's fault.
+				plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("not tried to the end: no time left (connection attempts are bounded by %s)", budget)})
+				continue
+			}
 			reason := err.Error()
 			if ctx.Err() == nil {
 				until := s.o.Now().Add(s.cfg.DownTime.D())
@@ -315,6 +332,11 @@ func (s *server) clearPostponed(drv string) {
 	s.state.ClearPostponed(drv)
 	delete(s.postponed, drv)
 }
+
+// decisionBudget bounds all connection attempts for one request, in
+// connect-timeouts: the first candidate gets its whole connect-timeout,
+// and the daemon never waits more than this for a reply.
+const decisionBudget = 2
 
 // machines loads the candidates. A panic while discovering machines
 // (the live browse is the least tried code on the way) costs the
