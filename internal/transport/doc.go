@@ -28,7 +28,11 @@
 //     from a transient failure: the last one wins, the builder's own log
 //     never counts, and without one the failure is transient (exit 1;
 //     100 would be cached as permanent). Exit statuses 100 and 101 are
-//     honoured when no such line says otherwise;
+//     honoured when no such line says otherwise. When the machine stays
+//     silent past max-silent-time (or runs past the timeout) plus a
+//     grace period, one keepalive request tells a silent build (it
+//     answers: [ErrTimeout]) from a dead link (no answer within 3 s:
+//     [ErrConnectionLost], exit 1);
 //  4. `guix archive --export OUTPUTS`, read here with package nar: each
 //     item is restored under a temporary name inside the store, its
 //     signature and NAR hash checked against the local ACL, and only

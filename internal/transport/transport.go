@@ -363,16 +363,26 @@ func build(ctx context.Context, b *Build) error {
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				if b.MaxSilent > 0 && now.Sub(w.lastOutput()) > b.MaxSilent+grace {
-					watchdog <- fmt.Errorf("%w: no output from '%s' for %v", ErrTimeout, b.Host, b.MaxSilent+grace)
-					cancel()
-					return
+				var why string
+				switch {
+				case b.MaxSilent > 0 && now.Sub(w.lastOutput()) > b.MaxSilent+grace:
+					why = fmt.Sprintf("no output from '%s' for %v", b.Host, b.MaxSilent+grace)
+				case b.Timeout > 0 && now.Sub(start) > b.Timeout+grace:
+					why = fmt.Sprintf("build on '%s' still running after %v", b.Host, b.Timeout+grace)
+				default:
+					continue
 				}
-				if b.Timeout > 0 && now.Sub(start) > b.Timeout+grace {
-					watchdog <- fmt.Errorf("%w: build on '%s' still running after %v", ErrTimeout, b.Host, b.Timeout+grace)
-					cancel()
-					return
+				// Silence from a dead link looks like a silent build;
+				// the connection's keepalive would notice only much
+				// later. Ask the machine once: no answer is a lost
+				// connection (transient), an answer a timeout.
+				if answers(ctx, b.Client, probeTimeout) {
+					watchdog <- fmt.Errorf("%w: %s", ErrTimeout, why)
+				} else {
+					watchdog <- fmt.Errorf("build %s: %w: %s, and it did not answer a keepalive within %v", b.Drv, ErrConnectionLost, why, probeTimeout)
 				}
+				cancel()
+				return
 			}
 		}
 	}()
@@ -391,6 +401,33 @@ func build(ctx context.Context, b *Build) error {
 	}
 	w.flush()
 	return buildResult(b, code, w.verdict(), w.tailString())
+}
+
+// probeTimeout is how long the watchdog waits for the machine to answer
+// a keepalive before calling the connection lost.
+const probeTimeout = 3 * time.Second
+
+// answers reports whether the SSH server behind c answers a global
+// request within d. OpenSSH answers "keepalive@openssh.com" with a
+// failure, which is an answer all the same. On a dead link the request
+// stays pending until the connection closes (the hook exits right
+// after); ctx done counts as an answer, since nobody is waiting then.
+func answers(ctx context.Context, c *ssh.Client, d time.Duration) bool {
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		res <- err
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-res:
+		return err == nil
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return true
+	}
 }
 
 // buildResult turns how `guix build` ended into Run's error: the

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -357,6 +358,38 @@ func TestRunConnectionLost(t *testing.T) {
 				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
+	}
+}
+
+// TestRunConnectionFrozen freezes the machine's sshd (SIGSTOP) during a
+// build with a short max-silent-time: the link is dead, not the build
+// silent, so the verdict is a lost connection (exit 1), not a timeout,
+// long before the connection's own keepalive would notice.
+func TestRunConnectionFrozen(t *testing.T) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+	// Let the frozen processes go before the harness kills them.
+	t.Cleanup(func() { w.sshd.Signal(syscall.SIGCONT) })
+	j := w.job(t, `echo "build started"; sleep 20; echo late > "$out"`)
+	before := w.master.Entries(t)
+	b, log, msg := w.build(j, func(b *transport.Build) {
+		b.ACL = w.master.ACL(t)
+		b.MaxSilent, b.Grace = time.Second, time.Second
+	})
+	b.Log = &trigger{w: log, pattern: "build started", fire: func() { w.sshd.Signal(syscall.SIGSTOP) }}
+	start := time.Now()
+	err := transport.Run(context.Background(), b)
+	if got := transport.ExitCode(err); got != 1 {
+		t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
+	}
+	t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, transport.ErrConnectionLost) || !strings.Contains(err.Error(), "'builder'") {
+		t.Errorf("error %q is not a lost connection naming the machine", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v to notice", d)
+	}
+	if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
