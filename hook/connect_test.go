@@ -142,7 +142,7 @@ func TestPreAcceptConnect(t *testing.T) {
 func TestAllMachinesDown(t *testing.T) {
 	bad, _, _ := badMachines(t)
 	for i := range bad {
-		bad[i].systems = []string{"x86_64-linux", "i686-linux"}
+		bad[i].systems = []string{"x86_64-linux", "i686-linux", "aarch64-linux"}
 	}
 	e := newEnv(t)
 	e.writeConfig(`max-postpone = "1s"`)
@@ -159,7 +159,13 @@ func TestAllMachinesDown(t *testing.T) {
 	if !chatterHas(rep, "unusable, waiting (at most 1s)", "down for") {
 		t.Errorf("chatter %q", rep.Chatter)
 	}
-	mustReply(t, h, req(true, "i686-linux", "f"), daemon.Postpone)
+	// The x86_64 daemon builds i686 too: decline at once.
+	rep = mustReply(t, h, req(true, "i686-linux", "f"), daemon.Decline)
+	if !chatterHas(rep, "unusable, building locally") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	// Not aarch64: postpone.
+	mustReply(t, h, req(true, "aarch64-linux", "f"), daemon.Postpone)
 	time.Sleep(1100 * time.Millisecond)
 	// Then decline, so the user gets an error instead of a hang.
 	rep = mustReply(t, h, req(false, "x86_64-linux", "e"), daemon.Decline)

@@ -142,17 +142,17 @@ const (
 )
 
 // Final decides between decline and postpone once no machine was taken.
-// localSystem is the daemon's own system (the hook's first argument);
+// local are the systems the daemon builds itself (see [LocalSystems]);
 // firstPostponed is when this derivation was first postponed because every
 // matching machine was down (zero: never), and maxPostpone the bound.
-func (p *Plan) Final(localSystem string, now, firstPostponed time.Time, maxPostpone time.Duration) (Answer, string) {
+func (p *Plan) Final(local []string, now, firstPostponed time.Time, maxPostpone time.Duration) (Answer, string) {
 	r := p.Request
 	switch {
 	case p.Matching == 0:
 		return Decline, fmt.Sprintf("no machine builds %s%s%s", r.System, featuresText(r.Features), listText("; passed over", p.Mismatch))
 	case len(p.Busy) > 0:
 		return Postpone, fmt.Sprintf("every machine for %s is busy%s%s", r.System, listText("", p.Busy), listText("; down", p.Down))
-	case r.Willing && r.System == localSystem:
+	case r.Willing && buildsLocally(local, r.System):
 		return Decline, fmt.Sprintf("every machine for %s is unusable, building locally%s", r.System, listText("", p.Down))
 	case !firstPostponed.IsZero() && now.Sub(firstPostponed) >= maxPostpone:
 		return Decline, fmt.Sprintf("every machine for %s has been unusable for %s, giving up%s", r.System, now.Sub(firstPostponed).Round(time.Second), listText("", p.Down))

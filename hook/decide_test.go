@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -127,16 +128,37 @@ func TestFinal(t *testing.T) {
 		{"busy, willing", Plan{Request: Request{Willing: true, System: "x86_64-linux"}, Matching: 1, Busy: busy}, time.Time{}, Postpone, "busy"},
 		{"down, willing, local", Plan{Request: Request{Willing: true, System: "x86_64-linux"}, Matching: 1, Down: down}, time.Time{}, Decline, "building locally"},
 		{"down, willing, foreign", Plan{Request: Request{Willing: true, System: "armhf-linux"}, Matching: 1, Down: down}, now, Postpone, "waiting"},
+		{"down, willing, i686 on x86_64", Plan{Request: Request{Willing: true, System: "i686-linux"}, Matching: 1, Down: down}, time.Time{}, Decline, "building locally"},
 		{"down, unwilling", Plan{Request: Request{System: "x86_64-linux"}, Matching: 1, Down: down}, now.Add(-time.Minute), Postpone, "waiting"},
 		{"down too long", Plan{Request: Request{System: "x86_64-linux"}, Matching: 1, Down: down}, now.Add(-time.Hour), Decline, "giving up"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, msg := tc.plan.Final("x86_64-linux", now, tc.first, 30*time.Minute)
+			a, msg := tc.plan.Final(LocalSystems("x86_64-linux"), now, tc.first, 30*time.Minute)
 			if a != tc.want || !strings.Contains(msg, tc.contains) || strings.HasPrefix(msg, "#") {
 				t.Errorf("%s %q", a, msg)
 			}
 		})
+	}
+}
+
+func TestLocalSystems(t *testing.T) {
+	for sys, want := range map[string][]string{
+		"x86_64-linux":  {"x86_64-linux", "i686-linux"},
+		"i686-linux":    {"i686-linux"},
+		"riscv64-linux": {"riscv64-linux"},
+		"x86_64-gnu":    {"x86_64-gnu"},
+	} {
+		if got := LocalSystems(sys); !slices.Equal(got, want) {
+			t.Errorf("LocalSystems(%q) = %q, want %q", sys, got, want)
+		}
+	}
+	got := LocalSystems("aarch64-linux")
+	if runtime.GOARCH != "arm64" && !slices.Equal(got, []string{"aarch64-linux"}) {
+		t.Errorf("LocalSystems(aarch64-linux) on %s = %q", runtime.GOARCH, got)
+	}
+	if len(got) > 2 || got[0] != "aarch64-linux" || (len(got) == 2 && got[1] != "armhf-linux") {
+		t.Errorf("LocalSystems(aarch64-linux) = %q", got)
 	}
 }
 

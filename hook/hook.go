@@ -121,6 +121,7 @@ func Serve(ctx context.Context, args []string, o *Options) int {
 		o.Sources = &defaultSources{env: o.Env}
 	}
 	s.args, s.argsErr = ParseArgs(args)
+	s.local.systems = LocalSystems(s.args.System)
 	s.cfg = o.Config
 	if s.cfg == nil {
 		path := ConfigPath(o.Env)
@@ -298,11 +299,11 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 		return Accept, &accepted{req: req, machine: m, slot: slot, client: client}, msg
 	}
 	var first time.Time
-	allDown := plan.Matching > 0 && len(plan.Busy) == 0 && !(req.Willing && req.System == s.args.System)
+	allDown := plan.Matching > 0 && len(plan.Busy) == 0 && !(req.Willing && buildsLocally(s.local.systems, req.System))
 	if allDown {
 		first = s.firstPostponed(req.Drv, now)
 	}
-	answer, msg := plan.Final(s.args.System, now, first, s.cfg.MaxPostpone.D())
+	answer, msg := plan.Final(s.local.systems, now, first, s.cfg.MaxPostpone.D())
 	if answer == Decline {
 		s.clearPostponed(req.Drv)
 	}

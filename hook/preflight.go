@@ -19,6 +19,8 @@ type localReady struct {
 	acl     *pki.ACL
 	guix    string
 	err     error
+	// systems are those the daemon builds itself, see LocalSystems.
+	systems []string
 }
 
 // ready checks (once) that an accepted build could run here. The error
