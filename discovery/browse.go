@@ -84,7 +84,7 @@ func (o *BrowseOptions) source() Source {
 	if o.Source != nil {
 		return o.Source
 	}
-	return &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now}
+	return &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}
 }
 
 func (o *BrowseOptions) now() time.Time {

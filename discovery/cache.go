@@ -51,6 +51,10 @@ type instanceState struct {
 	key     string    // what was reported, to detect changes
 	ann     *Announcement
 	ignored string
+	// untrusted says that the trust policy rejected the announcement
+	// when it last changed: such instances are evicted before trusted
+	// ones.
+	untrusted bool
 }
 
 // cache is a multicast DNS record cache for one service type with its
@@ -73,12 +77,20 @@ type cache struct {
 	// record (zero: unknown), so most ticks need not scan.
 	nextExpiry time.Time
 	state      map[string]*instanceState // by lower-case instance name
+	// evicted holds the Remove events of instances evicted since the
+	// last tick.
+	evicted []Event
 
 	// Browse query schedule.
 	nextBrowse     time.Time
 	browseInterval time.Duration
 	// Last time each question was asked, to rate-limit resolution.
 	asked map[dns.Question]askState
+
+	// trusted, when set, says whether the trust policy accepts an
+	// announcement; it only decides which instances [cache.evict] drops
+	// first (nil: every well-formed one counts as trusted).
+	trusted func(a *Announcement, now time.Time) bool
 
 	warn       func(msg string, args ...any)
 	warnedAt   map[string]time.Time
@@ -323,28 +335,45 @@ func (c *cache) put(rr dns.RR, iface string, now time.Time) {
 }
 
 // evict makes room for a new instance by dropping the least recently
-// heard one that is not a usable machine (unresolved or ignored), so a
-// flood of bogus announcements cannot keep real machines out. It reports
-// whether it dropped one.
+// heard one that is not a usable machine (unresolved or ignored), else the
+// least recently heard one the trust policy rejected, so a flood of bogus
+// or untrusted announcements cannot keep real machines out. Trusted
+// machines are never dropped to make room. It reports whether it dropped
+// one.
 func (c *cache) evict(now time.Time) bool {
 	var victim string
 	var oldest time.Time
+	victimRank := 0
 	for name, key := range c.ptrs {
+		// rank 2: unusable; 1: untrusted; 0: trusted, kept.
+		rank := 2
 		if st := c.state[name]; st != nil && st.kind == Add {
+			rank = 0
+			if st.untrusted {
+				rank = 1
+			}
+		}
+		if rank == 0 {
 			continue
 		}
 		r := c.records[key.name][key]
 		if r == nil {
 			continue
 		}
-		if victim == "" || r.received.Before(oldest) {
-			victim, oldest = name, r.received
+		if victim == "" || rank > victimRank || rank == victimRank && r.received.Before(oldest) {
+			victim, oldest, victimRank = name, r.received, rank
 		}
 	}
 	if victim == "" {
 		return false
 	}
-	c.warnOnce(now, "evict", "mdns: more than %d instances of %s; dropping unusable ones (a flood?)", MaxInstances, c.service)
+	c.warnOnce(now, "evict", "mdns: more than %d instances of %s; dropping unusable or untrusted ones (a flood?)", MaxInstances, c.service)
+	// Forget what was reported now, not at the next tick: the slot must
+	// be free for the newcomer, whose name may sort before the victim's.
+	if st := c.state[victim]; st != nil {
+		c.evicted = append(c.evicted, Event{Kind: Remove, Announcement: st.ann})
+		delete(c.state, victim)
+	}
 	c.remove(c.ptrs[victim])
 	var gone []rrKey
 	var hosts []string
@@ -536,8 +565,10 @@ func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 // last reported, and returns the events in order.
 func (c *cache) tick(now time.Time) []Event {
 	c.expire(now)
+	events := c.evicted
+	c.evicted = nil
 	if len(c.dirty) == 0 {
-		return nil
+		return events
 	}
 	names := make([]string, 0, len(c.dirty))
 	for name := range c.dirty {
@@ -545,7 +576,6 @@ func (c *cache) tick(now time.Time) []Event {
 	}
 	clear(c.dirty)
 	slices.Sort(names)
-	var events []Event
 	for _, name := range names {
 		events = append(events, c.compare(name, now)...)
 	}
@@ -598,12 +628,22 @@ func (c *cache) compare(name string, now time.Time) []Event {
 		c.state[name] = &instanceState{kind: Ignore, key: key, ann: a, ignored: a.Ignored}
 	case st == nil || st.kind != Add:
 		events = append(events, Event{Kind: Add, Announcement: a})
-		c.state[name] = &instanceState{kind: Add, key: key, ann: a}
+		c.state[name] = &instanceState{kind: Add, key: key, ann: a, untrusted: !c.trust(a, now)}
 	default:
 		events = append(events, Event{Kind: Update, Announcement: a})
-		c.state[name] = &instanceState{kind: Add, key: key, ann: a}
+		c.state[name] = &instanceState{kind: Add, key: key, ann: a, untrusted: !c.trust(a, now)}
 	}
 	return events
+}
+
+// trust says whether the policy accepts a (judged on a copy, so the
+// event's announcement is left for the browser to judge).
+func (c *cache) trust(a *Announcement, now time.Time) bool {
+	if c.trusted == nil {
+		return true
+	}
+	b := *a
+	return c.trusted(&b, now)
 }
 
 // chooseName picks the address a master connects to: the first resolved

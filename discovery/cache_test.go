@@ -3,11 +3,15 @@ package discovery
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 const svc = "_guix-offload._tcp.local."
@@ -388,5 +392,95 @@ func TestCacheAsksForMissing(t *testing.T) {
 	// Not again at once.
 	if q := r.c.questions(r.now.Add(100 * time.Millisecond)); q != nil {
 		t.Errorf("asked again at once: %v", q.Question)
+	}
+}
+
+// TestCacheFloodOfUntrustedCannotCrowdOut: a flood of well-formed
+// announcements that the trust policy rejects fills the cache, yet a
+// machine the policy accepts still gets in, and stays in while the flood
+// goes on.
+func TestCacheFloodOfUntrustedCannotCrowdOut(t *testing.T) {
+	r := newRecorder(t)
+	policy := &ACLPolicy{ACL: fixtureACL(t), File: "testdata/acl"}
+	r.c.trusted = func(a *Announcement, now time.Time) bool {
+		ok, _ := policy.Judge(a, now)
+		return ok
+	}
+	stranger, err := pki.GenerateKey(pki.TypeECDSA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(instance string, key *pki.PrivateKey) []string {
+		a := testAnnouncement(t)
+		a.Instance, a.Port = instance, 22
+		a.Addresses = []netip.Addr{netip.MustParseAddr("169.254.1.2")}
+		a.Time = r.now
+		if err := a.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return a.TXT()
+	}
+	// Well-formed and signed, by a key the ACL does not hold (one record
+	// for all: signing each costs more time than it proves).
+	rogue := signed("rogue", stranger)
+	flood := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			r.feed(response(fmt.Sprintf("rogue%d", i), fmt.Sprintf("r%d", i), 22, rogue, 4500, "169.254.1.2"), "veth0")
+		}
+	}
+	flood(0, MaxInstances+100)
+	if len(r.c.ptrs) > MaxInstances || len(r.c.state) > MaxInstances || r.c.nrecords > maxRecords {
+		t.Fatalf("%d instances, %d states, %d records", len(r.c.ptrs), len(r.c.state), r.c.nrecords)
+	}
+	r.advance(time.Second)
+	evs := r.feed(response("real", "realhost", 22, signed("real", fixtureKey(t)), 4500, "169.254.1.2"), "veth0")
+	if !slices.ContainsFunc(evs, func(ev Event) bool { return ev.Kind == Add && ev.Announcement.Instance == "real" }) {
+		t.Fatalf("the trusted machine did not get in: %q", kinds(evs))
+	}
+	flood(MaxInstances+100, MaxInstances+100)
+	if st := r.c.state["real."+svc]; st == nil || st.kind != Add || st.untrusted {
+		t.Errorf("the trusted machine was crowded out by the flood: %+v", st)
+	}
+	if len(r.c.ptrs) > MaxInstances || len(r.c.state) > MaxInstances {
+		t.Errorf("%d instances, %d states", len(r.c.ptrs), len(r.c.state))
+	}
+	if len(r.warnings) > maxWarnings+1 {
+		t.Errorf("%d warnings", len(r.warnings))
+	}
+}
+
+// Unusable instances go before untrusted ones, and the oldest first.
+func TestCacheEvictionOrder(t *testing.T) {
+	r := newRecorder(t)
+	r.c.trusted = func(a *Announcement, _ time.Time) bool { return !strings.HasPrefix(a.Instance, "untrusted") }
+	good, bad := validTXT(t, "0.1"), validTXT(t, "lots")
+	for i := range MaxInstances - 3 {
+		r.feed(response(fmt.Sprintf("trusted%d", i), fmt.Sprintf("t%d", i), 22, good, 4500, "169.254.1.2"), "veth0")
+	}
+	r.advance(time.Second)
+	r.feed(response("untrusted-old", "u1", 22, good, 4500, "169.254.1.3"), "veth0")
+	r.advance(time.Second)
+	r.feed(response("untrusted-new", "u2", 22, good, 4500, "169.254.1.4"), "veth0")
+	r.advance(time.Second)
+	r.feed(response("malformed", "m1", 22, bad, 4500, "169.254.1.5"), "veth0")
+	for i, gone := range []string{"malformed", "untrusted-old", "untrusted-new"} {
+		r.advance(time.Second)
+		r.feed(response(fmt.Sprintf("late%d", i), fmt.Sprintf("l%d", i), 22, good, 4500, "169.254.1.6"), "veth0")
+		if _, ok := r.c.ptrs[gone+"."+svc]; ok {
+			t.Errorf("after new instance %d, %s is still there", i, gone)
+		}
+	}
+	// Full of trusted machines: a newcomer is refused, none is dropped.
+	r.feed(response("one-too-many", "x", 22, good, 4500, "169.254.1.7"), "veth0")
+	if _, ok := r.c.state["one-too-many."+svc]; ok || len(r.c.state) != MaxInstances {
+		t.Errorf("a trusted machine was dropped for a newcomer (%d instances)", len(r.c.state))
+	}
+}
+
+// Browse gives its policy to the multicast DNS source, for eviction.
+func TestBrowseGivesPolicyToSource(t *testing.T) {
+	p := AnyPolicy{}
+	if m, ok := (&BrowseOptions{Trust: p}).source().(*MDNS); !ok || m.Trust != p {
+		t.Errorf("source %#v", m)
 	}
 }

@@ -20,6 +20,8 @@
 // records at 80–95 % of their TTL, resolves what is missing, honours
 // goodbyes and the cache-flush bit, merges an instance seen on several
 // interfaces and addresses into one machine, and bounds its memory
-// ([MaxInstances]) against floods. [Source] is the seam for other
+// ([MaxInstances]) against floods: when full it drops unusable
+// instances first, then ones the trust policy rejects ([MDNS].Trust),
+// never accepted ones. [Source] is the seam for other
 // origins (a unicast DNS zone, a static file).
 package discovery

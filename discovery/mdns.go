@@ -49,6 +49,13 @@ type MDNS struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Trust, when set, is the policy the browser judges announcements
+	// with. Run uses it only to choose what to drop when it already
+	// tracks [MaxInstances] instances: unusable ones first, then ones
+	// the policy rejects, never accepted ones; so a flood of well-formed
+	// but untrusted announcements cannot crowd out real machines. Nil
+	// counts every well-formed announcement as accepted.
+	Trust Policy
 }
 
 type packet struct {
@@ -81,6 +88,12 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		domain = "local."
 	}
 	c := newCache(domain, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
+	if m.Trust != nil {
+		c.trusted = func(a *Announcement, now time.Time) bool {
+			ok, _ := m.Trust.Judge(a, now)
+			return ok
+		}
+	}
 
 	// Deferred calls run last first: cancel, then wait for the
 	// goroutines that cancel stops.
