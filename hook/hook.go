@@ -247,7 +247,15 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 	if err != nil {
 		return Decline, nil, fmt.Sprintf("cannot read the build machines: %v", err)
 	}
-	plan := Decide(req, Merge(static, discovered), s.state.Down(now))
+	machines := Merge(static, discovered)
+	// Only the down records of machines that could take it are read.
+	keys := make(map[string]bool)
+	for _, m := range machines {
+		if ok, _ := m.Matches(req.System, req.Features); ok {
+			keys[m.Key()] = true
+		}
+	}
+	plan := Decide(req, machines, s.state.DownOf(now, keys))
 	if len(plan.Try) > 0 {
 		if err := s.ready(); err != nil {
 			return Decline, nil, fmt.Sprintf("cannot offload, building locally: %v", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,30 @@ func TestServeDiscoveryPanicKeepsStatic(t *testing.T) {
 	}
 	if c := closeIn(); c != 0 {
 		t.Errorf("exit %d", c)
+	}
+}
+
+// A slot directory is created when missing (and only then); a state
+// directory that cannot hold it is an error naming the lock file.
+func TestAcquireSlotCreatesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s, err := AcquireSlot(dir+"/state", "b1:22", 2)
+	if err != nil || s == nil || s.Path != dir+"/state/b1:22/0" {
+		t.Fatalf("%+v %v", s, err)
+	}
+	s2, err := AcquireSlot(dir+"/state", "b1:22", 2)
+	if err != nil || s2 == nil || s2.Path != dir+"/state/b1:22/1" {
+		t.Fatalf("%+v %v", s2, err)
+	}
+	if s3, err := AcquireSlot(dir+"/state", "b1:22", 2); s3 != nil || err != nil {
+		t.Fatalf("third slot of two: %+v %v", s3, err)
+	}
+	s.Release()
+	s2.Release()
+	if err := os.WriteFile(dir+"/file", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AcquireSlot(dir+"/file/state", "b1:22", 1); err == nil || !strings.Contains(err.Error(), dir+"/file/state/b1:22/0: not a directory") {
+		t.Fatalf("under a file: %v", err)
 	}
 }

@@ -43,17 +43,51 @@ func (s State) Down(now time.Time) map[string]string {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
+		if why, ok := s.readDown(filepath.Join(dir, e.Name()), now); ok {
+			out[e.Name()] = why
 		}
-		var r downRecord
-		if json.Unmarshal(data, &r) != nil || !now.Before(r.Until) {
-			continue
-		}
-		out[e.Name()] = fmt.Sprintf("down for %s more: %s", r.Until.Sub(now).Round(time.Second), r.Reason)
 	}
 	return out
+}
+
+// DownOf is [State.Down] for the machines with the given keys only: the
+// records of machines that cannot take the request are not read.
+func (s State) DownOf(now time.Time, keys map[string]bool) map[string]string {
+	if len(keys) == 0 {
+		return nil
+	}
+	dir := filepath.Join(s.Dir, "down")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out map[string]string
+	for _, e := range entries {
+		if !keys[e.Name()] {
+			continue
+		}
+		if why, ok := s.readDown(filepath.Join(dir, e.Name()), now); ok {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[e.Name()] = why
+		}
+	}
+	return out
+}
+
+// readDown reads one down record; ok is false when it is unreadable or
+// over.
+func (s State) readDown(path string, now time.Time) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	var r downRecord
+	if json.Unmarshal(data, &r) != nil || !now.Before(r.Until) {
+		return "", false
+	}
+	return fmt.Sprintf("down for %s more: %s", r.Until.Sub(now).Round(time.Second), r.Reason), true
 }
 
 // MarkDown remembers the machine with key as down until until.
