@@ -84,6 +84,28 @@ func TestMergeTakesLoadFromAnnouncement(t *testing.T) {
 	}
 }
 
+// A discovered machine with the name and port of a static one but another
+// host key is another host: its load and free disk are not the static
+// machine's.
+func TestMergeLoadNeedsSameHostKey(t *testing.T) {
+	s := mach(OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(OriginDiscovered, "a", 22, "ssh-ed25519 BBBB other", []string{"x86_64-linux"}, nil, 1)
+	d.Load, d.FreeDisk = 0.95, 5
+	ms := Merge([]*Machine{s}, []*Machine{d})
+	if len(ms) != 1 || ms[0].Load != Unknown || ms[0].FreeDisk != Unknown {
+		t.Fatalf("merged %+v", ms[0])
+	}
+	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, ms, nil)
+	if len(p.Try) != 1 || len(p.Busy) != 0 {
+		t.Fatalf("plan %+v", p)
+	}
+	// The same host key (another comment) is the same host.
+	d.HostKey = "ssh-ed25519 AAAA root@a"
+	if ms := Merge([]*Machine{s}, []*Machine{d}); ms[0].Load != 0.95 || ms[0].FreeDisk != 5 {
+		t.Fatalf("same host key: merged %+v", ms[0])
+	}
+}
+
 func TestRanking(t *testing.T) {
 	x86 := []string{"x86_64-linux"}
 	slow := mach(OriginStatic, "slow", 22, "", x86, nil, 0.5)

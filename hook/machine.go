@@ -83,8 +83,10 @@ func hostKeyID(line string) string {
 
 // Merge returns the static machines followed by the discovered ones that
 // no static machine already names. A static entry wins over a discovered
-// one with the same host key or the same name and port; it then takes the
-// announcement's load and free disk space, which machines.scm cannot say.
+// one with the same host key or the same name and port; when their host
+// keys match it then takes the announcement's load and free disk space,
+// which machines.scm cannot say (a same-named announcement with another
+// host key is another host, whose load says nothing about this one).
 // Among discovered machines the first of a name and port wins. Merge does
 // not modify its arguments (a static machine that takes an announcement's
 // load is a copy).
@@ -105,7 +107,9 @@ func Merge(static, discovered []*Machine) []*Machine {
 			i, ok = byHost[hostKeyID(d.HostKey)]
 		}
 		if ok {
-			if s := out[i]; s.Origin == OriginStatic && s.Load == Unknown && s.FreeDisk == Unknown {
+			s := out[i]
+			sameHost := hostKeyID(s.HostKey) != "" && hostKeyID(s.HostKey) == hostKeyID(d.HostKey)
+			if s.Origin == OriginStatic && sameHost && s.Load == Unknown && s.FreeDisk == Unknown {
 				c := *s
 				c.Load, c.FreeDisk = d.Load, d.FreeDisk
 				out[i] = &c
