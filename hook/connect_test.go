@@ -250,3 +250,35 @@ func TestDecisionDeadline(t *testing.T) {
 		t.Errorf("%s marked down though cut short", key(specs[1]))
 	}
 }
+
+// Our own private key missing is our problem, not the machines': no
+// machine is remembered as down, other machines are still tried, and
+// when none can be used the hook declines at once naming the key file.
+func TestLocalKeyProblemDeclines(t *testing.T) {
+	e := newEnv(t)
+	e.override(`max-postpone = "1h"`)
+	bad := unreachable() // private key /nonexistent/key
+	e.writeMachines(bad)
+	h := e.start("ok")
+	// Even with no local build slot (WILLING 0): waiting would not help.
+	rep := mustReply(t, h, req(false, "x86_64-linux", "k"), daemon.Decline)
+	if len(rep.Chatter) != 1 || !chatterHas(rep, "cannot use the SSH private key /nonexistent/key", "private-key in machines.scm or hook.toml") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "down", key(bad))); err == nil {
+		t.Error("a local key problem marked the machine down")
+	}
+	// A machine whose key works is still used.
+	good := sshd.Start(t, sshd.Options{})
+	g := specFor(good)
+	g.speed = 0.5 // tried after the bad one
+	e.writeMachines(bad, g)
+	h = e.start("ok")
+	rep = mustReply(t, h, req(false, "x86_64-linux", "k2"), daemon.Accept)
+	if !chatterHas(rep, "building on '"+key(g)+"'", "private key /nonexistent/key cannot be used") {
+		t.Errorf("chatter %q", rep.Chatter)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "down", key(bad))); err == nil {
+		t.Error("a local key problem marked the machine down")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -267,6 +268,7 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 	budget := decisionBudget * s.cfg.ConnectTimeout.D()
 	dctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	var keyFiles []string // our private keys that could not be used
 	for i, m := range plan.Try {
 		if dctx.Err() != nil && ctx.Err() == nil {
 			for _, m := range plan.Try[i:] {
@@ -292,6 +294,16 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 				continue
 			}
 			reason := err.Error()
+			var ke *localKeyError
+			if errors.As(err, &ke) {
+				// Ours, not the machine's: other hook processes must not
+				// skip the machine for it.
+				if !slices.Contains(keyFiles, ke.file) {
+					keyFiles = append(keyFiles, ke.file)
+				}
+				plan.Down = append(plan.Down, Skip{m, reason})
+				continue
+			}
 			if ctx.Err() == nil {
 				until := s.o.Now().Add(s.cfg.DownTime.D())
 				if werr := s.state.MarkDown(m.Key(), reason, until); werr != nil {
@@ -305,6 +317,12 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 		msg := fmt.Sprintf("building on %s (%s, slot %s)%s%s", m.Label(), m.Origin, slot.Path,
 			listText("; skipped", plan.Busy), listText("; down", plan.Down))
 		return Accept, &accepted{req: req, machine: m, slot: slot, client: client}, msg
+	}
+	if len(keyFiles) > 0 && len(plan.Busy) == 0 {
+		// Waiting does not mend a key file: say so now.
+		s.clearPostponed(req.Drv)
+		return Decline, nil, fmt.Sprintf("cannot use the SSH private key %s (private-key in machines.scm or hook.toml), not offloading%s",
+			strings.Join(keyFiles, ", "), listText("", plan.Down))
 	}
 	var first time.Time
 	allDown := plan.Matching > 0 && len(plan.Busy) == 0 && !(req.Willing && buildsLocally(s.local.systems, req.System))
@@ -395,10 +413,28 @@ func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Cl
 	t := sshconn.Target{Host: m.Name, Port: m.port(), User: m.User, PrivateKeyFile: key, HostKey: m.HostKey}
 	c, err = s.o.Dial(ctx, t, &sshconn.Options{Timeout: s.cfg.ConnectTimeout.D()})
 	if err != nil {
+		if errors.Is(err, sshconn.ErrBadKey) {
+			if _, kerr := sshconn.LoadPrivateKey(key); kerr != nil {
+				return nil, &localKeyError{file: key, err: kerr}
+			}
+		}
 		return nil, describeDialError(err)
 	}
 	return c, nil
 }
+
+// localKeyError is our own private key that cannot be used: a problem of
+// this master, not of the machine.
+type localKeyError struct {
+	file string
+	err  error
+}
+
+func (e *localKeyError) Error() string {
+	return fmt.Sprintf("private key %s cannot be used: %v", e.file, e.err)
+}
+
+func (e *localKeyError) Unwrap() error { return e.err }
 
 // describeDialError turns an sshconn error into a short reason with a
 // hint for people reading the daemon's log.
