@@ -75,7 +75,8 @@ func runShim(ctx context.Context, argv []string) int {
 	// A broken configuration must not break `guix substitute` and friends:
 	// only real-guix is read here, and a file that cannot be read is
 	// ignored (the hook reports it when asked to offload).
-	if cfg, err := hook.LoadConfig(hook.ConfigPath(os.Getenv), true); err == nil {
+	configPath := hook.ConfigPath(os.Getenv)
+	if cfg, err := hook.LoadConfig(configPath, true); err == nil {
 		realGuix = cfg.RealGuix
 	}
 	_, _, target, err := hook.ShimTarget(argv, realGuix, os.Getenv("PATH"), "")
@@ -84,7 +85,7 @@ func runShim(ctx context.Context, argv []string) int {
 	}
 	if err != nil {
 		cli.PrintError(os.Stderr, "guix-offload (as guix)", cli.WithHint(err,
-			"set real-guix in /etc/guix-offload/hook.toml, or put the real guix on PATH after the shim"))
+			fmt.Sprintf("set real-guix in %s, or put the real guix on PATH after the shim", configPath)))
 		return 1
 	}
 	args := append([]string{target}, argv[1:]...)

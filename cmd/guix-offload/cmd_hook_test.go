@@ -97,6 +97,10 @@ func TestShimPassesThrough(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "no guix other than") {
 			t.Fatalf("%v: %s", err, out)
 		}
+		// The hint names the configuration file in use.
+		if !strings.Contains(string(out), "set real-guix in "+config) || strings.Contains(string(out), "/etc/guix-offload") {
+			t.Errorf("hint does not name %s: %s", config, out)
+		}
 	})
 }
 
