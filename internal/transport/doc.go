@@ -37,7 +37,9 @@
 //     item is restored under a temporary name inside the store, its
 //     signature and NAR hash checked against the local ACL, and only
 //     when every expected output arrived intact are they renamed onto
-//     their output paths. Otherwise nothing is left behind.
+//     their output paths. Otherwise nothing is left behind. After the
+//     archive's end the remote command may write at most 64 KiB more
+//     and must exit within 10 s, or the retrieval fails (exit 1).
 //
 // When the machine has guix-offload-agent (`command -v`), steps 2 and 4
 // run `guix-offload-agent stream import|export` at the far end, so the

@@ -43,10 +43,6 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 	defer cancel()
 	pr, pw := io.Pipe()
 	remoteErr := &tail{max: 2048}
-	type result struct {
-		code int
-		err  error
-	}
 	done := make(chan result, 1)
 	go func() {
 		code, err := Exec(ctx, b.Client, cmd, nil, pw, remoteErr)
@@ -81,10 +77,15 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		}
 		return fmt.Errorf("retrieve outputs: %w", err)
 	}
-	// Drain anything after the end of the stream, then hear how the
-	// remote command ended.
-	_, _ = io.Copy(io.Discard, pr)
-	res := <-done
+	// The archive is complete. Hear how the remote command ended,
+	// draining a little of whatever follows so that it can exit, but
+	// neither endlessly nor for ever: a machine that keeps writing or
+	// stalls after the end must not hold the build (and its slot).
+	res, err := awaitEnd(pr, done, cancel)
+	if err != nil {
+		cleanup()
+		return fmt.Errorf("retrieve outputs: '%s' %w", b.Host, err)
+	}
 	switch {
 	case res.err != nil:
 		cleanup()
@@ -109,6 +110,53 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		delete(temps, out)
 	}
 	return nil
+}
+
+// After the archive's end, the remote export may write at most
+// maxTrailing more bytes and must exit within endWait.
+const (
+	maxTrailing = 64 << 10
+	endWait     = 10 * time.Second
+)
+
+// result is how a remote command ended: [Exec]'s two results.
+type result struct {
+	code int
+	err  error
+}
+
+// awaitEnd waits for the remote export, whose output is read from pr, to
+// end after its archive did. It reads and discards up to maxTrailing
+// bytes meanwhile. When the command writes more or does not end within
+// endWait, awaitEnd closes pr (so the session's copy of its output stops
+// blocking), cancels the session, and returns an error.
+func awaitEnd(pr *io.PipeReader, done <-chan result, cancel context.CancelFunc) (result, error) {
+	drained := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, io.LimitReader(pr, maxTrailing+1))
+		drained <- n
+	}()
+	timer := time.NewTimer(endWait)
+	defer timer.Stop()
+	var why error
+	for why == nil {
+		select {
+		case res := <-done:
+			pr.Close()
+			return res, nil
+		case n := <-drained:
+			if n > maxTrailing {
+				why = fmt.Errorf("sent more than %d KiB after the end of the archive", maxTrailing>>10)
+			}
+			drained = nil // its end of output came; wait for its status
+		case <-timer.C:
+			why = fmt.Errorf("did not end its export within %v of the end of the archive", endWait)
+		}
+	}
+	pr.CloseWithError(why)
+	cancel()
+	<-done // bounded: Exec gives up on a cancelled session within seconds
+	return result{}, why
 }
 
 func receive(b *Build, r io.Reader, compress bool, temps map[string]string) error {

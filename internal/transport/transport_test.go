@@ -393,6 +393,50 @@ func TestRunConnectionFrozen(t *testing.T) {
 	}
 }
 
+// TestRunRetrievalAfterTheEnd: a machine whose export goes on after a
+// valid archive, writing or just not exiting, cannot hold the build:
+// Run gives up within seconds, exit 1, nothing in the store.
+func TestRunRetrievalAfterTheEnd(t *testing.T) {
+	for _, tc := range []struct{ name, after, want string }{
+		{"keeps writing", "exec yes", "after the end of the archive"},
+		{"stalls", "exec sleep 60", "did not end its export"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+			odd := "#!/bin/sh\nif [ \"$1\" = archive ] && [ \"$2\" = --export ]; then\n  guix \"$@\" || exit\n  " + tc.after + "\nfi\nexec guix \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(odd), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			j := w.job(t, goodScript)
+			before := w.master.Entries(t)
+			b, _, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				b.RemoteGuix = "guix-odd"
+			})
+			start := time.Now()
+			errc := make(chan error, 1)
+			go func() { errc <- transport.Run(context.Background(), b) }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(40 * time.Second):
+				// The harness's cleanup kills sshd, which ends Run.
+				t.Fatalf("Run still retrieving after 40 s\n%s", msg)
+			}
+			t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			if got := transport.ExitCode(err); got != 1 {
+				t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "'builder'") {
+				t.Errorf("error %q does not say %q naming the machine", err, tc.want)
+			}
+			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
 func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
