@@ -180,3 +180,16 @@ func readVerdicts(path string) map[string]verdict {
 	}
 	return out
 }
+
+// TrustedSnapshot returns the machines of snap that the hook would use at
+// now under cfg's trust policy, and why it leaves out machines the
+// snapshot's writer trusted: the hook's own judgment (see
+// [defaultSources.trustedOf]), for commands that show what the hook sees,
+// such as `guix-offload test` and `status`. It keeps verdicts in the
+// state directory when it can write there, like the hook.
+func TrustedSnapshot(cfg *Config, snap *discovery.Snapshot, now time.Time, env func(string) string) ([]*Machine, []string) {
+	d := &defaultSources{env: env}
+	kept, dropped := d.trustedOf(cfg, snap)
+	ms, stale := freshDiscovered(FromAnnouncements(kept, cfg, env), cfg, now)
+	return ms, append(dropped, stale...)
+}

@@ -125,6 +125,17 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		t.Errorf("notes:\n%s", notes)
 	}
 
+	// Commands that show what the hook sees judge the same way.
+	snapNow, err := discovery.ReadSnapshot(cfg.Cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, why := TrustedSnapshot(cfg, snapNow, now, os.Getenv)
+	if len(ms) != 2 || ms[0].Instance != "good" || ms[1].Instance != "writer-rejected" ||
+		!strings.Contains(strings.Join(why, "\n"), "ignoring 'replayed'") {
+		t.Errorf("TrustedSnapshot: %d machines, notes %q", len(ms), why)
+	}
+
 	// A snapshot written before records were kept: nothing is trusted,
 	// and the hook says why.
 	old := `{"updated": "` + now.UTC().Format(time.RFC3339Nano) + `", "machines": [{"instance": "builder1", "name": "169.254.1.1", "port": 22,
