@@ -41,6 +41,9 @@
 //     archive's end the remote command may write at most 64 KiB more
 //     and must exit within 10 s, or the retrieval fails (exit 1).
 //
+// Sending and retrieving give up (exit 1) when no byte has moved for
+// [Build].Stall (10 minutes by default) while the remote command runs.
+//
 // When the machine has guix-offload-agent (`command -v`), steps 2 and 4
 // run `guix-offload-agent stream import|export` at the far end, so the
 // archives cross the wire zstd-compressed ([Compress], [Decompress] and

@@ -44,8 +44,11 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 	pr, pw := io.Pipe()
 	remoteErr := &tail{max: 2048}
 	done := make(chan result, 1)
+	guard := newStallGuard(b.Stall, cancel)
+	guard.start(ctx)
+	defer guard.stop()
 	go func() {
-		code, err := Exec(ctx, b.Client, cmd, nil, pw, remoteErr)
+		code, err := Exec(ctx, b.Client, cmd, nil, guard.writer(pw), remoteErr)
 		pw.Close()
 		done <- result{code, err}
 	}()
@@ -57,6 +60,7 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		}
 	}
 	err := receive(b, pr, compress, temps)
+	guard.stop() // from here on awaitEnd bounds the wait
 	if err != nil {
 		cleanup()
 		pr.CloseWithError(err)
@@ -70,6 +74,8 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 			res = <-done
 		}
 		switch {
+		case guard.stalled():
+			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short)", b.Host, guard.d)
 		case res.err == nil && res.code != 0:
 			return fmt.Errorf("retrieve outputs: %w", &RemoteError{Command: cmd, Status: res.code, Stderr: remoteErr.String()})
 		case errors.Is(res.err, ErrConnectionLost):

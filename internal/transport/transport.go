@@ -53,6 +53,10 @@ type Build struct {
 	// the machine's own verdict before deciding that the machine stopped
 	// answering (and returning ErrTimeout); 0 means 30 s.
 	Grace time.Duration
+	// Stall is how long sending the inputs or retrieving the outputs may
+	// move no byte (or wait for the remote command to end) before Run
+	// gives up on the machine (exit 1); 0 means 10 minutes.
+	Stall time.Duration
 
 	// Store is the store directory, "/gnu/store" when empty.
 	Store string
@@ -256,7 +260,10 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 		body = &countReader{r: stdout, n: &raw}
 	}
 	remoteErr := &tail{max: 2048}
-	code, err := Exec(ctx, b.Client, remoteCmd, body, io.Discard, remoteErr)
+	guard := newStallGuard(b.Stall, cancel)
+	guard.start(ctx)
+	code, err := Exec(ctx, b.Client, remoteCmd, guard.reader(body), io.Discard, remoteErr)
+	guard.stop()
 	if err != nil || code != 0 {
 		cancel()
 	}
@@ -270,6 +277,8 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 	wg.Wait()
 	werr := export.Wait()
 	switch {
+	case guard.stalled():
+		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import", guard.d, b.Host)
 	case werr != nil && strings.TrimSpace(localErr.String()) != "":
 		// The export said why it failed; the import only saw a stream
 		// cut short.

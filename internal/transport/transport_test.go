@@ -437,6 +437,55 @@ func TestRunRetrievalAfterTheEnd(t *testing.T) {
 	}
 }
 
+// TestRunTransferStalls: a machine whose import or export stops moving
+// data (the connection still up) is given up on after Build.Stall:
+// exit 1 naming the machine, nothing in the store.
+func TestRunTransferStalls(t *testing.T) {
+	for _, tc := range []struct{ name, odd, want string }{
+		{"import never ends",
+			"if [ \"$1\" = archive ] && [ \"$2\" = --import ]; then exec sleep 60; fi",
+			"send inputs: stalled"},
+		{"export stops midway",
+			"if [ \"$1\" = archive ] && [ \"$2\" = --export ]; then guix \"$@\" | head -c 300; exec sleep 60; fi",
+			"retrieve outputs: stalled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+			odd := "#!/bin/sh\n" + tc.odd + "\nexec guix \"$@\"\n"
+			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(odd), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			j := w.job(t, goodScript)
+			before := w.master.Entries(t)
+			b, _, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				b.RemoteGuix = "guix-odd"
+				b.Stall = 2 * time.Second
+			})
+			start := time.Now()
+			errc := make(chan error, 1)
+			go func() { errc <- transport.Run(context.Background(), b) }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(40 * time.Second):
+				// The harness's cleanup kills sshd, which ends Run.
+				t.Fatalf("Run still transferring after 40 s\n%s", msg)
+			}
+			t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			if got := transport.ExitCode(err); got != 1 {
+				t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "'builder'") {
+				t.Errorf("error %q does not say %q naming the machine", err, tc.want)
+			}
+			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
 func TestExitCode(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
