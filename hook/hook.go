@@ -285,11 +285,14 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("all %d build slots taken", m.ParallelBuilds)})
 			continue
 		}
+		deadline, _ := dctx.Deadline()
+		short := time.Until(deadline) < s.cfg.ConnectTimeout.D()
 		client, err := s.connect(dctx, m, slot)
 		if err != nil {
 			slot.Release()
-			if dctx.Err() != nil && ctx.Err() == nil {
-				// Cut short by the deadline, not the machine's fault.
+			if ctx.Err() == nil && (dctx.Err() != nil || short && errors.Is(err, sshconn.ErrTimeout)) {
+				// Cut short by the deadline (it had less than its
+				// connect-timeout), not the machine's fault.
 				plan.Busy = append(plan.Busy, Skip{m, fmt.Sprintf("not tried to the end: no time left (connection attempts are bounded by %s)", budget)})
 				continue
 			}
