@@ -150,13 +150,15 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 	return probes, nil
 }
 
-// discoveredMachines reads the discovery cache and keeps the machines its
-// writer's trust policy accepted, as the hook does. A missing or stale
+// discoveredMachines reads the discovery cache and keeps the machines the
+// hook itself would trust (under "acl" it checks each signature against
+// its own ACL, whatever the cache's writer judged). A missing or stale
 // cache gives none.
 func discoveredMachines(cfg *hook.Config) []*hook.Machine {
 	snap, err := discovery.ReadSnapshot(cfg.Cache)
 	if err != nil || snap.Stale(time.Now()) {
 		return nil
 	}
-	return hook.FromAnnouncements(snap.Trusted(), cfg, os.Getenv)
+	ms, _ := hook.TrustedSnapshot(cfg, snap, time.Now(), os.Getenv)
+	return ms
 }
