@@ -92,12 +92,21 @@ func writeHookSetup(t testing.TB, ms []machineSpec, request string) hookSetup {
 		"machines.scm": scm.String(),
 		"acl":          string(pki.NewACL(key.Public()).MarshalSexp()),
 		"hook.toml": fmt.Sprintf("machines-file = %q\nstate-directory = %q\nacl = %q\nstore = %q\n"+
-			"discovery = true\ncache = %q\nbrowse-timeout = \"0s\"\ntrust = \"acl\"\nprivate-key = %q\nuser = \"offload\"\n",
+			"discovery = true\ncache = %q\nbrowse-timeout = \"0s\"\ntrust = \"acl\"\nprivate-key = %q\nuser = \"offload\"\n"+
+			"real-guix = %q\n",
 			filepath.Join(dir, "machines.scm"), h.state, filepath.Join(dir, "acl"), filepath.Join(dir, "store"),
-			cache, "/nonexistent/bench-key"),
+			cache, "/nonexistent/bench-key", filepath.Join(dir, "guix")),
+		// The hook checks that a local guix exists before it accepts
+		// (after accept it would export the inputs with it); the
+		// benchmarks stop at the reply, so this one is never run.
+		"guix": "#!/bin/sh\necho 'guix-offload benchmarks: no real guix here' >&2\nexit 1\n",
 	}
 	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if name == "guix" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
