@@ -92,12 +92,11 @@ func machineProblem(err error) bool {
 	switch {
 	case errors.Is(err, transport.ErrBuildFailed), errors.Is(err, transport.ErrTimeout):
 		return false
-	case errors.Is(err, transport.ErrConnectionLost), errors.As(err, &re):
+	case errors.Is(err, transport.ErrConnectionLost), errors.Is(err, transport.ErrRemoteCommandMissing),
+		errors.As(err, &re):
 		return true
 	}
-	// The remote build command itself not found (exit 127); transport
-	// has no sentinel for it.
-	return strings.Contains(err.Error(), " not found on the machine")
+	return false
 }
 
 // readPaths reads one line of space-separated store paths.

@@ -8,7 +8,8 @@
 // the outputs are in the store, the build failed, or ctx is done, and
 // [ExitCode] maps its error to the hook's exit status as guix-daemon reads
 // it: nil → 0, [ErrBuildFailed] → 100, [ErrTimeout] → 101, anything else
-// (ours, the network, the remote lacking guix, a refused signature) → 1.
+// (ours, the network, the remote lacking guix: [ErrRemoteCommandMissing],
+// a refused signature) → 1.
 //
 // What crosses the wire, all as commands on the one SSH connection:
 //

@@ -135,6 +135,12 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("%s exited with status %d: %s", firstWord(e.Command), e.Status, msg)
 }
 
+// Is makes a RemoteError that exited 127 (the shell found no such
+// command) match [ErrRemoteCommandMissing].
+func (e *RemoteError) Is(target error) bool {
+	return target == ErrRemoteCommandMissing && e.Status == 127
+}
+
 func firstWord(cmd string) string {
 	f := strings.Fields(cmd)
 	if len(f) == 0 {

@@ -26,6 +26,11 @@ var (
 	// ErrTimeout: the build exceeded max-silent-time or the build timeout,
 	// on the remote side or as we watched it (exit 101).
 	ErrTimeout = errors.New("build timed out")
+	// ErrRemoteCommandMissing: a command run on the machine was not
+	// found there (the shell's exit status 127): guix, or the stream
+	// helper, is not installed or not on the PATH of SSH sessions. It
+	// says the machine is unusable whatever the derivation (exit 1).
+	ErrRemoteCommandMissing = errors.New("command not found on the machine")
 )
 
 // Build is one offloaded build: what the daemon asked for after `# accept`
@@ -463,7 +468,7 @@ func buildResult(b *Build, code int, v verdict, tail string) error {
 	case v == verdictTransient:
 		return fmt.Errorf("build %s: failed on '%s' for lack of free disk space there: %s", b.Drv, b.Host, lastLine(tail))
 	case code == 127:
-		return fmt.Errorf("build %s: %s not found on the machine", b.Drv, b.RemoteGuix)
+		return fmt.Errorf("build %s: %s: %w", b.Drv, b.RemoteGuix, ErrRemoteCommandMissing)
 	}
 	return fmt.Errorf("build %s: %s build exited with status %d: %s", b.Drv, b.RemoteGuix, code, lastLine(tail))
 }
