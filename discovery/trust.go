@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
@@ -165,8 +167,14 @@ func joinAddrs(a *Announcement) string {
 
 // TOFUPolicy ("trust on first use") accepts an instance whose host key is
 // the one it carried when first seen; it pins that key in File (a JSON
-// object, replaced atomically). A changed host key is rejected until the
-// pin is removed from File by hand.
+// object keyed by instance name, replaced atomically). Pins are per
+// instance name: an instance under a name not pinned yet is trusted on
+// first sight. A changed host key is rejected until the pin is removed
+// from File by hand.
+//
+// Several processes (the hook, `guix-offload discover --watch`) may pin
+// at once: each read-modify-write of File holds an exclusive flock(2) on
+// File+".lock", so no pin is lost.
 type TOFUPolicy struct {
 	File string
 
@@ -178,26 +186,84 @@ type pin struct {
 	FirstSeen time.Time `json:"first-seen"`
 }
 
+// pinLockWait bounds how long Judge waits for another process's lock on
+// the pins: a stuck process must not hold up the hook's reply.
+const pinLockWait = 10 * time.Second
+
 // Judge pins a's host key on first sight and compares it afterwards.
 func (p *TOFUPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A pin, once written, is only ever replaced by hand: when it is
+	// there already, no lock is needed to compare with it.
 	pins, err := p.read()
 	if err != nil {
 		return false, err.Error()
 	}
-	want := hostKeyBlob(a.HostKey)
-	if old, ok := pins[a.Instance]; ok {
-		if hostKeyBlob(old.HostKey) != want {
-			return false, fmt.Sprintf("host key differs from the one pinned in %s on %s; remove the pin if the machine was reinstalled", p.File, old.FirstSeen.Format(time.DateOnly))
-		}
-		return true, "host key matches the pin in " + p.File
+	if ok, reason, pinned := p.compare(pins, a); pinned {
+		return ok, reason
+	}
+	unlock, err := p.lock()
+	if err != nil {
+		return false, err.Error()
+	}
+	defer unlock()
+	// Read again under the lock: another process may have pinned this
+	// instance, or others, since.
+	if pins, err = p.read(); err != nil {
+		return false, err.Error()
+	}
+	if ok, reason, pinned := p.compare(pins, a); pinned {
+		return ok, reason
 	}
 	pins[a.Instance] = pin{HostKey: a.HostKey, FirstSeen: now.UTC()}
 	if err := p.write(pins); err != nil {
 		return false, err.Error()
 	}
 	return true, "host key pinned on first use in " + p.File
+}
+
+// compare judges a against its pin, and says whether there is one.
+func (p *TOFUPolicy) compare(pins map[string]pin, a *Announcement) (ok bool, reason string, pinned bool) {
+	old, pinned := pins[a.Instance]
+	if !pinned {
+		return false, "", false
+	}
+	if hostKeyBlob(old.HostKey) != hostKeyBlob(a.HostKey) {
+		return false, fmt.Sprintf("host key differs from the one pinned in %s on %s; remove the pin if the machine was reinstalled", p.File, old.FirstSeen.Format(time.DateOnly)), true
+	}
+	return true, "host key matches the pin in " + p.File, true
+}
+
+// lock takes the exclusive lock on File+".lock" (created when missing),
+// waiting at most [pinLockWait], and returns its release.
+func (p *TOFUPolicy) lock() (unlock func(), err error) {
+	path := p.File + ".lock"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock pins: %w", err)
+	}
+	// Read-only is enough for flock, and lets any user who may read the
+	// pins take the lock.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock pins: %w", err)
+	}
+	deadline := time.Now().Add(pinLockWait)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock pins %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock pins %s: held by another process for more than %s", path, pinLockWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (p *TOFUPolicy) read() (map[string]pin, error) {

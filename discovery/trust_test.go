@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,10 +227,12 @@ func TestTOFUPolicy(t *testing.T) {
 	if ok, _ := p2.Judge(d, now); !ok {
 		t.Error("second instance not pinned")
 	}
-	// No temporary files left behind.
+	// No temporary files left behind: only the pins and their lock.
 	entries, _ := os.ReadDir(filepath.Dir(file))
-	if len(entries) != 1 {
-		t.Errorf("state directory holds %d files", len(entries))
+	for _, e := range entries {
+		if e.Name() != "pins.json" && e.Name() != "pins.json.lock" {
+			t.Errorf("state directory holds %s", e.Name())
+		}
 	}
 	// A corrupt pin file rejects, saying why.
 	if err := os.WriteFile(file, []byte("{nope"), 0o644); err != nil {
@@ -251,5 +255,41 @@ func TestParsePolicy(t *testing.T) {
 	}
 	if _, err := ParsePolicy("trusting", "", ""); err == nil || !strings.Contains(err.Error(), "acl, tofu or any") {
 		t.Errorf("unknown policy: %v", err)
+	}
+}
+
+// TestTOFUPolicyConcurrentPins: writers that share nothing but the file
+// (as the hook and the watcher do, each with its own policy) pin
+// different instances at the same time, and every pin survives.
+func TestTOFUPolicyConcurrentPins(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pins.json")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	const writers = 12
+	key := testHostKey(t, 8)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &TOFUPolicy{File: file}
+			a := &Announcement{Instance: fmt.Sprintf("builder%d", i)}
+			a.HostKey = key
+			<-start
+			if ok, reason := p.Judge(a, now); !ok {
+				t.Errorf("%s: %s", a.Instance, reason)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	pins, err := (&TOFUPolicy{File: file}).read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range writers {
+		if _, ok := pins[fmt.Sprintf("builder%d", i)]; !ok {
+			t.Errorf("pin of builder%d lost; file has %d pins", i, len(pins))
+		}
 	}
 }
