@@ -103,14 +103,42 @@ func (o *BrowseOptions) judge(a *Announcement) {
 		a.Trusted, a.TrustReason = false, "no trust policy"
 		return
 	}
+	// The policy reads what anyone on the LAN sent (a signature, a host
+	// key): a bug it trips must reject the one machine, not end the
+	// process.
+	defer func() {
+		if v := recover(); v != nil {
+			a.Trusted, a.TrustReason = false, fmt.Sprintf("internal error judging it: %v", v)
+			o.logger().Warn(fmt.Sprintf("discovery: rejecting %q: internal error judging it: %v", a.Instance, v))
+		}
+	}()
 	a.Trusted, a.TrustReason = o.Trust.Judge(a, o.now())
+}
+
+func (o *BrowseOptions) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// recovered turns a panic value v (nil: none) of a goroutine that
+// browses into its error, after logging one warning without the stack:
+// a bug that a packet from the LAN trips must not kill the process (the
+// hook has yet to answer guix-daemon).
+func (o *BrowseOptions) recovered(v any) error {
+	err := fmt.Errorf("browse: internal error: %v", v)
+	o.logger().Warn("discovery: " + err.Error())
+	return err
 }
 
 // Browse reports announcements as they appear, change and go, each
 // judged by opts.Trust (Trusted and TrustReason are set), until ctx is
 // done; it returns nil then. It also sends an Update when the judgment
 // of a known announcement changes (its signature time went stale, say).
-// It never closes events, and gives up sending when ctx is done.
+// It never closes events, and gives up sending when ctx is done. A
+// policy that panics on an announcement rejects it (TrustReason says
+// so); a source that panics ends Browse with an error, not the process.
 func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error {
 	// Deferred calls run last first: cancel, then wait for the source.
 	var wg sync.WaitGroup
@@ -122,6 +150,11 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				errc <- opts.recovered(v)
+			}
+		}()
 		errc <- opts.source().Run(ctx, raw)
 	}()
 
@@ -202,7 +235,14 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 	defer cancel()
 	events := make(chan Event)
 	errc := make(chan error, 1)
-	go func() { errc <- Browse(bctx, opts, events) }()
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				errc <- opts.recovered(v)
+			}
+		}()
+		errc <- Browse(bctx, opts, events)
+	}()
 
 	found := make(map[string]*Announcement)
 	timer := time.NewTimer(quiet)

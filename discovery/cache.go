@@ -92,6 +92,11 @@ type cache struct {
 	// first (nil: every well-formed one counts as trusted).
 	trusted func(a *Announcement, now time.Time) bool
 
+	// fault, when set (by tests only), is called with every response
+	// before it is filed: it stands for a bug that some untrusted
+	// packet triggers.
+	fault func(*dns.Msg)
+
 	warn       func(msg string, args ...any)
 	warnedAt   map[string]time.Time
 	warnWindow time.Time
@@ -150,6 +155,36 @@ func rdata(rr dns.RR) string {
 	full := rr.String()
 	hdr := rr.Header().String()
 	return strings.TrimPrefix(full, hdr)
+}
+
+// receive decodes one received packet and files it (see [cache.handle]).
+// A panic while doing so is logged as a warning (the panic value, no
+// stack) and the packet dropped: packets come from anyone on the LAN,
+// and no packet may end the browser, or the hook that waits for it.
+func (c *cache) receive(data []byte, iface string, now time.Time) error {
+	msg := new(dns.Msg)
+	var err error
+	c.guard(now, "handling a packet (dropped it)", func() {
+		if err = msg.Unpack(data); err != nil {
+			return
+		}
+		if c.fault != nil {
+			c.fault(msg)
+		}
+		c.handle(msg, iface, now)
+	})
+	return err
+}
+
+// guard runs f, which is doing what; a panic in it is logged (at most
+// once a minute for each what) and otherwise ignored.
+func (c *cache) guard(now time.Time, what string, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.warnOnce(now, "panic "+what, "mdns: internal error while %s: %v", what, v)
+		}
+	}()
+	f()
 }
 
 // handle takes a received response. Queries (ours and others') are
@@ -370,11 +405,22 @@ func (c *cache) evict(now time.Time) bool {
 	c.warnOnce(now, "evict", "mdns: more than %d instances of %s; dropping unusable or untrusted ones (a flood?)", MaxInstances, c.service)
 	// Forget what was reported now, not at the next tick: the slot must
 	// be free for the newcomer, whose name may sort before the victim's.
+	c.evicted = append(c.evicted, c.forget(victim)...)
+	return true
+}
+
+// forget drops the instance name (lower case) and its records, and the
+// addresses of its host unless another instance's SRV names that host.
+// It returns the Remove event owed when the instance was reported.
+func (c *cache) forget(victim string) []Event {
+	var events []Event
 	if st := c.state[victim]; st != nil {
-		c.evicted = append(c.evicted, Event{Kind: Remove, Announcement: st.ann})
+		events = append(events, Event{Kind: Remove, Announcement: st.ann})
 		delete(c.state, victim)
 	}
-	c.remove(c.ptrs[victim])
+	if k, ok := c.ptrs[victim]; ok {
+		c.remove(k)
+	}
 	var gone []rrKey
 	var hosts []string
 	for k, r := range c.records[victim] {
@@ -400,7 +446,9 @@ func (c *cache) evict(now time.Time) bool {
 			c.remove(k)
 		}
 	}
-	return true
+	// What forgetting touched is settled here, not at the next tick.
+	delete(c.dirty, victim)
+	return events
 }
 
 // latest returns the most recently received live record of name and type.
@@ -577,9 +625,23 @@ func (c *cache) tick(now time.Time) []Event {
 	clear(c.dirty)
 	slices.Sort(names)
 	for _, name := range names {
-		events = append(events, c.compare(name, now)...)
+		events = append(events, c.safeCompare(name, now)...)
 	}
 	return events
+}
+
+// safeCompare is [cache.compare], except that a panic while judging the
+// instance's records (they come from anyone on the LAN) is logged as a
+// warning, with the panic value and no stack, and the instance dropped
+// as if it had said goodbye; the other instances go on.
+func (c *cache) safeCompare(name string, now time.Time) (events []Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.warnOnce(now, "panic "+name, "mdns: dropping %s: internal error handling its announcement: %v", name, v)
+			events = c.forget(name)
+		}
+	}()
+	return c.compare(name, now)
 }
 
 // compare reports what changed for one instance.

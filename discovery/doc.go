@@ -22,6 +22,9 @@
 // interfaces and addresses into one machine, and bounds its memory
 // ([MaxInstances]) against floods: when full it drops unusable
 // instances first, then ones the trust policy rejects ([MDNS].Trust),
-// never accepted ones. [Source] is the seam for other
+// never accepted ones. Packets come from anyone on the LAN: a panic that
+// one trips (in decoding, the cache or a [Policy]) is logged as one
+// warning and that packet or machine dropped, so the hook that browses
+// still answers guix-daemon. [Source] is the seam for other
 // origins (a unicast DNS zone, a static file).
 package discovery

@@ -145,7 +145,9 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		}()
 		go func() {
 			defer wg.Done()
-			mc.read(ctx, packets)
+			mc.read(ctx, packets, func(v any) {
+				logger.Warn(fmt.Sprintf("mdns: dropped a packet: internal error reading it: %v", v))
+			})
 		}()
 	}
 
@@ -234,28 +236,28 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 	}
 	for {
 		t := now()
-		if q := c.questions(t); q != nil {
+		var q *dns.Msg
+		c.guard(t, "choosing what to ask", func() { q = c.questions(t) })
+		if q != nil {
 			send(q)
 		}
 		if !emit(c.tick(t)) {
 			return nil
 		}
-		wait := c.nextWake(t).Sub(t)
+		wait := time.Second
+		c.guard(t, "scheduling", func() { wait = c.nextWake(t).Sub(t) })
 		wait = max(wait, 20*time.Millisecond) + 10*time.Millisecond
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case p := <-packets:
-			msg := new(dns.Msg)
-			if err := msg.Unpack(p.data); err != nil {
-				logger.Debug("mdns: bad packet", "interface", p.iface, "err", err)
-				break
-			}
 			if _, ok := joined[p.iface]; !ok {
 				break // not an interface we browse on
 			}
-			c.handle(msg, p.iface, now())
+			if err := c.receive(p.data, p.iface, now()); err != nil {
+				logger.Debug("mdns: bad packet", "interface", p.iface, "err", err)
+			}
 		case <-timer.C:
 		case <-rescan.C:
 			if err := join(); err != nil {
@@ -359,46 +361,65 @@ func (mc *mdnsConn) send(ifi *net.Interface, buf []byte) {
 }
 
 // read forwards received packets with the name of the interface they
-// came in on, until the connection is closed.
-func (mc *mdnsConn) read(ctx context.Context, out chan<- packet) {
+// came in on, until the connection is closed. A panic while reading one
+// packet is passed to warn and the packet dropped: reading goes on.
+func (mc *mdnsConn) read(ctx context.Context, out chan<- packet, warn func(any)) {
 	buf := make([]byte, 9000)
 	names := make(map[int]string)
-	for {
-		var n, index int
-		var err error
-		if mc.v4 != nil {
-			var cm *ipv4.ControlMessage
-			n, cm, _, err = mc.v4.ReadFrom(buf)
-			if cm != nil {
-				index = cm.IfIndex
-			}
-		} else {
-			var cm *ipv6.ControlMessage
-			n, cm, _, err = mc.v6.ReadFrom(buf)
-			if cm != nil {
-				index = cm.IfIndex
-			}
+	var warned time.Time
+	limited := func(v any) {
+		// A fault that every read hits must not flood the log.
+		if time.Since(warned) >= time.Minute {
+			warned = time.Now()
+			warn(v)
 		}
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+	}
+	for !mc.readOne(ctx, buf, names, out, limited) {
+	}
+}
+
+// readOne reads and forwards one packet, and reports whether reading is
+// over (the connection closed or ctx done).
+func (mc *mdnsConn) readOne(ctx context.Context, buf []byte, names map[int]string, out chan<- packet, warn func(any)) (done bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			warn(v)
+			done = ctx.Err() != nil
+			time.Sleep(10 * time.Millisecond) // no busy loop if every read trips it
 		}
-		name, ok := names[index]
-		if !ok {
-			if ifi, err := net.InterfaceByIndex(index); err == nil {
-				name = ifi.Name
-			}
-			if len(names) > 256 {
-				clear(names)
-			}
-			names[index] = name
+	}()
+	var n, index int
+	var err error
+	if mc.v4 != nil {
+		var cm *ipv4.ControlMessage
+		n, cm, _, err = mc.v4.ReadFrom(buf)
+		if cm != nil {
+			index = cm.IfIndex
 		}
-		select {
-		case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name}:
-		case <-ctx.Done():
-			return
+	} else {
+		var cm *ipv6.ControlMessage
+		n, cm, _, err = mc.v6.ReadFrom(buf)
+		if cm != nil {
+			index = cm.IfIndex
 		}
+	}
+	if err != nil {
+		return ctx.Err() != nil || errors.Is(err, net.ErrClosed)
+	}
+	name, ok := names[index]
+	if !ok {
+		if ifi, err := net.InterfaceByIndex(index); err == nil {
+			name = ifi.Name
+		}
+		if len(names) > 256 {
+			clear(names)
+		}
+		names[index] = name
+	}
+	select {
+	case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name}:
+		return false
+	case <-ctx.Done():
+		return true
 	}
 }

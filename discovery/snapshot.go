@@ -170,7 +170,14 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 	defer cancel()
 	events := make(chan Event)
 	errc := make(chan error, 1)
-	go func() { errc <- Browse(ctx, opts, events) }()
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				errc <- opts.recovered(v)
+			}
+		}()
+		errc <- Browse(ctx, opts, events)
+	}()
 
 	current := make(map[string]*Announcement)
 	write := func() error {
