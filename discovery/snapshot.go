@@ -161,10 +161,15 @@ const snapshotDelay = 100 * time.Millisecond
 
 // Watch browses like [Browse], passes every event to onEvent (when not
 // nil), and, when cachePath is not empty, keeps a [Snapshot] there
-// current: rewritten within a tenth of a second of every change (a burst
-// of changes makes one write), every [SnapshotRefresh], and once more
-// when Watch stops. It blocks until ctx is done and returns nil then, or
-// the first error of onEvent or of writing the file.
+// current: written when Watch starts, within a tenth of a second of every
+// change (a burst of changes makes one write), and every
+// [SnapshotRefresh]. When browsing ends, a change not written yet is
+// written then; otherwise the file is left as it is, its Updated time
+// still saying when the machines were last known, so readers stop
+// believing it [SnapshotStale] after that (a last write would vouch for
+// machines that nobody watches any more). It blocks until ctx is done
+// and returns nil then, or the first error of onEvent or of writing the
+// file.
 func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent func(Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

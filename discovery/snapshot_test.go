@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,5 +140,50 @@ func TestJudgeSignedAndCheckTime(t *testing.T) {
 		if ok, reason := CheckTime(tt.signed, now); ok != tt.ok || ok != (reason == "") {
 			t.Errorf("CheckTime(%v) = %v, %q", tt.signed, ok, reason)
 		}
+	}
+}
+
+// TestWatchStopsWithoutRewrite: when Watch stops with every change
+// written, it leaves the file as it was: a last write would stamp a
+// fresh time on machines nobody watches any more.
+func TestWatchStopsWithoutRewrite(t *testing.T) {
+	checkNoLeak(t)
+	path := filepath.Join(t.TempDir(), "discover.json")
+	clk := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, BrowseOptions{
+			Source: &fakeSource{events: []Event{{Kind: Add, Announcement: annNamed(t, "one", 0.1)}}},
+			Trust:  AnyPolicy{},
+			Now:    clk.Now,
+		}, path, nil)
+	}()
+	// Wait (bounded) for the change to be written.
+	written := func() bool {
+		s, err := ReadSnapshot(path)
+		return err == nil && len(s.Machines) == 1
+	}
+	for deadline := time.Now().Add(10 * time.Second); !written(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the change was never written")
+		}
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(clk.Now().Add(time.Minute))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) {
+		t.Errorf("Watch rewrote the snapshot when it stopped:\n%s\nwas\n%s", after, before)
 	}
 }
