@@ -21,7 +21,7 @@ func fakeGuix(t *testing.T, code string) (guix, imported string) {
 	imported = filepath.Join(dir, "imported")
 	script := `#!/bin/sh
 case "$2" in
---export) shift 2; for p in "$@"; do echo "item $p"; done; seq 1 20000 ;;
+--export) shift 2; for p in "$@"; do echo "item $p"; done; seq -f "line %g of the archive" 1 20000 ;;
 --import) cat > ` + imported + `; echo "import done" >&2; exit ` + code + ` ;;
 esac
 `
@@ -47,7 +47,7 @@ func TestStreamCommandRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(got), "item /gnu/store/a\nitem /gnu/store/b\n1\n") || !strings.HasSuffix(string(got), "\n20000\n") {
+	if !strings.HasPrefix(string(got), "item /gnu/store/a\nitem /gnu/store/b\nline 1 of the archive\n") || !strings.HasSuffix(string(got), "\nline 20000 of the archive\n") {
 		t.Errorf("imported %d bytes starting %q", len(got), got[:min(40, len(got))])
 	}
 	if compressed.Len() >= len(got)/2 {
