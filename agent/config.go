@@ -160,32 +160,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError is a problem with one key of the configuration. File and
-// Line are set when the key came from a file.
-type ConfigError struct {
-	File string
-	Line int
-	Key  string
-	Err  error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d", e.Line)
-		}
-		b.WriteString(": ")
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError is a problem with one key of the configuration, naming the
+// file and line when it came from a file.
+type ConfigError = tomlconf.Error
 
 // keyKind says what TOML value a key takes.
 type keyKind int

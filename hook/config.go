@@ -120,36 +120,9 @@ func DefaultConfig() *Config {
 	}
 }
 
-// ConfigError is a configuration problem, naming the file, the line (and
-// column, for a syntax error) when known, and the key.
-type ConfigError struct {
-	File   string
-	Line   int
-	Column int
-	Key    string
-	Err    error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d", e.Line)
-			if e.Column > 0 {
-				fmt.Fprintf(&b, ":%d", e.Column)
-			}
-		}
-		b.WriteString(": ")
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError is a problem with one key of the configuration, naming the
+// file and line when it came from a file.
+type ConfigError = tomlconf.Error
 
 // ConfigPath returns the configuration file to read given the
 // environment: $GUIX_OFFLOAD_CONFIG, else [DefaultConfigFile].

@@ -95,3 +95,35 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Error is a problem with one key of a configuration, naming the file, the
+// line (and column, for a syntax error) when known, and the key:
+// "FILE:LINE: key: problem".
+type Error struct {
+	File   string
+	Line   int
+	Column int
+	Key    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+			if e.Column > 0 {
+				fmt.Fprintf(&b, ":%d", e.Column)
+			}
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
