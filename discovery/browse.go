@@ -132,6 +132,22 @@ func (o *BrowseOptions) recovered(v any) error {
 	return err
 }
 
+// goRecover runs f in a goroutine and delivers its error on the returned
+// channel — or, should f panic, the panic as an error, so that no packet
+// parsed in discovery can take the process (the hook) down with it.
+func (o *BrowseOptions) goRecover(f func() error) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				errc <- o.recovered(v)
+			}
+		}()
+		errc <- f()
+	}()
+	return errc
+}
+
 // Browse reports announcements as they appear, change and go, each
 // judged by opts.Trust (Trusted and TrustReason are set), until ctx is
 // done; it returns nil then. It also sends an Update when the judgment
@@ -146,17 +162,11 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	raw := make(chan Event)
-	errc := make(chan error, 1)
 	wg.Add(1)
-	go func() {
+	errc := opts.goRecover(func() error {
 		defer wg.Done()
-		defer func() {
-			if v := recover(); v != nil {
-				errc <- opts.recovered(v)
-			}
-		}()
-		errc <- opts.source().Run(ctx, raw)
-	}()
+		return opts.source().Run(ctx, raw)
+	})
 
 	recheck := opts.Recheck
 	if recheck <= 0 {
@@ -234,15 +244,7 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan Event)
-	errc := make(chan error, 1)
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				errc <- opts.recovered(v)
-			}
-		}()
-		errc <- Browse(bctx, opts, events)
-	}()
+	errc := opts.goRecover(func() error { return Browse(bctx, opts, events) })
 
 	found := make(map[string]*Announcement)
 	timer := time.NewTimer(quiet)

@@ -174,15 +174,7 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan Event)
-	errc := make(chan error, 1)
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				errc <- opts.recovered(v)
-			}
-		}()
-		errc <- Browse(ctx, opts, events)
-	}()
+	errc := opts.goRecover(func() error { return Browse(ctx, opts, events) })
 
 	current := make(map[string]*Announcement)
 	write := func() error {
