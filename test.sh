@@ -44,5 +44,8 @@ if [ -n "$unformatted" ]; then
 fi
 echo "test.sh: go vet"
 go vet ./...
+# The benchmark suite (bench/run.sh) is behind a build tag: vet it too, so
+# it cannot rot unseen.
+go vet -tags bench ./bench
 echo "test.sh: go test -race"
 go test -race -count=1 -timeout 30m ./... "$@"
