@@ -402,37 +402,8 @@ func TestRunRetrievalAfterTheEnd(t *testing.T) {
 		{"stalls", "exec sleep 60", "did not end its export"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
-			odd := "#!/bin/sh\nif [ \"$1\" = archive ] && [ \"$2\" = --export ]; then\n  guix \"$@\" || exit\n  " + tc.after + "\nfi\nexec guix \"$@\"\n"
-			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(odd), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			j := w.job(t, goodScript)
-			before := w.master.Entries(t)
-			b, _, msg := w.build(j, func(b *transport.Build) {
-				b.ACL = w.master.ACL(t)
-				b.RemoteGuix = "guix-odd"
-			})
-			start := time.Now()
-			errc := make(chan error, 1)
-			go func() { errc <- transport.Run(context.Background(), b) }()
-			var err error
-			select {
-			case err = <-errc:
-			case <-time.After(40 * time.Second):
-				// The harness's cleanup kills sshd, which ends Run.
-				t.Fatalf("Run still retrieving after 40 s\n%s", msg)
-			}
-			t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
-			if got := transport.ExitCode(err); got != 1 {
-				t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
-			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "'builder'") {
-				t.Errorf("error %q does not say %q naming the machine", err, tc.want)
-			}
-			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
-				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
-			}
+			odd := "if [ \"$1\" = archive ] && [ \"$2\" = --export ]; then\n  guix \"$@\" || exit\n  " + tc.after + "\nfi"
+			runOddMachine(t, odd, 0, tc.want)
 		})
 	}
 }
@@ -450,39 +421,48 @@ func TestRunTransferStalls(t *testing.T) {
 			"retrieve outputs: stalled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
-			odd := "#!/bin/sh\n" + tc.odd + "\nexec guix \"$@\"\n"
-			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(odd), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			j := w.job(t, goodScript)
-			before := w.master.Entries(t)
-			b, _, msg := w.build(j, func(b *transport.Build) {
-				b.ACL = w.master.ACL(t)
-				b.RemoteGuix = "guix-odd"
-				b.Stall = 2 * time.Second
-			})
-			start := time.Now()
-			errc := make(chan error, 1)
-			go func() { errc <- transport.Run(context.Background(), b) }()
-			var err error
-			select {
-			case err = <-errc:
-			case <-time.After(40 * time.Second):
-				// The harness's cleanup kills sshd, which ends Run.
-				t.Fatalf("Run still transferring after 40 s\n%s", msg)
-			}
-			t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
-			if got := transport.ExitCode(err); got != 1 {
-				t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
-			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "'builder'") {
-				t.Errorf("error %q does not say %q naming the machine", err, tc.want)
-			}
-			if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
-				t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
-			}
+			runOddMachine(t, tc.odd, 2*time.Second, tc.want)
 		})
+	}
+}
+
+// runOddMachine offloads a good build to a machine whose guix first runs
+// the shell code odd, and checks that Run ends within 40 s with exit 1,
+// an error saying want and naming the machine, and the master's store
+// untouched. stall is Build.Stall (0: the default).
+func runOddMachine(t *testing.T, odd string, stall time.Duration, want string) {
+	t.Helper()
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+	script := "#!/bin/sh\n" + odd + "\nexec guix \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j := w.job(t, goodScript)
+	before := w.master.Entries(t)
+	b, _, msg := w.build(j, func(b *transport.Build) {
+		b.ACL = w.master.ACL(t)
+		b.RemoteGuix = "guix-odd"
+		b.Stall = stall
+	})
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- transport.Run(context.Background(), b) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(40 * time.Second):
+		// The harness's cleanup kills sshd, which ends Run.
+		t.Fatalf("Run still running after 40 s\n%s", msg)
+	}
+	t.Logf("error after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if got := transport.ExitCode(err); got != 1 {
+		t.Fatalf("Run = %v (exit %d), want exit 1\n%s", err, got, msg)
+	}
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "'builder'") {
+		t.Errorf("error %q does not say %q naming the machine", err, want)
+	}
+	if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
