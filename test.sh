@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(guile-3.0 guile-gcrypt avahi-daemon avahi-utils dbus openssh-server
-  openssh-client iproute2 procps)
+  openssh-client iproute2 procps make)
 
 install_packages() {
   local missing=()

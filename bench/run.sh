@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                      # every row group
 #   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint
-#   bench/run.sh --results            # also rewrite bench/RESULTS.md and the README's table
+#   bench/run.sh --results            # also rewrite bench/RESULTS.md and docs/benchmarks.md's table
 #   bench/run.sh --quick transfer     # small sizes, for a quick look (not for RESULTS.md)
 #
 # Prints one Markdown table of medians and ratios, each ours against a
@@ -143,16 +143,16 @@ if [ $results = yes ]; then
   } > bench/RESULTS.md
   echo "run.sh: wrote bench/RESULTS.md" >&2
 
-  # The README's copy of the table, between its markers (its ## Benchmarks
-  # section); nothing else in the README is touched.
+  # docs/benchmarks.md's copy of the table, between its markers; nothing
+  # else in that page is touched.
   begin='<!-- bench-results:begin -->'
   end='<!-- bench-results:end -->'
-  if grep -qxF "$begin" README.md && grep -qxF "$end" README.md; then
+  if grep -qxF "$begin" docs/benchmarks.md && grep -qxF "$end" docs/benchmarks.md; then
     {
       echo "$begin"
       echo
       echo "Latest run ($start, $machine; \`$cmdline\`). How each figure was"
-      echo "taken is under the full table in [bench/RESULTS.md](bench/RESULTS.md)."
+      echo "taken is under the full table in [bench/RESULTS.md](../bench/RESULTS.md)."
       echo
       cat "$tmp/summary.md"
       echo
@@ -161,11 +161,11 @@ if [ $results = yes ]; then
     awk -v b="$begin" -v e="$end" -v f="$tmp/section" '
       $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
       $0 == e { skip = 0; next }
-      !skip { print }' README.md > "$tmp/README.md"
-    cat "$tmp/README.md" > README.md
-    echo "run.sh: updated the table in README.md" >&2
+      !skip { print }' docs/benchmarks.md > "$tmp/benchmarks.md"
+    cat "$tmp/benchmarks.md" > docs/benchmarks.md
+    echo "run.sh: updated the table in docs/benchmarks.md" >&2
   else
-    echo "run.sh: README.md has no $begin … $end markers; its table was not updated" >&2
+    echo "run.sh: docs/benchmarks.md has no $begin … $end markers; its table was not updated" >&2
   fi
 fi
 exit $status

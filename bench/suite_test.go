@@ -26,7 +26,7 @@ import (
 var (
 	flagRows           = flag.String("bench.rows", strings.Join(groupNames(), ","), "comma-separated row groups to measure")
 	flagOut            = flag.String("bench.out", "", "also write the Markdown table to `FILE`")
-	flagSummary        = flag.String("bench.summary", "", "also write the table without its notes to `FILE` (for the README)")
+	flagSummary        = flag.String("bench.summary", "", "also write the table without its notes to `FILE` (for docs/benchmarks.md)")
 	flagManifest       = flag.String("bench.manifest", "", "append every namespace made to `FILE`, for run.sh's trap")
 	flagProbes         = flag.Int("bench.probes", 15, "Guile-SSH probes (and process-level decisions) per measure")
 	flagTransfer       = flag.Int("bench.transfer-mib", 512, "size of the random transfer in MiB")

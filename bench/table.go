@@ -193,7 +193,7 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 }
 
 // WriteSummary writes the table without its "how" column and notes, for
-// the README.
+// docs/benchmarks.md.
 func (t *Table) WriteSummary(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| # | measure | ours | reference | ours ÷ reference |\n")
