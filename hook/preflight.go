@@ -44,16 +44,9 @@ func checkLocal(cfg *Config, o *Options) (*pki.ACL, string, error) {
 			return nil, "", fmt.Errorf("acl in hook.toml: %q cannot be read (retrieved outputs could not be verified): %w", cfg.ACL, errors.Unwrap(err))
 		}
 	}
-	guix := cfg.RealGuix
-	if guix != "" {
-		if err := executable(guix); err != nil {
-			return nil, "", fmt.Errorf("real-guix in hook.toml: %w (inputs could not be exported)", err)
-		}
-	} else {
-		var err error
-		if guix, err = RealGuix(o.Env("PATH"), ""); err != nil {
-			return nil, "", fmt.Errorf("real-guix in hook.toml is not set and there is %w (inputs could not be exported)", err)
-		}
+	guix, err := LocalGuix(cfg.RealGuix, "hook.toml", o.Env("PATH"), "")
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (inputs could not be exported)", err)
 	}
 	fi, err := os.Stat(cfg.Store)
 	switch {

@@ -35,6 +35,32 @@ func RealGuix(path, self string) (string, error) {
 	return "", fmt.Errorf("no guix other than %s on PATH %q", self, path)
 }
 
+// LocalGuix is the real guix that the shim and the transport run: realGuix
+// (real-guix in the configuration file config) when set, checked to be an
+// executable file other than self, else [RealGuix] on path. self is this
+// program ("" means os.Executable). The error names real-guix in config.
+func LocalGuix(realGuix, config, path, self string) (string, error) {
+	if self == "" {
+		self, _ = os.Executable()
+	}
+	if realGuix == "" {
+		g, err := RealGuix(path, self)
+		if err != nil {
+			return "", fmt.Errorf("real-guix in %s is not set and there is %w", config, err)
+		}
+		return g, nil
+	}
+	if err := executable(realGuix); err != nil {
+		return "", fmt.Errorf("real-guix in %s: %w", config, err)
+	}
+	a, err1 := os.Stat(self)
+	b, err2 := os.Stat(realGuix)
+	if err1 == nil && err2 == nil && os.SameFile(a, b) {
+		return "", fmt.Errorf("real-guix in %s: %q is guix-offload itself, not the real guix", config, realGuix)
+	}
+	return realGuix, nil
+}
+
 // ErrNotShim says that a program name is not the shim's.
 var ErrNotShim = errors.New("not invoked as guix")
 

@@ -40,18 +40,21 @@ func shimSetup(t *testing.T) (shimDir, realDir, config string) {
 	if err := os.WriteFile(filepath.Join(realDir, "guix"), []byte(fakeGuix), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := runInstallShim(installShimOptions{}, shimDir, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "GUIX="+filepath.Join(shimDir, "guix")) {
-		t.Errorf("install-shim says %q", out.String())
-	}
 	config = filepath.Join(base, "hook.toml")
 	cfg := "machines-file = \"" + filepath.Join(base, "machines.scm") + "\"\nstate-directory = \"" + filepath.Join(base, "state") +
 		"\"\ndiscovery = false\n"
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// The shim finds the real guix on PATH, after itself, as install-shim
+	// checks.
+	t.Setenv("PATH", shimDir+string(filepath.ListSeparator)+realDir)
+	var out bytes.Buffer
+	if err := runInstallShim(installShimOptions{config: config}, shimDir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "GUIX="+filepath.Join(shimDir, "guix")) {
+		t.Errorf("install-shim says %q", out.String())
 	}
 	return shimDir, realDir, config
 }
@@ -122,11 +125,12 @@ func TestShimRunsHook(t *testing.T) {
 
 func TestInstallShim(t *testing.T) {
 	dir := t.TempDir()
+	config := fakeRealGuix(t)
 	var out bytes.Buffer
-	if err := runInstallShim(installShimOptions{}, dir, &out); err != nil {
+	if err := runInstallShim(installShimOptions{config: config}, dir, &out); err != nil {
 		t.Fatal(err)
 	}
-	if err := runInstallShim(installShimOptions{}, dir, &out); err != nil || !strings.Contains(out.String(), "already links") {
+	if err := runInstallShim(installShimOptions{config: config}, dir, &out); err != nil || !strings.Contains(out.String(), "already links") {
 		t.Fatalf("second install: %v %q", err, out.String())
 	}
 	if err := runInstallShim(installShimOptions{remove: true}, dir, &out); err != nil {
@@ -137,13 +141,13 @@ func TestInstallShim(t *testing.T) {
 	}
 	// Someone else's guix is left alone unless --force.
 	os.WriteFile(filepath.Join(dir, "guix"), []byte("#!/bin/sh\n"), 0o755)
-	if err := runInstallShim(installShimOptions{}, dir, &out); err == nil || !strings.Contains(err.Error(), "exists") {
+	if err := runInstallShim(installShimOptions{config: config}, dir, &out); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("err %v", err)
 	}
 	if err := runInstallShim(installShimOptions{remove: true}, dir, &out); err == nil {
 		t.Fatal("removed a file that is not the shim")
 	}
-	if err := runInstallShim(installShimOptions{force: true}, dir, &out); err != nil {
+	if err := runInstallShim(installShimOptions{force: true, config: config}, dir, &out); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,14 @@ hook merges them with /etc/guix/machines.scm.`,
 
 // run executes the command line and maps its error to an exit status.
 func run(ctx context.Context, args []string) int {
+	return runWith(ctx, args, os.Stdout, os.Stderr)
+}
+
+// runWith is run with the output streams given, for tests.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCommand()
 	root.SetArgs(args)
-	return cli.Exit(os.Stderr, "guix-offload", root.ExecuteContext(ctx))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return cli.Exit(stderr, "guix-offload", root.ExecuteContext(ctx))
 }
