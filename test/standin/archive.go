@@ -134,6 +134,12 @@ func (g *guix) export(paths []string, recursive bool) error {
 // stream. It is all or nothing: items go under temporary names first and
 // are moved into place only when the whole stream checked out.
 func (g *guix) importArchive(ctx context.Context) error {
+	return g.importArchiveFunc(ctx, nil)
+}
+
+// importArchiveFunc is importArchive, calling imported (when not nil)
+// for each item read, in order.
+func (g *guix) importArchiveFunc(ctx context.Context, imported func(store.Info)) error {
 	acl, err := pki.ReadACL(g.aclFile)
 	if err != nil {
 		return err
@@ -181,6 +187,9 @@ func (g *guix) importArchive(ctx context.Context) error {
 			}
 		}
 		seen[it.Path] = true
+		if imported != nil {
+			imported(store.Info{Path: it.Path})
+		}
 	}
 	for len(items) > 0 {
 		it := items[0]

@@ -26,8 +26,13 @@ type buildOptions struct {
 }
 
 // errBuild is a failed build; its message is the daemon's, as `guix
-// build` reports it.
-type errBuild struct{ msg string }
+// build` reports it, and status what the daemon's Worker::exitStatus
+// (nix/libstore/build.cc) gives a client of its store protocol: 101 when
+// the build timed out, 100 when it failed.
+type errBuild struct {
+	msg    string
+	status int
+}
 
 func (e *errBuild) Error() string { return e.msg }
 
@@ -143,19 +148,39 @@ func (g *guix) plainFile(expr string) (string, error) {
 	if !store.ValidName(name) {
 		return "", fmt.Errorf("invalid name for a store item: %q", name)
 	}
-	p := store.TextPath(g.store.Dir, name, content, nil)
+	return g.addText(name, content, nil)
+}
+
+// addText adds a text file to the store as the daemon's add-text-to-store
+// does, and returns its path.
+func (g *guix) addText(name, content string, refs []string) (string, error) {
+	if !store.ValidName(name) {
+		return "", fmt.Errorf("invalid name for a store item: %q", name)
+	}
+	for _, r := range refs {
+		if !g.store.Valid(r) {
+			return "", fmt.Errorf("path `%s' is not valid", r)
+		}
+	}
+	p := store.TextPath(g.store.Dir, name, content, refs)
 	if g.store.Valid(p) {
 		return p, nil
 	}
-	tmp := filepath.Join(g.store.Dir, fmt.Sprintf(".add-%d", os.Getpid()))
-	if err := os.WriteFile(tmp, []byte(content), 0o444); err != nil {
+	tmp, err := os.CreateTemp(g.store.Dir, ".add-")
+	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+	_, werr := tmp.WriteString(content)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o444)); err != nil {
+		os.Remove(tmp.Name())
 		return "", err
 	}
-	return p, g.store.Register(store.Info{Path: p})
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return p, g.store.Register(store.Info{Path: p, References: refs})
 }
 
 // build makes the outputs of drvPath valid and returns them.
@@ -193,7 +218,12 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 	for _, in := range drv.Inputs {
 		sub, err := g.build(ctx, in.Drv, opts)
 		if err != nil {
-			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+			status := 1
+			var eb *errBuild
+			if errors.As(err, &eb) {
+				status = eb.status
+			}
+			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath), status}
 		}
 		inputs = append(inputs, in.Drv)
 		inputs = append(inputs, sub...)
@@ -215,7 +245,11 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 			_ = os.RemoveAll(o)
 		}
 		fmt.Fprintln(g.stderr, err)
-		return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+		status := 100
+		if errors.Is(err, errTimedOut) {
+			status = 101
+		}
+		return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath), status}
 	}
 	for _, o := range outs {
 		if _, err := os.Lstat(o); err != nil {
@@ -223,7 +257,7 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 				_ = os.RemoveAll(o)
 			}
 			fmt.Fprintf(g.stderr, "builder for `%s' failed to produce output path `%s'\n", drvPath, o)
-			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath)}
+			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath), 100}
 		}
 	}
 	for _, o := range outs {
@@ -351,12 +385,21 @@ func (g *guix) runBuilder(ctx context.Context, drvPath string, drv *derivation.D
 			mu.Unlock()
 			if opts.maxSilent > 0 && silent >= opts.maxSilent {
 				kill()
-				return fmt.Errorf("building of `%s' timed out after %d seconds of silence", drvPath, int(opts.maxSilent/time.Second))
+				return &timedOut{fmt.Sprintf("building of `%s' timed out after %d seconds of silence", drvPath, int(opts.maxSilent/time.Second))}
 			}
 			if opts.timeout > 0 && now.Sub(start) >= opts.timeout {
 				kill()
-				return fmt.Errorf("building of `%s' timed out after %d seconds", drvPath, int(opts.timeout/time.Second))
+				return &timedOut{fmt.Sprintf("building of `%s' timed out after %d seconds", drvPath, int(opts.timeout/time.Second))}
 			}
 		}
 	}
 }
+
+// errTimedOut is matched (errors.Is) by a builder the daemon killed for
+// max-silent-time or the build timeout.
+var errTimedOut = errors.New("timed out")
+
+type timedOut struct{ msg string }
+
+func (e *timedOut) Error() string        { return e.msg }
+func (e *timedOut) Is(target error) bool { return target == errTimedOut }

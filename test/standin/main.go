@@ -15,6 +15,7 @@
 //	guix archive --export [-r] PATH…   (signed export stream on stdout, dependencies first)
 //	guix archive --import              (export stream on stdin; all-or-nothing)
 //	guix build [--max-silent-time=N] [--timeout=N] [--no-offload] DRV…
+//	guix daemon [--listen=SOCKET] [--protocol-version=V]   (guix-daemon's store protocol; see cmdDaemon)
 //
 // Where things are comes from the environment, with Guix's paths as
 // defaults: GUIX_STANDIN_STORE (/gnu/store), GUIX_STANDIN_STATE (its
@@ -84,6 +85,8 @@ func (g *guix) run(ctx context.Context, args []string) int {
 		return g.cmdArchive(ctx, args[1:])
 	case "build":
 		return g.cmdBuild(ctx, args[1:])
+	case "daemon":
+		return g.cmdDaemon(ctx, args[1:])
 	}
 	fmt.Fprintf(g.stderr, "guix: %s: command not found\n", args[0])
 	return 1
