@@ -1,0 +1,154 @@
+package pairing
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Record is what one pairing changed on this side, kept in a records
+// directory as NAME.json so that `pair --list` can show it and `pair
+// --remove NAME` undo it.
+type Record struct {
+	// Peer is the other side, as it showed itself.
+	Peer Identity `json:"peer"`
+	// Paired is when.
+	Paired time.Time `json:"paired"`
+	// ACL is the Guix ACL change.
+	ACL *ACLChange `json:"acl,omitempty"`
+	// AuthorizedKeys is the master's key for the login (machine side).
+	AuthorizedKeys *KeyLineChange `json:"authorized-keys,omitempty"`
+}
+
+// ErrNotPaired is returned by [Remove] for a name without a record.
+var ErrNotPaired = errors.New("not paired")
+
+func recordPath(dir, name string) (string, error) {
+	if !nameRE.MatchString(name) {
+		return "", fmt.Errorf("bad name %q: use letters, digits, '.', '_' and '-'", printable(name))
+	}
+	return filepath.Join(dir, name+".json"), nil
+}
+
+func writeRecord(j *journal, dir string, r *Record) error {
+	p, err := recordPath(dir, r.Peer.Name)
+	if err != nil {
+		return err
+	}
+	if err := j.mkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := j.save(p); err != nil {
+		return err
+	}
+	return writeAtomic(p, append(data, '\n'), 0o600, -1, -1)
+}
+
+func readRecord(path string) (*Record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// List returns the pairing records in dir, sorted by name. A missing
+// directory means none.
+func List(dir string) ([]*Record, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list pairings: %w", err)
+	}
+	var out []*Record
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		r, err := readRecord(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("list pairings: %w", err)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Record) int { return strings.Compare(a.Peer.Name, b.Peer.Name) })
+	return out, nil
+}
+
+// shared is a resource that the first pairing created and the last
+// removal deletes: the machine's login, the master's SSH key.
+type shared struct {
+	// Created says pairing made it.
+	Created bool `json:"created"`
+	// What names it (the login, the key file).
+	What string `json:"what"`
+	// Home is a created login's home directory.
+	Home string `json:"home,omitempty"`
+	// Dirs are the directories created for it, parents first.
+	Dirs []string `json:"dirs,omitempty"`
+}
+
+// removeDirs removes the directories in dirs that are empty, deepest
+// first.
+func removeDirs(dirs ...string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
+}
+
+func readShared(path string) (*shared, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s shared
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+func writeShared(j *journal, path string, s *shared) error {
+	if err := j.mkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := j.save(path); err != nil {
+		return err
+	}
+	return writeAtomic(path, append(data, '\n'), 0o600, -1, -1)
+}
+
+// removeRecords removes a record file and, when it was the last, the
+// records directory and the shared file that pairing created.
+func removeRecordFile(j *journal, path string) error {
+	if err := j.save(path); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
