@@ -40,7 +40,13 @@ func TestBuildClassifies(t *testing.T) {
 		{"builder says timed out, then daemon gone", "test foo timed out after 60 seconds\nguix build: error: failed to connect to `/var/guix/daemon-socket/socket': Connection refused\n", 1, 1},
 		{"builder says failed output, then daemon gone",
 			"warning: failed to produce output path `/tmp/x'\nhash mismatch in fixed-output derivation `" + drv + "':\nbuilder for something failed\nguix build: error: failed to connect to `/var/guix/daemon-socket/socket': Connection refused\n", 1, 1},
-		{"mid-line phrase", "note: building of `" + drv + "' timed out after 5 seconds\n", 1, 1},
+		// The daemon's verdict follows the builder's last output on
+		// the same line when that output lacks a newline.
+		{"builder failed after a partial line", "partialbuilder for `" + drv + "' failed with exit code 7\nguix build: error: build of `" + drv + "' failed\n", 1, 100},
+		{"silence after a partial line", "startbuilding of `" + drv + "' timed out after 3 seconds of silence\n", 1, 101},
+		{"timeout after a partial line", "...building of `" + drv + "' timed out after 4 seconds\n", 1, 101},
+		{"disk full after a partial line", "no space" + diskNote + "\nbuilder for `" + drv + "' failed with exit code 1\n", 1, 1},
+		{"phrase not at the end of its line", "note: building of `" + drv + "' timed out after 5 seconds, says the builder\n", 1, 1},
 		{"another derivation failed", "builder for `" + other + "' failed with exit code 1\ncannot build derivation `" + drv + "': 1 dependencies couldn't be built\n", 1, 1},
 		{"another item's hash", "hash mismatch for store item '/gnu/store/zyxwvsrqpnmlkjihgfdcba9876543210-src'\n", 1, 1},
 		{"disk full", "no space left\n" + diskNote + "\nbuilder for `" + drv + "' failed with exit code 1\n", 1, 1},

@@ -23,7 +23,9 @@
 //     --timeout=N DRV`, its output (the whole build log at verbosity 3)
 //     copied to the build-log writer as it arrives. `guix build`
 //     exits 1 for every failure; the daemon's own lines about this
-//     derivation, matched whole ("building of `DRV' timed out after N
+//     derivation, matched where they end a line (the daemon prints its
+//     verdict right after the builder's last output, on the same line
+//     when that lacks a newline) ("building of `DRV' timed out after N
 //     seconds", "builder for `DRV' failed with exit code N", "hash
 //     mismatch for store item 'OUT'"), tell a timeout and a failed build
 //     from a transient failure: the last one wins, the builder's own log

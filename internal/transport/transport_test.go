@@ -230,6 +230,17 @@ func TestRunFailures(t *testing.T) {
 	}{
 		{name: "build fails", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: `echo "about to fail"; exit 3`, code: 100, want: "build failed"},
+		// The real daemon prints its verdict right after the builder's
+		// last output, on the same line when that lacks a newline
+		// ("partialbuilder for `…' failed with exit code 7").
+		{name: "build fails after a partial line", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `printf partial; exit 7`, code: 100, want: "build failed"},
+		{name: "silent after a partial line", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `printf partial; sleep 30; echo late > "$out"`, mod: func(b *transport.Build) { b.MaxSilent = time.Second },
+			code: 101, want: "timed out"},
+		{name: "timeout after a partial line", opts: worldOptions{trustMaster: true, trustSigner: true},
+			script: `printf partial; while :; do printf .; sleep 0.2; done`, mod: func(b *transport.Build) { b.Timeout = 2 * time.Second },
+			code: 101, want: "timed out"},
 		{name: "build fails, its log mentions a timeout", opts: worldOptions{trustMaster: true, trustSigner: true},
 			script: `echo "test net/http timed out after 60 seconds"; exit 1`, code: 100, want: "build failed"},
 		{name: "the machine's daemon fails, the log mentions a failed build", opts: worldOptions{trustMaster: true, trustSigner: true},

@@ -19,7 +19,7 @@ const (
 // verdicts reads `guix build` output line by line and keeps the last
 // verdict the daemon gave about this one derivation. Only the daemon's
 // own lines count (nix/libstore/build.cc), and only those naming this
-// derivation or its outputs, matched whole: a builder that prints "test
+// derivation or its outputs, matched whole at the end of a line: a builder that prints "test
 // foo timed out after 60 seconds" or "failed to produce output path"
 // in its log must not turn a failure into a timeout, or a transient
 // failure into a permanent one the daemon caches. The builder's log all
@@ -31,15 +31,21 @@ type verdicts struct {
 	last                              verdict
 }
 
-// The daemon's messages, as `guix build` relays them (alone on their
-// line, or after "error: " or "guix build: error: ").
-const daemonPrefix = "^(?:guix build: error: |error: )?"
-
 // diskNote is what the daemon prints just before "builder for … failed"
 // when the store's file system is nearly full; it then treats the failure
 // as transient and does not cache it, and so do we.
 const diskNote = "note: build failure may have been caused by lack of free disk space"
 
+// newVerdicts returns the scanner for the build of drv with outputs.
+//
+// The daemon's messages end their line: it prints each one with a
+// newline right after whatever the builder wrote last, so when the
+// builder's last output lacks a newline the message shares its line
+// ("partialbuilder for `…' failed with exit code 7", as observed with
+// real Guix), and `guix build` may relay one after "error: " or "guix
+// build: error: ". Whatever precedes a message on its line is
+// therefore allowed; what follows it is not: each pattern is anchored
+// at the end of the line only.
 func newVerdicts(drv string, outputs []string) *verdicts {
 	d := regexp.QuoteMeta(drv)
 	v := &verdicts{
@@ -47,14 +53,14 @@ func newVerdicts(drv string, outputs []string) *verdicts {
 		// of silence", "… timed out after N seconds", "… killed after
 		// writing more than N bytes of log output" (handled as a
 		// timeout).
-		timeout: regexp.MustCompile(daemonPrefix + "building of `" + d + "' (?:timed out after [0-9]+ seconds(?: of silence)?|killed after writing more than [0-9]+ bytes of log output)$"),
+		timeout: regexp.MustCompile("building of `" + d + "' (?:timed out after [0-9]+ seconds(?: of silence)?|killed after writing more than [0-9]+ bytes of log output)$"),
 		// "builder for `DRV' " + statusToString(status), or its output
 		// check.
-		failed: regexp.MustCompile(daemonPrefix + "builder for `" + d + "' (?:failed with exit code [0-9]+|failed due to signal [0-9]+(?: \\(.*\\))?|died abnormally|failed to produce output path `[^`']+')$"),
+		failed: regexp.MustCompile("builder for `" + d + "' (?:failed with exit code [0-9]+|failed due to signal [0-9]+(?: \\(.*\\))?|died abnormally|failed to produce output path `[^`']+')$"),
 		// A failure the daemon cached earlier names the output.
-		cached: regexp.MustCompile(daemonPrefix + "builder for `([^`']+)' failed previously \\(cached\\)$"),
+		cached: regexp.MustCompile("builder for `([^`']+)' failed previously \\(cached\\)$"),
 		// A fixed-output derivation's hash check names the output.
-		mismatch: regexp.MustCompile(daemonPrefix + "hash mismatch for store item '([^`']+)'$"),
+		mismatch: regexp.MustCompile("hash mismatch for store item '([^`']+)'$"),
 		outputs:  make(map[string]bool, len(outputs)),
 	}
 	for _, o := range outputs {
@@ -71,7 +77,7 @@ func (v *verdicts) scan(line string) {
 	afterNote := v.diskNote
 	v.diskNote = false
 	switch {
-	case line == diskNote:
+	case strings.HasSuffix(line, diskNote):
 		v.diskNote = true
 	case v.timeout.MatchString(line):
 		v.last = verdictTimeout
