@@ -50,7 +50,8 @@ type Build struct {
 	Outputs []string
 
 	// MaxSilent and Timeout are the daemon's max-silent-time and build
-	// timeout; 0 means none.
+	// timeout; 0 means none. Both are sent to the machine as they are
+	// (0 included, so that its daemon's own defaults do not apply).
 	MaxSilent, Timeout time.Duration
 	// PrintBuildTrace makes Run print `@ build-remote DRV HOST` on Msg.
 	PrintBuildTrace bool
@@ -351,14 +352,11 @@ func build(ctx context.Context, b *Build) error {
 	b.msgf("offloading '%s' to '%s'...", b.Drv, b.Host)
 	// --verbosity=3 shows the whole build log (Guix's default, 1, only
 	// says what is being built), and with it the daemon's own messages.
-	argv := []string{b.RemoteGuix, "build", "--no-offload", "--verbosity=3"}
-	if b.MaxSilent > 0 {
-		argv = append(argv, "--max-silent-time="+strconv.Itoa(int(b.MaxSilent/time.Second)))
-	}
-	if b.Timeout > 0 {
-		argv = append(argv, "--timeout="+strconv.Itoa(int(b.Timeout/time.Second)))
-	}
-	argv = append(argv, b.Drv)
+	// The master's limits always go along, 0 meaning "no limit", as
+	// Guix's hook sends them: left out, the machine's daemon would apply
+	// its own --timeout and --max-silent-time.
+	argv := []string{b.RemoteGuix, "build", "--no-offload", "--verbosity=3",
+		"--max-silent-time=" + seconds(b.MaxSilent), "--timeout=" + seconds(b.Timeout), b.Drv}
 
 	grace := b.Grace
 	if grace <= 0 {
@@ -415,6 +413,18 @@ func build(ctx context.Context, b *Build) error {
 	}
 	w.flush()
 	return buildResult(b, code, w.verdict(), w.tailString())
+}
+
+// seconds formats a limit for guix's command line: whole seconds, 0 for
+// none, and at least 1 for a limit under a second (0 would lift it).
+func seconds(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < time.Second:
+		return "1"
+	}
+	return strconv.Itoa(int(d / time.Second))
 }
 
 // probeTimeout is how long the watchdog waits for the machine to answer

@@ -327,6 +327,26 @@ func TestRunFailures(t *testing.T) {
 	}
 }
 
+// TestRunSendsTheMastersLimits: the master's limits reach the machine,
+// 0 meaning "no limit", as Guix's hook sends them. Left out, the
+// machine's daemon applies its own --timeout and --max-silent-time
+// (here 1 s), and cuts a build the master allowed to run.
+func TestRunSendsTheMastersLimits(t *testing.T) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true,
+		builderEnv: []string{"GUIX_STANDIN_DAEMON_TIMEOUT=1", "GUIX_STANDIN_DAEMON_MAX_SILENT_TIME=1"}})
+	j := w.job(t, `echo working; sleep 2; `+goodScript)
+	b, log, msg := w.build(j, func(b *transport.Build) {
+		b.ACL = w.master.ACL(t)
+		b.MaxSilent, b.Timeout = 0, 0
+	})
+	if err := transport.Run(context.Background(), b); err != nil {
+		t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
+	}
+	if !w.master.Exists(j.out) {
+		t.Errorf("%s not retrieved", j.out)
+	}
+}
+
 // TestRunConnectionLost kills the machine's sshd during the build and
 // while the output is coming back: exit 1 naming the machine, nothing in
 // the store.

@@ -25,6 +25,32 @@ type buildOptions struct {
 	timeout   time.Duration // 0: none
 }
 
+// daemonDefaults are the build machine daemon's own limits, its
+// `guix-daemon --timeout=N --max-silent-time=N` (0 when unset, as in
+// guix-daemon), from GUIX_STANDIN_DAEMON_TIMEOUT and
+// GUIX_STANDIN_DAEMON_MAX_SILENT_TIME.
+func daemonDefaults() (buildOptions, error) {
+	var opts buildOptions
+	for _, v := range []struct {
+		env string
+		d   *time.Duration
+	}{
+		{"GUIX_STANDIN_DAEMON_TIMEOUT", &opts.timeout},
+		{"GUIX_STANDIN_DAEMON_MAX_SILENT_TIME", &opts.maxSilent},
+	} {
+		s := os.Getenv(v.env)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return opts, fmt.Errorf("%s=%q: want a number of seconds", v.env, s)
+		}
+		*v.d = time.Duration(n) * time.Second
+	}
+	return opts, nil
+}
+
 // errBuild is a failed build; its message is the daemon's, as `guix
 // build` reports it, and status what the daemon's Worker::exitStatus
 // (nix/libstore/build.cc) gives a client of its store protocol: 101 when
@@ -42,7 +68,15 @@ func (e *errBuild) Error() string { return e.msg }
 // prints the output paths. Like `guix build`, it exits 1 for any failure,
 // after the daemon's messages on stderr.
 func (g *guix) cmdBuild(ctx context.Context, args []string) int {
-	var opts buildOptions
+	// What the client does not set, the daemon's own --timeout and
+	// --max-silent-time decide (guix/store.scm's set-build-options
+	// sends "build-timeout" and "build-max-silent-time" only when
+	// given; nix/nix-daemon/nix-daemon.cc applies them as overrides of
+	// the daemon's settings).
+	opts, err := daemonDefaults()
+	if err != nil {
+		return g.fail("build", err)
+	}
 	var drvs, exprs []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]

@@ -21,7 +21,11 @@
 // defaults: GUIX_STANDIN_STORE (/gnu/store), GUIX_STANDIN_STATE (its
 // references database, /var/guix/standin), GUIX_STANDIN_SIGNING_KEY
 // (/etc/guix/signing-key.sec), GUIX_STANDIN_ACL (/etc/guix/acl) and
-// GUIX_STANDIN_SYSTEMS (comma-separated; this machine's system). For
+// GUIX_STANDIN_SYSTEMS (comma-separated; this machine's system). The
+// daemon's own limits, applied to a `guix build` that does not set them,
+// are GUIX_STANDIN_DAEMON_TIMEOUT and GUIX_STANDIN_DAEMON_MAX_SILENT_TIME
+// (seconds; guix-daemon's --timeout and --max-silent-time, 0 when unset).
+// For
 // fault-injection tests, GUIX_STANDIN_TAMPER=FROM=TO replaces the first
 // FROM with TO (same length) in each exported NAR after it was signed.
 package main
