@@ -30,14 +30,18 @@ const (
 )
 
 // Unknown is the value of [Announcement.Load] and [Announcement.FreeDisk]
-// when the announcement does not carry them.
-const Unknown = -1
+// when the announcement does not carry them: [scm.Unknown].
+const Unknown = scm.Unknown
 
 // Announcement is what a build machine says about itself on the LAN: a
 // machines.scm build-machine record plus what only the LAN knows. The
 // embedded [scm.Machine] has Guix's defaults for what the TXT record does
 // not carry (private-key, compression, daemon-socket); its Name is the
 // address a master connects to, its Port the SRV port (the SSH port).
+//
+// The embedded Machine's Status is nil: the announcement's own Instance,
+// Load and FreeDisk say what it says, and [Announcement.AsMachine] makes
+// them the Status of the machine a master uses.
 //
 // Start with [ParseTXT] to decode a received record or fill one in and
 // call [Announcement.Sign] and [Announcement.TXT] to send one.
@@ -90,6 +94,34 @@ type Announcement struct {
 	// raw is the TXT record as received, kept so that the signature is
 	// checked over exactly what was signed, unknown keys included.
 	raw []string
+}
+
+// AsMachine returns the machine a master may use from the announcement
+// a (which its trust policy accepted): the announced build-machine
+// record with what the announcement says at run time as its
+// [scm.Machine.Status]. It is the one conversion from an announcement to
+// a machine. The name is the announced one, else the first address; the
+// user is the announced one, else user; the private key is privateKey
+// (the announcement's own is this process's default, which means
+// nothing to the master). An announcement without a host key (which is
+// what SSH pins), a name or a user gives no machine: ok is false.
+func (a *Announcement) AsMachine(user, privateKey string) (m *scm.Machine, ok bool) {
+	if a.HostKey == "" || a.Ignored != "" {
+		return nil, false
+	}
+	c := a.Machine.Clone()
+	c.PrivateKey = privateKey
+	if c.Name == "" && len(a.Addresses) > 0 {
+		c.Name = a.Addresses[0].String()
+	}
+	if c.User == "" {
+		c.User = user
+	}
+	if c.Name == "" || c.User == "" {
+		return nil, false
+	}
+	c.Status = &scm.Status{Instance: a.Instance, Load: a.Load, FreeDisk: a.FreeDisk, Signed: a.Time}
+	return &c, true
 }
 
 // TXTError is a malformed or oversized TXT record. Field names the

@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // BenchmarkDecideBusy measures one postpone decision of a running hook
@@ -23,14 +25,14 @@ func benchDecideBusy(b *testing.B, n int) {
 	cfg := DefaultConfig()
 	cfg.StateDirectory, cfg.Store = b.TempDir(), b.TempDir()
 	cfg.ACL, cfg.RealGuix = "testdata/acl", "/bin/sh"
-	var ms []*Machine
+	var ms []*scm.Machine
 	var held []*Slot
 	for i := 0; i < n; i++ {
 		sys := "x86_64-linux"
 		if i%2 == 1 {
 			sys = "aarch64-linux"
 		}
-		m := mach(OriginStatic, fmt.Sprintf("m%d", i), 22, "ssh-ed25519 AAAA", []string{sys}, nil, 1)
+		m := mach(scm.OriginStatic, fmt.Sprintf("m%d", i), 22, "ssh-ed25519 AAAA", []string{sys}, nil, 1)
 		m.ParallelBuilds = 2
 		ms = append(ms, m)
 		if sys != "x86_64-linux" {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // MinFreeDisk is the free store space, in MiB, under which a machine is
@@ -66,7 +68,7 @@ func abbrev(s string) string {
 
 // Skip is a machine passed over, and why.
 type Skip struct {
-	Machine *Machine
+	Machine *scm.Machine
 	Reason  string
 }
 
@@ -78,7 +80,7 @@ type Plan struct {
 	Request  Request
 	Matching int
 	// Try lists the machines to try, best first.
-	Try []*Machine
+	Try []*scm.Machine
 	// Busy are machines that may take the build later (overloaded, short
 	// of disk, all slots taken); Down those that could not be used.
 	Busy, Down []Skip
@@ -88,7 +90,7 @@ type Plan struct {
 
 // Decide matches and ranks machines for r. down maps a machine's Key to
 // why it is remembered as unusable. It reads nothing and never blocks.
-func Decide(r Request, machines []*Machine, down map[string]string) *Plan {
+func Decide(r Request, machines []*scm.Machine, down map[string]string) *Plan {
 	p := &Plan{Request: r}
 	for _, m := range machines {
 		if ok, why := m.Matches(r.System, r.Features); !ok {
@@ -100,12 +102,13 @@ func Decide(r Request, machines []*Machine, down map[string]string) *Plan {
 			p.Down = append(p.Down, Skip{m, why})
 			continue
 		}
-		if m.OverloadThreshold != nil && m.Load != Unknown && m.Load >= *m.OverloadThreshold {
-			p.Busy = append(p.Busy, Skip{m, fmt.Sprintf("load %.2f ≥ overload threshold %.2f", m.Load, *m.OverloadThreshold)})
+		load, freeDisk := m.LoadAndDisk()
+		if m.OverloadThreshold != nil && load != scm.Unknown && load >= *m.OverloadThreshold {
+			p.Busy = append(p.Busy, Skip{m, fmt.Sprintf("load %.2f ≥ overload threshold %.2f", load, *m.OverloadThreshold)})
 			continue
 		}
-		if m.FreeDisk != Unknown && m.FreeDisk < MinFreeDisk {
-			p.Busy = append(p.Busy, Skip{m, fmt.Sprintf("only %d MiB free in the store", m.FreeDisk)})
+		if freeDisk != scm.Unknown && freeDisk < MinFreeDisk {
+			p.Busy = append(p.Busy, Skip{m, fmt.Sprintf("only %d MiB free in the store", freeDisk)})
 			continue
 		}
 		if m.ParallelBuilds < 1 {
@@ -114,16 +117,17 @@ func Decide(r Request, machines []*Machine, down map[string]string) *Plan {
 		}
 		p.Try = append(p.Try, m)
 	}
-	slices.SortStableFunc(p.Try, func(a, b *Machine) int {
+	slices.SortStableFunc(p.Try, func(a, b *scm.Machine) int {
 		if c := cmp.Compare(b.Speed, a.Speed); c != 0 {
 			return c
 		}
 		// Known load before unknown, lower before higher.
-		la, lb := a.Load, b.Load
-		if la == Unknown {
+		la, _ := a.LoadAndDisk()
+		lb, _ := b.LoadAndDisk()
+		if la == scm.Unknown {
 			la = 1e9
 		}
-		if lb == Unknown {
+		if lb == scm.Unknown {
 			lb = 1e9
 		}
 		return cmp.Compare(la, lb)

@@ -9,19 +9,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 func f64(v float64) *float64 { return &v }
 
-func mach(origin, name string, port int, hostKey string, systems, features []string, speed float64) *Machine {
-	return &Machine{Name: name, Port: port, User: "offload", HostKey: hostKey, Systems: systems, Features: features,
-		ParallelBuilds: 1, Speed: speed, OverloadThreshold: f64(0.8), Load: Unknown, FreeDisk: Unknown, Origin: origin}
+func mach(origin, name string, port int, hostKey string, systems, features []string, speed float64) *scm.Machine {
+	m := &scm.Machine{Name: name, Port: port, User: "offload", HostKey: hostKey, Systems: systems, Features: features,
+		ParallelBuilds: 1, Speed: speed, OverloadThreshold: f64(0.8)}
+	if origin == scm.OriginDiscovered {
+		m.Status = &scm.Status{Instance: name, Load: scm.Unknown, FreeDisk: scm.Unknown}
+	}
+	return m
 }
 
-func names(ms []*Machine) []string {
+func sameLoad(m *scm.Machine, load float64, disk int64) bool {
+	l, d := m.LoadAndDisk()
+	return l == load && d == disk
+}
+
+func names(ms []*scm.Machine) []string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.Origin+":"+m.Key())
+		out = append(out, m.Origin()+":"+m.Key())
 	}
 	return out
 }
@@ -32,12 +43,12 @@ func TestMergeAndMatch(t *testing.T) {
 	kvm := []string{"kvm"}
 	const keyA, keyB, keyC = "ssh-ed25519 AAAAA comment", "ssh-ed25519 BBBBB", "ssh-ed25519 CCCCC"
 
-	static := func() []*Machine {
-		return []*Machine{mach(OriginStatic, "a", 22, keyA, x86, nil, 1)}
+	static := func() []*scm.Machine {
+		return []*scm.Machine{mach(scm.OriginStatic, "a", 22, keyA, x86, nil, 1)}
 	}
 	tests := []struct {
 		name       string
-		discovered []*Machine
+		discovered []*scm.Machine
 		system     string
 		features   []string
 		want       []string // Plan.Try, in order
@@ -45,22 +56,22 @@ func TestMergeAndMatch(t *testing.T) {
 		{"static only", nil, "x86_64-linux", nil, []string{"machines.scm:a:22"}},
 		{"static lacks system", nil, "aarch64-linux", nil, nil},
 		{"static lacks feature", nil, "x86_64-linux", kvm, nil},
-		{"discovered adds a machine", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, kvm, 2)},
+		{"discovered adds a machine", []*scm.Machine{mach(scm.OriginDiscovered, "b", 22, keyB, both, kvm, 2)},
 			"x86_64-linux", nil, []string{"discovered:b:22", "machines.scm:a:22"}},
-		{"discovered with feature", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, kvm, 0.5)},
+		{"discovered with feature", []*scm.Machine{mach(scm.OriginDiscovered, "b", 22, keyB, both, kvm, 0.5)},
 			"x86_64-linux", kvm, []string{"discovered:b:22"}},
-		{"discovered other system", []*Machine{mach(OriginDiscovered, "b", 22, keyB, both, nil, 1)},
+		{"discovered other system", []*scm.Machine{mach(scm.OriginDiscovered, "b", 22, keyB, both, nil, 1)},
 			"aarch64-linux", nil, []string{"discovered:b:22"}},
-		{"same host key: static wins", []*Machine{mach(OriginDiscovered, "a.local", 22, "ssh-ed25519 AAAAA", both, kvm, 9)},
+		{"same host key: static wins", []*scm.Machine{mach(scm.OriginDiscovered, "a.local", 22, "ssh-ed25519 AAAAA", both, kvm, 9)},
 			"x86_64-linux", nil, []string{"machines.scm:a:22"}},
-		{"same host key, discovered-only system: static wins, no match", []*Machine{mach(OriginDiscovered, "a.local", 22, keyA, both, kvm, 9)},
+		{"same host key, discovered-only system: static wins, no match", []*scm.Machine{mach(scm.OriginDiscovered, "a.local", 22, keyA, both, kvm, 9)},
 			"aarch64-linux", nil, nil},
-		{"same name and port: static wins", []*Machine{mach(OriginDiscovered, "a", 22, keyC, both, kvm, 9)},
+		{"same name and port: static wins", []*scm.Machine{mach(scm.OriginDiscovered, "a", 22, keyC, both, kvm, 9)},
 			"x86_64-linux", kvm, nil},
-		{"same name, other port: both", []*Machine{mach(OriginDiscovered, "a", 2222, keyC, x86, nil, 1)},
+		{"same name, other port: both", []*scm.Machine{mach(scm.OriginDiscovered, "a", 2222, keyC, x86, nil, 1)},
 			"x86_64-linux", nil, []string{"machines.scm:a:22", "discovered:a:2222"}},
-		{"two discovered with one name: first wins", []*Machine{
-			mach(OriginDiscovered, "b", 22, keyB, x86, nil, 1), mach(OriginDiscovered, "b", 22, keyC, x86, nil, 3)},
+		{"two discovered with one name: first wins", []*scm.Machine{
+			mach(scm.OriginDiscovered, "b", 22, keyB, x86, nil, 1), mach(scm.OriginDiscovered, "b", 22, keyC, x86, nil, 3)},
 			"x86_64-linux", nil, []string{"machines.scm:a:22", "discovered:b:22"}},
 	}
 	for _, tc := range tests {
@@ -75,10 +86,10 @@ func TestMergeAndMatch(t *testing.T) {
 }
 
 func TestMergeTakesLoadFromAnnouncement(t *testing.T) {
-	s := mach(OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
-	d := mach(OriginDiscovered, "10.0.0.1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
-	d.Load, d.FreeDisk = 0.95, 5000
-	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, Merge([]*Machine{s}, []*Machine{d}), nil)
+	s := mach(scm.OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(scm.OriginDiscovered, "10.0.0.1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d.Status.Load, d.Status.FreeDisk = 0.95, 5000
+	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, Merge([]*scm.Machine{s}, []*scm.Machine{d}), nil)
 	if len(p.Try) != 0 || len(p.Busy) != 1 || !strings.Contains(p.Busy[0].Reason, "load 0.95") {
 		t.Fatalf("plan %+v", p)
 	}
@@ -88,11 +99,11 @@ func TestMergeTakesLoadFromAnnouncement(t *testing.T) {
 // host key is another host: its load and free disk are not the static
 // machine's.
 func TestMergeLoadNeedsSameHostKey(t *testing.T) {
-	s := mach(OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
-	d := mach(OriginDiscovered, "a", 22, "ssh-ed25519 BBBB other", []string{"x86_64-linux"}, nil, 1)
-	d.Load, d.FreeDisk = 0.95, 5
-	ms := Merge([]*Machine{s}, []*Machine{d})
-	if len(ms) != 1 || ms[0].Load != Unknown || ms[0].FreeDisk != Unknown {
+	s := mach(scm.OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(scm.OriginDiscovered, "a", 22, "ssh-ed25519 BBBB other", []string{"x86_64-linux"}, nil, 1)
+	d.Status.Load, d.Status.FreeDisk = 0.95, 5
+	ms := Merge([]*scm.Machine{s}, []*scm.Machine{d})
+	if load, disk := ms[0].LoadAndDisk(); len(ms) != 1 || load != scm.Unknown || disk != scm.Unknown {
 		t.Fatalf("merged %+v", ms[0])
 	}
 	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, ms, nil)
@@ -101,28 +112,28 @@ func TestMergeLoadNeedsSameHostKey(t *testing.T) {
 	}
 	// The same host key (another comment) is the same host.
 	d.HostKey = "ssh-ed25519 AAAA root@a"
-	if ms := Merge([]*Machine{s}, []*Machine{d}); ms[0].Load != 0.95 || ms[0].FreeDisk != 5 {
+	if ms := Merge([]*scm.Machine{s}, []*scm.Machine{d}); !sameLoad(ms[0], 0.95, 5) {
 		t.Fatalf("same host key: merged %+v", ms[0])
 	}
 }
 
 func TestRanking(t *testing.T) {
 	x86 := []string{"x86_64-linux"}
-	slow := mach(OriginStatic, "slow", 22, "", x86, nil, 0.5)
-	fastBusy := mach(OriginDiscovered, "fastbusy", 22, "", x86, nil, 3)
-	fastBusy.Load = 0.9
-	fastLoaded := mach(OriginDiscovered, "fastloaded", 22, "", x86, nil, 2)
-	fastLoaded.Load = 0.5
-	fastIdle := mach(OriginDiscovered, "fastidle", 22, "", x86, nil, 2)
-	fastIdle.Load = 0.1
-	fastUnknown := mach(OriginStatic, "fastunknown", 22, "", x86, nil, 2)
-	noLimit := mach(OriginDiscovered, "nolimit", 22, "", x86, nil, 1)
-	noLimit.Load, noLimit.OverloadThreshold = 5, nil
-	full := mach(OriginDiscovered, "full", 22, "", x86, nil, 9)
-	full.FreeDisk = 99
-	down := mach(OriginStatic, "down", 22, "", x86, nil, 10)
+	slow := mach(scm.OriginStatic, "slow", 22, "", x86, nil, 0.5)
+	fastBusy := mach(scm.OriginDiscovered, "fastbusy", 22, "", x86, nil, 3)
+	fastBusy.Status.Load = 0.9
+	fastLoaded := mach(scm.OriginDiscovered, "fastloaded", 22, "", x86, nil, 2)
+	fastLoaded.Status.Load = 0.5
+	fastIdle := mach(scm.OriginDiscovered, "fastidle", 22, "", x86, nil, 2)
+	fastIdle.Status.Load = 0.1
+	fastUnknown := mach(scm.OriginStatic, "fastunknown", 22, "", x86, nil, 2)
+	noLimit := mach(scm.OriginDiscovered, "nolimit", 22, "", x86, nil, 1)
+	noLimit.Status.Load, noLimit.OverloadThreshold = 5, nil
+	full := mach(scm.OriginDiscovered, "full", 22, "", x86, nil, 9)
+	full.Status.FreeDisk = 99
+	down := mach(scm.OriginStatic, "down", 22, "", x86, nil, 10)
 	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"},
-		[]*Machine{slow, fastBusy, fastLoaded, fastUnknown, fastIdle, noLimit, full, down},
+		[]*scm.Machine{slow, fastBusy, fastLoaded, fastUnknown, fastIdle, noLimit, full, down},
 		map[string]string{"down:22": "down for 1m more: refused"})
 	want := []string{"discovered:fastidle:22", "discovered:fastloaded:22", "machines.scm:fastunknown:22",
 		"discovered:nolimit:22", "machines.scm:slow:22"}
@@ -136,7 +147,7 @@ func TestRanking(t *testing.T) {
 
 func TestFinal(t *testing.T) {
 	now := time.Unix(1e9, 0)
-	m := mach(OriginStatic, "a", 22, "", []string{"x86_64-linux"}, nil, 1)
+	m := mach(scm.OriginStatic, "a", 22, "", []string{"x86_64-linux"}, nil, 1)
 	busy := []Skip{{m, "all 1 build slots taken"}}
 	down := []Skip{{m, "refused"}}
 	tests := []struct {
@@ -253,11 +264,15 @@ func FuzzParseArgs(f *testing.F) {
 
 func TestMachineCacheRoundTrip(t *testing.T) {
 	c := &machineCache{File: "/etc/guix/machines.scm", ID: fileID{1, 2, 3, 4, 5}, Salt: "u\x00k", Updated: time.Unix(1700000000, 5),
-		Machines: []*Machine{
+		Machines: []*scm.Machine{
 			{Name: "a\tb", Port: 22, Systems: []string{"x86_64-linux", "i686-linux"}, User: "u", PrivateKey: "/k",
 				HostKey: "ssh-ed25519 AAAA c", OverloadThreshold: f64(0.8), ParallelBuilds: 2, Speed: 1.5,
-				Features: []string{}, Load: Unknown, FreeDisk: Unknown, Origin: OriginStatic},
-			{Name: "b", Systems: []string{}, Features: []string{"kvm"}, Load: 0.25, FreeDisk: 1234, Origin: OriginDiscovered, Instance: "b.local"},
+				Compression: "zlib", CompressionLevel: 3, DaemonSocket: "/s",
+				Features: []string{}},
+			{Name: "b", Systems: []string{}, Features: []string{"kvm"},
+				Status: &scm.Status{Instance: "b.local", Load: 0.25, FreeDisk: 1234, Signed: time.Unix(1700000000, 7)}},
+			{Name: "c", Systems: []string{}, Features: []string{},
+				Status: &scm.Status{Load: scm.Unknown, FreeDisk: scm.Unknown}},
 		}}
 	got, err := decodeMachineCache(encodeMachineCache(c))
 	if err != nil {
@@ -269,7 +284,7 @@ func TestMachineCacheRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeMachineCache(f *testing.F) {
-	f.Add(encodeMachineCache(&machineCache{File: "/m.scm", Machines: []*Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
+	f.Add(encodeMachineCache(&machineCache{File: "/m.scm", Machines: []*scm.Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
 	f.Add([]byte(cacheMagic + "\n\"/m\"\t1\t2\t3\t4\t5\t\"\"\t0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := decodeMachineCache(data)

@@ -9,26 +9,27 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // discovered returns the trusted machines of the discovery cache, or of a
 // live browse bounded by cfg.BrowseTimeout when the cache is missing or
 // stale (done at most once per process: a hook serves many requests).
 // Problems are notes, not errors: static machines still work.
-func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.Time) ([]*Machine, []string) {
+func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.Time) ([]*scm.Machine, []string) {
 	var notes []string
 	if cfg.Cache != "" {
 		aclID, _ := statID(cfg.ACL)
 		salt := fmt.Sprint(cfg.Trust, "\x00", cfg.User, "\x00", cfg.PrivateKey, "\x00", d.env("HOME"), "\x00", aclID)
 		var dropped []string
-		ms, updated, err := d.cached(cfg, "discovery", cfg.Cache, salt, func() ([]*Machine, time.Time, error) {
+		ms, updated, err := d.cached(cfg, "discovery", cfg.Cache, salt, func() ([]*scm.Machine, time.Time, error) {
 			snap, err := discovery.ReadSnapshot(cfg.Cache)
 			if err != nil {
 				return nil, time.Time{}, err
 			}
 			var trusted []*discovery.Announcement
 			trusted, dropped = d.trustedOf(cfg, snap)
-			return FromAnnouncements(trusted, cfg, d.env), snap.Updated, nil
+			return machinesOf(trusted, cfg, d.env), snap.Updated, nil
 		})
 		for _, why := range dropped {
 			notes = append(notes, note("warning: discovery cache %s: %s", cfg.Cache, why))
@@ -58,13 +59,13 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 	own := filepath.Join(cfg.StateDirectory, "cache", "browse.json")
 	aclID, _ := statID(cfg.ACL)
 	salt := fmt.Sprint(cfg.Trust, "\x00", cfg.User, "\x00", cfg.PrivateKey, "\x00", d.env("HOME"), "\x00", aclID)
-	ms, updated, err := d.cached(cfg, "browse", own, salt, func() ([]*Machine, time.Time, error) {
+	ms, updated, err := d.cached(cfg, "browse", own, salt, func() ([]*scm.Machine, time.Time, error) {
 		snap, err := discovery.ReadSnapshot(own)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
 		trusted, _ := d.trustedOf(cfg, snap)
-		return FromAnnouncements(trusted, cfg, d.env), snap.Updated, nil
+		return machinesOf(trusted, cfg, d.env), snap.Updated, nil
 	})
 	if err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now) {
 		d.browsed, d.browsedOnce = ms, true
@@ -92,39 +93,24 @@ func (d *defaultSources) discovered(ctx context.Context, cfg *Config, now time.T
 	if err := discovery.WriteSnapshot(own, &discovery.Snapshot{Updated: now.UTC(), Machines: found}); err != nil {
 		notes = append(notes, note("warning: %v", err))
 	}
-	d.browsed = FromAnnouncements(trusted, cfg, d.env)
+	d.browsed = machinesOf(trusted, cfg, d.env)
 	return d.browsed, notes
 }
 
-// FromAnnouncements converts trusted announcements. The user is the
-// announced one, else cfg.User; the private key is cfg.PrivateKey, else
-// $HOME/.ssh/id_rsa. Announcements without a host key are dropped: the
-// host key is what SSH pins.
-func FromAnnouncements(as []*discovery.Announcement, cfg *Config, env func(string) string) []*Machine {
-	out := make([]*Machine, 0, len(as))
+// machinesOf returns the machines of trusted announcements
+// ([discovery.Announcement.AsMachine]): the user is the announced one,
+// else cfg.User; the private key is cfg.PrivateKey, else
+// $HOME/.ssh/id_rsa.
+func machinesOf(as []*discovery.Announcement, cfg *Config, env func(string) string) []*scm.Machine {
+	key := cfg.PrivateKey
+	if key == "" {
+		key = defaultPrivateKey(env)
+	}
+	out := make([]*scm.Machine, 0, len(as))
 	for _, a := range as {
-		if a.HostKey == "" {
-			continue
+		if m, ok := a.AsMachine(cfg.User, key); ok {
+			out = append(out, m)
 		}
-		m := &Machine{
-			Name: a.Name, Port: a.Port, User: a.User, PrivateKey: cfg.PrivateKey, HostKey: a.HostKey,
-			Systems: a.Systems, Features: a.Features, ParallelBuilds: a.ParallelBuilds, Speed: a.Speed,
-			OverloadThreshold: a.OverloadThreshold, Load: a.Load, FreeDisk: a.FreeDisk,
-			Origin: OriginDiscovered, Instance: a.Instance, Signed: a.Time,
-		}
-		if m.Name == "" && len(a.Addresses) > 0 {
-			m.Name = a.Addresses[0].String()
-		}
-		if m.User == "" {
-			m.User = cfg.User
-		}
-		if m.PrivateKey == "" {
-			m.PrivateKey = defaultPrivateKey(env)
-		}
-		if m.Name == "" || m.User == "" {
-			continue
-		}
-		out = append(out, m)
 	}
 	return out
 }

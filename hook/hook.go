@@ -17,6 +17,7 @@ import (
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/transport"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // Options are what [Serve] works with. [Main] fills them for the real
@@ -51,7 +52,7 @@ type Sources interface {
 	// Machines returns the static and the discovered machines, and notes
 	// worth a line in the daemon's log (a stale cache, say). An error
 	// means the hook cannot decide and declines.
-	Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*Machine, notes []string, err error)
+	Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error)
 }
 
 // Args are the hook's four arguments after "offload".
@@ -186,7 +187,7 @@ func (s *server) serve(ctx context.Context) int {
 // connection, all held until the process exits.
 type accepted struct {
 	req     Request
-	machine *Machine
+	machine *scm.Machine
 	slot    *Slot
 	client  *ssh.Client
 }
@@ -317,7 +318,7 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 			continue
 		}
 		s.clearPostponed(req.Drv)
-		msg := fmt.Sprintf("building on %s (%s, slot %s)%s%s", m.Label(), m.Origin, slot.Path,
+		msg := fmt.Sprintf("building on %s (%s, slot %s)%s%s", m.Label(), m.Origin(), slot.Path,
 			listText("; skipped", plan.Busy), listText("; down", plan.Down))
 		return Accept, &accepted{req: req, machine: m, slot: slot, client: client}, msg
 	}
@@ -373,8 +374,8 @@ const decisionBudget = 2
 // discovered machines, with one warning line, never the reply: the
 // static machines are loaded again with discovery off, for the rest of
 // this process.
-func (s *server) machines(ctx context.Context, now time.Time) (static, discovered []*Machine, notes []string, err error) {
-	load := func(cfg *Config) (static, discovered []*Machine, notes []string, err error, panicked any) {
+func (s *server) machines(ctx context.Context, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
+	load := func(cfg *Config) (static, discovered []*scm.Machine, notes []string, err error, panicked any) {
 		defer func() {
 			if r := recover(); r != nil {
 				panicked = r
@@ -401,7 +402,7 @@ func (s *server) machines(ctx context.Context, now time.Time) (static, discovere
 	return static, nil, notes, err
 }
 
-func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Client, err error) {
+func (s *server) connect(ctx context.Context, m *scm.Machine, slot *Slot) (c *ssh.Client, err error) {
 	defer func() {
 		// A panic here must not keep the slot until the process exits.
 		if r := recover(); r != nil {
@@ -413,7 +414,7 @@ func (s *server) connect(ctx context.Context, m *Machine, slot *Slot) (c *ssh.Cl
 	if key == "" {
 		key = defaultPrivateKey(s.o.Env)
 	}
-	t := sshconn.Target{Host: m.Name, Port: m.port(), User: m.User, PrivateKeyFile: key, HostKey: m.HostKey}
+	t := sshconn.Target{Host: m.Name, Port: m.DialPort(), User: m.User, PrivateKeyFile: key, HostKey: m.HostKey}
 	c, err = s.o.Dial(ctx, t, &sshconn.Options{Timeout: s.cfg.ConnectTimeout.D()})
 	if err != nil {
 		if errors.Is(err, sshconn.ErrBadKey) {

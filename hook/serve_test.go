@@ -14,10 +14,12 @@ import (
 
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/transport"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 type fakeSources struct {
-	static, discovered []*Machine
+	static, discovered []*scm.Machine
 	err                error
 	panicking          bool
 	// browsePanics panics when discovery is on, as a bug in the live
@@ -26,14 +28,14 @@ type fakeSources struct {
 	calls        int
 }
 
-func (f *fakeSources) Machines(_ context.Context, cfg *Config, _ time.Time) ([]*Machine, []*Machine, []string, error) {
+func (f *fakeSources) Machines(_ context.Context, cfg *Config, _ time.Time) ([]*scm.Machine, []*scm.Machine, []string, error) {
 	if f.panicking {
 		panic("boom")
 	}
 	if cfg.Discovery {
 		f.calls++
 		if f.browsePanics {
-			var found map[string][]*Machine
+			var found map[string][]*scm.Machine
 			found["x"] = nil // assignment to entry in nil map
 		}
 		return f.static, f.discovered, nil, f.err
@@ -124,10 +126,10 @@ func TestServePanicDeclines(t *testing.T) {
 // build locally, so the hook postpones, then, the machine remembered as
 // down, it does not dial again.
 func TestServeConnectFailurePostpones(t *testing.T) {
-	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	m := mach(scm.OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
 	var dialed []string
 	o := &Options{
-		Sources: &fakeSources{static: []*Machine{m}},
+		Sources: &fakeSources{static: []*scm.Machine{m}},
 		Dial: func(ctx context.Context, tg sshconn.Target, _ *sshconn.Options) (*ssh.Client, error) {
 			dialed = append(dialed, tg.Addr())
 			return nil, &sshconn.Error{Addr: tg.Addr(), Kind: sshconn.ErrUnreachable, Err: errors.New("no route to host")}
@@ -156,9 +158,9 @@ func TestServeConnectFailurePostpones(t *testing.T) {
 
 // A panic while connecting declines and frees the slot at once.
 func TestServePanicWhileConnectingFreesSlot(t *testing.T) {
-	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	m := mach(scm.OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
 	o := &Options{
-		Sources: &fakeSources{static: []*Machine{m}},
+		Sources: &fakeSources{static: []*scm.Machine{m}},
 		Dial: func(context.Context, sshconn.Target, *sshconn.Options) (*ssh.Client, error) {
 			panic("dialer exploded")
 		},
@@ -178,9 +180,9 @@ func TestServePanicWhileConnectingFreesSlot(t *testing.T) {
 // A panic while discovering machines costs the discovered machines and
 // one warning line, never the reply: the static machines still serve.
 func TestServeDiscoveryPanicKeepsStatic(t *testing.T) {
-	m := mach(OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
-	d := mach(OriginDiscovered, "d1", 22, "ssh-ed25519 BBBB", []string{"aarch64-linux"}, nil, 1)
-	src := &fakeSources{static: []*Machine{m}, discovered: []*Machine{d}, browsePanics: true}
+	m := mach(scm.OriginStatic, "b1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
+	d := mach(scm.OriginDiscovered, "d1", 22, "ssh-ed25519 BBBB", []string{"aarch64-linux"}, nil, 1)
+	src := &fakeSources{static: []*scm.Machine{m}, discovered: []*scm.Machine{d}, browsePanics: true}
 	o := &Options{
 		Sources: src,
 		Dial: func(ctx context.Context, tg sshconn.Target, _ *sshconn.Options) (*ssh.Client, error) {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,16 +24,16 @@ type defaultSources struct {
 	// mem keeps this process's conversions, by cache name.
 	mem map[string]*machineCache
 	// browsed caches the result of the one live browse of this process.
-	browsed     []*Machine
+	browsed     []*scm.Machine
 	browsedOnce bool
 }
 
-func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*Machine, notes []string, err error) {
+func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
 	if cfg.MachinesFile != "" {
 		salt := cfg.Evaluator + "\x00" + cfg.Guile
-		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, salt, func() ([]*Machine, time.Time, error) {
+		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
 			ms, err := evalMachines(ctx, cfg)
-			return FromStatic(ms), time.Time{}, err
+			return pointers(ms), time.Time{}, err
 		})
 		if err != nil {
 			return nil, nil, nil, err
@@ -79,16 +78,11 @@ func evalMachines(ctx context.Context, cfg *Config) ([]scm.Machine, error) {
 	return ms, nil
 }
 
-// FromStatic converts machines.scm entries.
-func FromStatic(ms []scm.Machine) []*Machine {
-	out := make([]*Machine, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, &Machine{
-			Name: m.Name, Port: m.Port, User: m.User, PrivateKey: m.PrivateKey, HostKey: m.HostKey,
-			Systems: slices.Clone(m.Systems), Features: slices.Clone(m.Features),
-			ParallelBuilds: m.ParallelBuilds, Speed: m.Speed, OverloadThreshold: m.OverloadThreshold,
-			Load: Unknown, FreeDisk: Unknown, Origin: OriginStatic,
-		})
+// pointers returns pointers to the elements of ms.
+func pointers(ms []scm.Machine) []*scm.Machine {
+	out := make([]*scm.Machine, len(ms))
+	for i := range ms {
+		out[i] = &ms[i]
 	}
 	return out
 }
@@ -106,7 +100,7 @@ type machineCache struct {
 	ID       fileID
 	Salt     string
 	Updated  time.Time // the snapshot's own time, for staleness
-	Machines []*Machine
+	Machines []*scm.Machine
 }
 
 type fileID struct {
@@ -125,7 +119,7 @@ func statID(path string) (fileID, bool) {
 // cached returns the machines of file through the caches, calling load
 // when they are missing or outdated. The machines returned are shared
 // with the cache: callers must not modify them ([Merge] does not).
-func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func() ([]*Machine, time.Time, error)) ([]*Machine, time.Time, error) {
+func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func() ([]*scm.Machine, time.Time, error)) ([]*scm.Machine, time.Time, error) {
 	id, ok := statID(file)
 	if !ok {
 		// Missing or unreadable: let load say what it makes of it.
@@ -168,14 +162,18 @@ func (d *defaultSources) remember(name string, c *machineCache) {
 }
 
 // The cache file is line-oriented and quick to read: a header line
-// "guix-offload-machines 3"; a line with the file name, its identity, the
-// salt and the time; then one line per machine (the last field is the
-// signature's time in Unix nanoseconds, 0 for none), fields separated by tabs,
-// strings quoted with strconv.Quote, lists joined by commas inside the
-// quotes.
-const cacheMagic = "guix-offload-machines 3"
+// "guix-offload-machines 4"; a line with the file name, its identity, the
+// salt and the time; then one line per machine: the build-machine fields
+// in Guix's order, then "-" for a machine without a [scm.Status] or else
+// its instance, load, free disk space and signature time (Unix
+// nanoseconds, 0 for none). Fields are separated by tabs, strings quoted
+// with strconv.Quote, lists joined by commas inside the quotes.
+const cacheMagic = "guix-offload-machines 4"
 
-const machineFields = 15
+const (
+	recordFields = 13 // the build-machine fields
+	statusFields = 4  // instance, load, free disk, signed
+)
 
 func encodeMachineCache(c *machineCache) []byte {
 	var b strings.Builder
@@ -188,15 +186,19 @@ func encodeMachineCache(c *machineCache) []byte {
 		if m.OverloadThreshold != nil {
 			threshold = ff(*m.OverloadThreshold)
 		}
-		var signed int64
-		if !m.Signed.IsZero() {
-			signed = m.Signed.UnixNano()
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s",
+			strconv.Quote(m.Name), m.Port, strconv.Quote(strings.Join(m.Systems, ",")), strconv.Quote(m.User),
+			strconv.Quote(m.PrivateKey), strconv.Quote(m.HostKey), strconv.Quote(m.Compression), strconv.Quote(m.DaemonSocket),
+			m.CompressionLevel, threshold, ff(m.Speed), m.ParallelBuilds, strconv.Quote(strings.Join(m.Features, ",")))
+		if st := m.Status; st == nil {
+			b.WriteString("\t-\n")
+		} else {
+			var signed int64
+			if !st.Signed.IsZero() {
+				signed = st.Signed.UnixNano()
+			}
+			fmt.Fprintf(&b, "\t%s\t%s\t%d\t%d\n", strconv.Quote(st.Instance), ff(st.Load), st.FreeDisk, signed)
 		}
-		fmt.Fprintf(&b, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n",
-			strconv.Quote(m.Name), m.Port, strconv.Quote(m.User), strconv.Quote(m.PrivateKey), strconv.Quote(m.HostKey),
-			strconv.Quote(strings.Join(m.Systems, ",")), strconv.Quote(strings.Join(m.Features, ",")),
-			m.ParallelBuilds, ff(m.Speed), threshold, ff(m.Load), m.FreeDisk,
-			strconv.Quote(m.Origin), strconv.Quote(m.Instance), signed)
 	}
 	return []byte(b.String())
 }
@@ -251,23 +253,30 @@ func decodeMachineCache(data []byte) (*machineCache, error) {
 	if ns := num(h[7]); ns != (time.Time{}).UnixNano() {
 		c.Updated = time.Unix(0, ns)
 	}
-	c.Machines = make([]*Machine, 0, len(lines)-2)
+	c.Machines = make([]*scm.Machine, 0, len(lines)-2)
 	for _, line := range lines[2:] {
 		f := strings.Split(line, "\t")
-		if len(f) != machineFields {
+		switch {
+		case len(f) == recordFields+1 && f[recordFields] == "-":
+		case len(f) == recordFields+statusFields:
+		default:
 			return nil, errBadCache
 		}
-		m := &Machine{
-			Name: unq(f[0]), Port: int(num(f[1])), User: unq(f[2]), PrivateKey: unq(f[3]), HostKey: unq(f[4]),
-			Systems: list(f[5]), Features: list(f[6]), ParallelBuilds: int(num(f[7])), Speed: flt(f[8]),
-			Load: flt(f[10]), FreeDisk: num(f[11]), Origin: unq(f[12]), Instance: unq(f[13]),
-		}
-		if ns := num(f[14]); ns != 0 {
-			m.Signed = time.Unix(0, ns)
+		m := &scm.Machine{
+			Name: unq(f[0]), Port: int(num(f[1])), Systems: list(f[2]), User: unq(f[3]),
+			PrivateKey: unq(f[4]), HostKey: unq(f[5]), Compression: unq(f[6]), DaemonSocket: unq(f[7]),
+			CompressionLevel: int(num(f[8])), Speed: flt(f[10]), ParallelBuilds: int(num(f[11])), Features: list(f[12]),
 		}
 		if f[9] != "#f" {
 			t := flt(f[9])
 			m.OverloadThreshold = &t
+		}
+		if len(f) == recordFields+statusFields {
+			st := &scm.Status{Instance: unq(f[13]), Load: flt(f[14]), FreeDisk: num(f[15])}
+			if ns := num(f[16]); ns != 0 {
+				st.Signed = time.Unix(0, ns)
+			}
+			m.Status = st
 		}
 		if err != nil {
 			return nil, errBadCache

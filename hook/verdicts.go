@@ -12,6 +12,7 @@ import (
 
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // trustedOf returns the machines of the snapshot snap (the discovery
@@ -64,7 +65,7 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 			continue
 		}
 		if a.Name == "" && len(a.Addresses) > 0 {
-			a.Name = a.Addresses[0].String() // as FromAnnouncements connects
+			a.Name = a.Addresses[0].String() // as AsMachine connects
 		}
 		key := verdictKey(cfg.ACL, aclID, a)
 		v, ok := old[key]
@@ -95,14 +96,18 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 // freshDiscovered returns ms without the discovered machines whose
 // signature is too old or too new at now (under trust "acl"), and why
 // each was left out. It does not modify ms.
-func freshDiscovered(ms []*Machine, cfg *Config, now time.Time) ([]*Machine, []string) {
+func freshDiscovered(ms []*scm.Machine, cfg *Config, now time.Time) ([]*scm.Machine, []string) {
 	if cfg.Trust != "acl" {
 		return ms, nil
 	}
-	var out []*Machine
+	var out []*scm.Machine
 	var notes []string
 	for i, m := range ms {
-		ok, why := discovery.CheckTime(m.Signed, now)
+		var st scm.Status
+		if m.Status != nil {
+			st = *m.Status
+		}
+		ok, why := discovery.CheckTime(st.Signed, now)
 		if ok {
 			if out != nil {
 				out = append(out, m)
@@ -110,9 +115,9 @@ func freshDiscovered(ms []*Machine, cfg *Config, now time.Time) ([]*Machine, []s
 			continue
 		}
 		if out == nil {
-			out = append(make([]*Machine, 0, len(ms)), ms[:i]...)
+			out = append(make([]*scm.Machine, 0, len(ms)), ms[:i]...)
 		}
-		notes = append(notes, note("warning: ignoring discovered machine '%s': %s", m.Instance, why))
+		notes = append(notes, note("warning: ignoring discovered machine '%s': %s", st.Instance, why))
 	}
 	if out == nil {
 		return ms, nil
@@ -187,9 +192,9 @@ func readVerdicts(path string) map[string]verdict {
 // [defaultSources.trustedOf]), for commands that show what the hook sees,
 // such as `guix-offload test` and `status`. It keeps verdicts in the
 // state directory when it can write there, like the hook.
-func TrustedSnapshot(cfg *Config, snap *discovery.Snapshot, now time.Time, env func(string) string) ([]*Machine, []string) {
+func TrustedSnapshot(cfg *Config, snap *discovery.Snapshot, now time.Time, env func(string) string) ([]*scm.Machine, []string) {
 	d := &defaultSources{env: env}
 	kept, dropped := d.trustedOf(cfg, snap)
-	ms, stale := freshDiscovered(FromAnnouncements(kept, cfg, env), cfg, now)
+	ms, stale := freshDiscovered(machinesOf(kept, cfg, env), cfg, now)
 	return ms, append(dropped, stale...)
 }

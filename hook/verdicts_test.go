@@ -90,9 +90,9 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range disc {
-			names = append(names, m.Instance)
+			names = append(names, m.Status.Instance)
 			if m.User != "offload" {
-				t.Errorf("%s: user %q from the edited file, want the signed one", m.Instance, m.User)
+				t.Errorf("%s: user %q from the edited file, want the signed one", m.Status.Instance, m.User)
 			}
 		}
 		return names, strings.Join(ns, "\n")
@@ -131,7 +131,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms, why := TrustedSnapshot(cfg, snapNow, now, os.Getenv)
-	if len(ms) != 2 || ms[0].Instance != "good" || ms[1].Instance != "writer-rejected" ||
+	if len(ms) != 2 || ms[0].Status.Instance != "good" || ms[1].Status.Instance != "writer-rejected" ||
 		!strings.Contains(strings.Join(why, "\n"), "ignoring 'replayed'") {
 		t.Errorf("TrustedSnapshot: %d machines, notes %q", len(ms), why)
 	}

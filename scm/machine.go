@@ -4,12 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// Machine is a machines.scm build-machine record with Guix's defaults
-// applied. Its JSON keys are Guix's field names.
+// Machine is a build machine: a machines.scm build-machine record with
+// Guix's defaults applied, and, for a machine a master heard on the LAN,
+// what it last said about itself ([Status]). It is the one type for a
+// machine a master may use: the evaluator returns it, the hook chooses
+// among them, `guix-offload machines` and `discover --format scm` print
+// them, and a trusted discovery announcement becomes one through
+// discovery.Announcement.AsMachine. Its JSON keys are Guix's field
+// names; Status is not part of the record (never evaluated, written or
+// in JSON).
 type Machine struct {
 	Name              string   `json:"name"`
 	Port              int      `json:"port"`
@@ -24,6 +35,115 @@ type Machine struct {
 	ParallelBuilds    int      `json:"parallel-builds"`
 	Speed             float64  `json:"speed"`
 	Features          []string `json:"features"`
+
+	// Status is what the machine last announced about itself; nil for a
+	// machines.scm entry, unless a master merged in the announcement of
+	// the same host.
+	Status *Status `json:"-"`
+}
+
+// Unknown is a load or free disk space nobody announced.
+const Unknown = -1
+
+// Status is what a machine announced about itself at run time, besides
+// its build-machine record.
+type Status struct {
+	// Instance is the DNS-SD instance name of a discovered machine; empty
+	// for a machines.scm entry that took an announcement's load.
+	Instance string
+	// Load is the announced normalized load (÷ cores), FreeDisk the
+	// announced free store space in MiB; each [Unknown] when not said.
+	Load     float64
+	FreeDisk int64
+	// Signed is when the announcement was signed; zero when unsigned.
+	Signed time.Time
+}
+
+// Origins of machines, for messages.
+const (
+	OriginStatic     = "machines.scm"
+	OriginDiscovered = "discovered"
+)
+
+// Discovered reports whether m was discovered on the LAN rather than
+// listed in machines.scm.
+func (m *Machine) Discovered() bool { return m.Status != nil && m.Status.Instance != "" }
+
+// Origin says where m comes from: [OriginStatic] or [OriginDiscovered].
+func (m *Machine) Origin() string {
+	if m.Discovered() {
+		return OriginDiscovered
+	}
+	return OriginStatic
+}
+
+// LoadAndDisk returns the announced load and free store space,
+// [Unknown] when not announced.
+func (m *Machine) LoadAndDisk() (load float64, freeDisk int64) {
+	if m.Status == nil {
+		return Unknown, Unknown
+	}
+	return m.Status.Load, m.Status.FreeDisk
+}
+
+// Key is HOST:PORT, the name of the machine's slot directory in Guix's
+// layout.
+func (m *Machine) Key() string { return m.Name + ":" + strconv.Itoa(m.DialPort()) }
+
+// Addr is HOST:PORT suitable for dialing.
+func (m *Machine) Addr() string { return net.JoinHostPort(m.Name, strconv.Itoa(m.DialPort())) }
+
+// DialPort is the SSH port to connect to: Port, or [DefaultPort] when
+// it is 0.
+func (m *Machine) DialPort() int {
+	if m.Port == 0 {
+		return DefaultPort
+	}
+	return m.Port
+}
+
+// Label names the machine in messages: its name, plus its instance when
+// discovered under another name.
+func (m *Machine) Label() string {
+	if m.Status != nil && m.Status.Instance != "" && m.Status.Instance != m.Name {
+		return fmt.Sprintf("'%s' (%s)", m.Status.Instance, m.Key())
+	}
+	return fmt.Sprintf("'%s'", m.Key())
+}
+
+// Matches reports whether m builds system with every feature, as Guix's
+// machine-matches? does; when not, it says why.
+func (m *Machine) Matches(system string, features []string) (bool, string) {
+	if !slices.Contains(m.Systems, system) {
+		return false, "does not build " + system
+	}
+	var missing []string
+	for _, f := range features {
+		if !slices.Contains(m.Features, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return false, "lacks feature " + strings.Join(missing, ",")
+	}
+	return true, ""
+}
+
+// HostKeyID is the host key line without its comment, for comparing; ""
+// when it is not a key line.
+func HostKeyID(line string) string {
+	typ, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+	if !ok {
+		return ""
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	if i := strings.IndexAny(rest, " \t"); i >= 0 {
+		rest = rest[:i]
+	}
+	if rest == "" {
+		return ""
+	}
+	return typ + " " + rest
 }
 
 // Guix's defaults for build-machine fields (guix/scripts/offload.scm).
@@ -129,18 +249,23 @@ func EvalMachines(data []byte, file string) ([]Machine, error) {
 			return nil, &Error{At: at,
 				Msg: fmt.Sprintf("the last expression returns a list whose element %d is %s, not a build machine", i+1, describe(it))}
 		}
-		ms = append(ms, m.m.clone())
+		ms = append(ms, m.m.Clone())
 	}
 	return ms, nil
 }
 
-func (m Machine) clone() Machine {
+// Clone returns a copy of m that shares nothing with it.
+func (m Machine) Clone() Machine {
 	c := m
 	c.Systems = append([]string{}, m.Systems...)
 	c.Features = append([]string{}, m.Features...)
 	if m.OverloadThreshold != nil {
 		t := *m.OverloadThreshold
 		c.OverloadThreshold = &t
+	}
+	if m.Status != nil {
+		st := *m.Status
+		c.Status = &st
 	}
 	return c
 }

@@ -117,8 +117,11 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 	if err != nil {
 		return nil, err
 	}
-	static := hook.FromStatic(ms)
-	var discovered []*hook.Machine
+	static := make([]*scm.Machine, len(ms))
+	for i := range ms {
+		static[i] = &ms[i]
+	}
+	var discovered []*scm.Machine
 	if opts.discovered && cfg.Discovery {
 		discovered = discoveredMachines(cfg)
 	}
@@ -138,7 +141,7 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 			continue
 		}
 		probes = append(probes, transport.Probe{
-			Name: m.Label(), Origin: m.Origin,
+			Name: m.Label(), Origin: m.Origin(),
 			Target: sshconn.Target{Host: m.Name, Port: m.Port, User: m.User,
 				PrivateKeyFile: m.PrivateKey, HostKey: m.HostKey},
 			OverloadThreshold: m.OverloadThreshold,
@@ -154,7 +157,7 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 // hook itself would trust (under "acl" it checks each signature against
 // its own ACL, whatever the cache's writer judged). A missing or stale
 // cache gives none.
-func discoveredMachines(cfg *hook.Config) []*hook.Machine {
+func discoveredMachines(cfg *hook.Config) []*scm.Machine {
 	snap, err := discovery.ReadSnapshot(cfg.Cache)
 	if err != nil || snap.Stale(time.Now()) {
 		return nil
