@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
@@ -130,8 +131,16 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // String formats d as a Go duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// Set implements pflag.Value.
-func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
+// Set implements pflag.Value: on the command line a duration is also a
+// plain number of seconds, as Guix's options take it (--refresh-interval 5).
+func (d *Duration) Set(s string) error {
+	v, err := cli.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
 
 // Type implements pflag.Value.
 func (d *Duration) Type() string { return "duration" }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/guix-offload/guix-offload/scm"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -259,6 +260,8 @@ func TestFormats(t *testing.T) {
 	good := annNamed(t, "builder1", 0.35)
 	good.Trusted, good.TrustReason, good.Source = true, "trust policy any", "mdns:eth0"
 	good.SigningKey = "ecdsa-ed25519:9xs2pBf5P4y74u4i7SXQjprwttgTEo0wmR3eYu/J5gk="
+	d := scm.DefaultMachine() // as parsing an announcement leaves it
+	good.PrivateKey, good.Compression, good.CompressionLevel, good.DaemonSocket = d.PrivateKey, d.Compression, d.CompressionLevel, d.DaemonSocket
 	other := annNamed(t, "builder2", Unknown)
 	other.TrustReason = "announcement is not signed"
 	ign := &Announcement{Instance: "broken", Load: Unknown, FreeDisk: Unknown, Ignored: "TXT load: bad", TrustReason: "ignored: TXT load: bad"}
@@ -307,10 +310,27 @@ func TestFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := b.String()
-	for _, want := range []string{"instance: builder1\n", "system: x86_64-linux\nsystem: i686-linux\n", "trusted: yes\n", "\n\ninstance: builder2\n", "ignored: TXT load: bad\n"} {
+	for _, want := range []string{"instance: builder1\n", "systems: x86_64-linux i686-linux\n", "trusted: yes\n", "instance: builder2\n", "\n\ninstance: broken\n", "ignored: TXT load: bad\n"} {
 		if !strings.Contains(rec, want) {
 			t.Errorf("recutils lacks %q:\n%s", want, rec)
 		}
+	}
+	// The machines.scm part of a record is what `guix-offload machines
+	// --format recutils` prints for the entry of `discover --format scm`.
+	b.Reset()
+	if err := Write(&b, "scm", as); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := scm.EvalMachines(b.Bytes(), "discovered.scm")
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("scm output: %v %v", ms, err)
+	}
+	b.Reset()
+	if err := scm.WriteRecutils(&b, ms); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rec, b.String()+"instance: builder1\n") {
+		t.Errorf("discover's recutils record\n%s\ndoes not start with machines' record\n%s", rec, b.String())
 	}
 
 	if err := Write(&b, "yaml", as); err == nil {
@@ -323,5 +343,36 @@ func TestFormats(t *testing.T) {
 	b.Reset()
 	if err := WriteEvent(&b, "table", Event{Kind: Remove, Announcement: good}); err != nil || !strings.HasPrefix(b.String(), "remove  builder1") {
 		t.Errorf("table event %q %v", b.String(), err)
+	}
+
+	// --watch prints rows as events come: they line up with the header.
+	b.Reset()
+	if err := WriteEventHeader(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []Event{{Kind: Add, Announcement: good}, {Kind: Update, Announcement: other}, {Kind: Remove, Announcement: good}, {Kind: Ignore, Announcement: ign}} {
+		if err := WriteEvent(&b, "table", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	starts := func(line string) []int {
+		var s []int
+		for i := range line {
+			if line[i] != ' ' && (i == 0 || line[i-1] == ' ') {
+				s = append(s, i)
+			}
+		}
+		return s
+	}
+	head := starts(lines[0])
+	for _, line := range lines[1:] {
+		got := starts(line)
+		for i := range min(len(head), 8) { // TRUSTED's "no: …" has spaces
+			if i >= len(got) || got[i] != head[i] {
+				t.Errorf("--watch columns not aligned:\n%s", b.String())
+				return
+			}
+		}
 	}
 }

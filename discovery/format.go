@@ -59,24 +59,52 @@ func WriteEvent(w io.Writer, format string, ev Event) error {
 		_, err = w.Write(append(data, '\n'))
 		return err
 	case "table", "":
-		a := ev.Announcement
-		_, err := fmt.Fprintf(w, "%-7s %s\n", ev.Kind, tableRow(a))
+		_, err := io.WriteString(w, eventLine(ev.Kind.String(), tableRow(ev.Announcement)))
 		return err
 	}
 	return fmt.Errorf("format %q cannot show events (want table or json)", format)
 }
 
-func tableRow(a *Announcement) string {
+// WriteEventHeader prints the header of the table [WriteEvent] writes
+// row by row, in the same fixed columns.
+func WriteEventHeader(w io.Writer) error {
+	_, err := io.WriteString(w, eventLine("EVENT", tableHeader))
+	return err
+}
+
+// tableHeader names the columns of [tableRow].
+var tableHeader = []string{"INSTANCE", "ADDRESS", "SYSTEMS", "JOBS", "SPEED", "LOAD", "FREE", "TRUSTED"}
+
+// eventWidths are the fixed widths of the event table's columns (EVENT,
+// then [tableHeader]'s): rows are printed as events come, so they cannot
+// be aligned on the longest value as [writeTable] does. A longer value
+// shifts the rest of its row only.
+var eventWidths = []int{7, 20, 20, 24, 4, 5, 5, 6}
+
+func eventLine(kind string, cells []string) string {
+	var b strings.Builder
+	for i, c := range append([]string{kind}, cells...) {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(c)
+		if i < len(eventWidths) {
+			b.WriteString(strings.Repeat(" ", max(1, eventWidths[i]-len([]rune(c))+1)-1))
+		}
+	}
+	return strings.TrimRight(b.String(), " ") + "\n"
+}
+
+func tableRow(a *Announcement) []string {
 	if a.Ignored != "" {
-		return fmt.Sprintf("%s\t%s\t-\t-\t-\t-\t-\tno: %s", a.Instance, addrsString(a), a.TrustReason)
+		return []string{a.Instance, addrsString(a), "-", "-", "-", "-", "-", "no: " + a.TrustReason}
 	}
 	trusted := "yes"
 	if !a.Trusted {
 		trusted = "no: " + a.TrustReason
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s",
-		a.Instance, hostPort(a), strings.Join(a.Systems, ","), a.ParallelBuilds,
-		formatFloat(a.Speed), loadString(a.Load), diskString(a.FreeDisk), trusted)
+	return []string{a.Instance, hostPort(a), strings.Join(a.Systems, ","), strconv.Itoa(a.ParallelBuilds),
+		formatFloat(a.Speed), loadString(a.Load), diskString(a.FreeDisk), trusted}
 }
 
 func hostPort(a *Announcement) string {
@@ -123,63 +151,48 @@ func writeTable(w io.Writer, as []*Announcement) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tADDRESS\tSYSTEMS\tJOBS\tSPEED\tLOAD\tFREE\tTRUSTED")
+	fmt.Fprintln(tw, strings.Join(tableHeader, "\t"))
 	for _, a := range as {
-		fmt.Fprintln(tw, tableRow(a))
+		fmt.Fprintln(tw, strings.Join(tableRow(a), "\t"))
 	}
 	return tw.Flush()
 }
 
-// writeRecutils prints GNU recutils records; multi-valued fields repeat.
+// writeRecutils prints one recutils record per announcement: for a
+// usable one, exactly the record `guix-offload machines` prints for the
+// machines.scm entry it stands for, then what discovery adds (instance,
+// one address field per address, load, free-disk, signing-key, trusted,
+// trust-reason, source); for an ignored one, what is known of it.
 func writeRecutils(w io.Writer, as []*Announcement) error {
 	var b strings.Builder
-	field := func(k, v string) {
-		// A newline cannot occur (TXT values have no control characters),
-		// but be safe: recutils continues a value with "+ ".
-		b.WriteString(k + ": " + strings.ReplaceAll(v, "\n", "\n+ ") + "\n")
-	}
 	for i, a := range as {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		field("instance", a.Instance)
+		extra := [][2]string{{"instance", a.Instance}}
 		for _, ad := range a.Addresses {
-			field("address", ad.String())
+			extra = append(extra, [2]string{"address", ad.String()})
+		}
+		trust := [][2]string{
+			{"trusted", map[bool]string{true: "yes", false: "no"}[a.Trusted && a.Ignored == ""]},
+			{"trust-reason", a.TrustReason},
+			{"source", a.Source},
 		}
 		if a.Ignored != "" {
-			field("ignored", a.Ignored)
-			field("trusted", "no")
-			field("trust-reason", a.TrustReason)
-			field("source", a.Source)
+			extra = append(extra, [2]string{"ignored", a.Ignored})
+			b.WriteString(scm.RecutilsFields(append(extra, trust...)))
 			continue
 		}
-		field("name", a.Name)
-		field("port", strconv.Itoa(a.Port))
-		for _, s := range a.Systems {
-			field("system", s)
-		}
-		field("user", a.User)
-		field("host-key", a.HostKey)
-		field("parallel-builds", strconv.Itoa(a.ParallelBuilds))
-		field("speed", formatFloat(a.Speed))
-		for _, f := range a.Features {
-			field("feature", f)
-		}
-		if a.OverloadThreshold != nil {
-			field("overload-threshold", formatFloat(*a.OverloadThreshold))
-		}
 		if a.Load >= 0 {
-			field("load", strconv.FormatFloat(a.Load, 'f', 2, 64))
+			extra = append(extra, [2]string{"load", strconv.FormatFloat(a.Load, 'f', 2, 64)})
 		}
 		if a.FreeDisk >= 0 {
-			field("free-disk", strconv.FormatInt(a.FreeDisk, 10))
+			extra = append(extra, [2]string{"free-disk", strconv.FormatInt(a.FreeDisk, 10)})
 		}
 		if a.SigningKey != "" {
-			field("signing-key", a.SigningKey)
+			extra = append(extra, [2]string{"signing-key", a.SigningKey})
 		}
-		field("trusted", map[bool]string{true: "yes", false: "no"}[a.Trusted])
-		field("trust-reason", a.TrustReason)
-		field("source", a.Source)
+		b.WriteString(scm.RecutilsRecord(a.Machine, append(extra, trust...)))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

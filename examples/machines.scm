@@ -2,7 +2,7 @@
 ;;;
 ;;; Guix evaluates this file on every offload request and uses the value
 ;;; of its last expression: a list of build-machine records.  Print what
-;;; it means with:  guix-offload machines --file examples/machines.scm
+;;; it means with:  guix-offload machines examples/machines.scm
 
 #| Each machine needs its SSH host key (from /etc/ssh/ssh_host_ed25519_key.pub
    on the build machine), and the master's /etc/guix/acl must authorize the

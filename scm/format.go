@@ -119,32 +119,50 @@ func WriteRecutils(w io.Writer, ms []Machine) error {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		threshold := "#f"
-		if m.OverloadThreshold != nil {
-			threshold = formatReal(*m.OverloadThreshold)
-		}
-		for _, f := range [][2]string{
-			{"name", m.Name},
-			{"port", strconv.Itoa(m.Port)},
-			{"systems", strings.Join(m.Systems, " ")},
-			{"user", m.User},
-			{"private-key", m.PrivateKey},
-			{"host-key", m.HostKey},
-			{"compression", m.Compression},
-			{"compression-level", strconv.Itoa(m.CompressionLevel)},
-			{"daemon-socket", m.DaemonSocket},
-			{"overload-threshold", threshold},
-			{"parallel-builds", strconv.Itoa(m.ParallelBuilds)},
-			{"speed", formatReal(m.Speed)},
-			{"features", strings.Join(m.Features, " ")},
-		} {
-			b.WriteString(f[0] + ":")
-			if f[1] != "" {
-				b.WriteString(" " + strings.ReplaceAll(f[1], "\n", "\n+ "))
-			}
-			b.WriteString("\n")
-		}
+		b.WriteString(RecutilsRecord(m, nil))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// RecutilsRecord is m's record as [WriteRecutils] writes it, followed by
+// the extra fields (name, value) of a caller that knows more about the
+// machine, such as discovery: the machines.scm part stays identical
+// whoever prints it.
+func RecutilsRecord(m Machine, extra [][2]string) string {
+	threshold := "#f"
+	if m.OverloadThreshold != nil {
+		threshold = formatReal(*m.OverloadThreshold)
+	}
+	fields := [][2]string{
+		{"name", m.Name},
+		{"port", strconv.Itoa(m.Port)},
+		{"systems", strings.Join(m.Systems, " ")},
+		{"user", m.User},
+		{"private-key", m.PrivateKey},
+		{"host-key", m.HostKey},
+		{"compression", m.Compression},
+		{"compression-level", strconv.Itoa(m.CompressionLevel)},
+		{"daemon-socket", m.DaemonSocket},
+		{"overload-threshold", threshold},
+		{"parallel-builds", strconv.Itoa(m.ParallelBuilds)},
+		{"speed", formatReal(m.Speed)},
+		{"features", strings.Join(m.Features, " ")},
+	}
+	return RecutilsFields(append(fields, extra...))
+}
+
+// RecutilsFields writes fields as the lines of one recutils record:
+// "name: value", "name:" for an empty value, a multi-line value continued
+// with "+ ".
+func RecutilsFields(fields [][2]string) string {
+	var b strings.Builder
+	for _, f := range fields {
+		b.WriteString(f[0] + ":")
+		if f[1] != "" {
+			b.WriteString(" " + strings.ReplaceAll(f[1], "\n", "\n+ "))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

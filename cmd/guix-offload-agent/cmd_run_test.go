@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/internal/cli"
 )
 
@@ -98,5 +99,40 @@ func TestVersionAndHelp(t *testing.T) {
 	out, _, err = execute(t, "--help")
 	if err != nil || !strings.Contains(out, "--dry-run") || !strings.Contains(out, "--overload-threshold") {
 		t.Errorf("--help: %q, %v", out, err)
+	}
+}
+
+// Every command says what it is for, with an example.
+func TestHelpTexts(t *testing.T) {
+	for _, p := range cmdutil.Lint(newRootCommand()) {
+		t.Error(p)
+	}
+}
+
+// TestCLIConventions: Guix's -V/--version (-v is --verbose), durations
+// in plain seconds, status 2 for every usage error.
+func TestCLIConventions(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "agent.toml")
+	os.WriteFile(conf, nil, 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-V"}, 0, "guix-offload-agent (guix-offload) "},
+		{[]string{"stream", "--version"}, 0, "guix-offload-agent (guix-offload) "},
+		{[]string{"--bogus"}, 2, "try 'guix-offload-agent --help'"},
+		{[]string{"--config", conf, "--refresh-interval", "soon", "--dry-run"}, 2, `"soon" is not a duration`},
+		{[]string{"--config", conf, "--refresh-interval", "0.5", "--dry-run"}, 2, "refresh-interval"},
+		{[]string{"--config", conf, "--port", "99999", "--dry-run"}, 2, "--port: 99999 is not a TCP port"},
+		{[]string{"strem"}, 2, "did you mean stream?"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := runWith(context.Background(), tc.args, &out, &errOut)
+			if code != tc.code || !strings.Contains(out.String()+errOut.String(), tc.want) {
+				t.Errorf("exit status %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errOut.String())
+			}
+		})
 	}
 }

@@ -25,6 +25,7 @@ so that archives cross the network zstd-compressed:
   stream export ITEM...  compress the output of 'guix archive --export ITEM...'
 
 Its exit status is guix's.`,
+		Example:   `  guix-offload-agent stream export /gnu/store/…-hello-2.12 > hello.zst`,
 		Args:      cobra.MinimumNArgs(1),
 		ValidArgs: []string{"import", "export"},
 		RunE: func(cmd *cobra.Command, args []string) error {

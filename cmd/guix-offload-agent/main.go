@@ -4,15 +4,17 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 )
 
+// version is set at link time with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
 
 func main() {
@@ -28,18 +30,22 @@ func newRootCommand() *cobra.Command {
 		Short: "Advertise this Guix build machine on the LAN",
 		Long: `guix-offload-agent works out what this build machine offers (systems,
 parallel builds, speed, features, SSH user and host key, load, free store
-space) and advertises it with DNS-SD over multicast DNS.`,
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+space) and advertises it with DNS-SD over multicast DNS, signed with the
+machine's Guix signing key, so that masters running guix-offload offload
+builds to it without a hand-written machines.scm entry. Run it as a
+service on each build machine (docs/services.md).`,
 	}
 	root.AddCommand(newStreamCommand())
 	addRunFlags(root)
+	cmdutil.Setup(root, version)
 	return root
 }
 
 func run(ctx context.Context, args []string) int {
-	root := newRootCommand()
-	root.SetArgs(args)
-	return cli.Exit(os.Stderr, "guix-offload-agent", root.ExecuteContext(ctx))
+	return runWith(ctx, args, os.Stdout, os.Stderr)
+}
+
+// runWith is run with the output streams given, for tests.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cmdutil.Execute(ctx, newRootCommand(), "guix-offload-agent", args, stdout, stderr)
 }

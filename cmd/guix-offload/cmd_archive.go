@@ -24,7 +24,11 @@ func newArchiveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive",
 		Short: "Inspect 'guix archive --export' streams",
-		Args:  cobra.NoArgs,
+		Long: `archive checks the archives that cross the network during offloading
+('guix archive --export' streams) as guix-daemon would before importing
+them, to find out why an import is refused.`,
+		Example: `  guix archive --export -r hello | guix-offload archive check`,
+		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(newArchiveCheckCommand())
 	return cmd
@@ -41,7 +45,9 @@ references, deriver, signer and verdict: the archive must be well formed
 and each item signed, for its exact content, by a key in the ACL — what
 guix-daemon requires before it imports anything. Nothing is written.
 
-The exit status is 1 when any item fails.`,
+The exit status is 1 when any item fails, 2 when it cannot check at all.`,
+		Example: `  guix archive --export -r hello | guix-offload archive check
+  guix-offload archive check --acl /etc/guix/acl hello.nar`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := "-"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/internal/cli"
 )
@@ -49,14 +50,17 @@ With --watch it keeps browsing and prints one line per event (add, update,
 remove, ignore); with --cache FILE it also keeps FILE, a snapshot the
 offload hook reads, current. Without --watch, --cache FILE reads that
 snapshot instead of browsing, unless it is missing or stale.`,
+		Example: `  guix-offload discover                            # a table of what the LAN offers
+  guix-offload discover --format scm               # machines.scm entries of the trusted ones
+  guix-offload discover --watch --cache /var/cache/guix-offload/machines.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiscover(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&opts.timeout, "timeout", 5*time.Second, "browse at most this long (without --watch)")
-	f.DurationVar(&opts.quiet, "quiet", 1500*time.Millisecond, "stop once no answer arrived for this long (without --watch)")
+	cmdutil.DurationVar(f, &opts.timeout, "timeout", 5*time.Second, "browse at most this long (without --watch)")
+	cmdutil.DurationVar(f, &opts.quiet, "quiet", 1500*time.Millisecond, "stop once no answer arrived for this long (without --watch)")
 	f.StringVar(&opts.format, "format", "table", "output format: "+strings.Join(discovery.Formats, ", "))
 	f.BoolVar(&opts.watch, "watch", false, "keep browsing and print one line per event")
 	f.StringVar(&opts.trust, "trust", "acl", "trust policy: acl, tofu or any")
@@ -70,14 +74,14 @@ snapshot instead of browsing, unless it is missing or stale.`,
 
 func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Writer) error {
 	if !slices.Contains(discovery.Formats, opts.format) {
-		return cli.ExitError{Code: 2, Err: cli.WithHint(
+		return cmdutil.Usage(cli.WithHint(
 			fmt.Errorf("unknown format %q", opts.format),
-			"use one of "+strings.Join(discovery.Formats, ", "))}
+			"use one of "+strings.Join(discovery.Formats, ", ")))
 	}
 	if opts.watch && opts.format != "table" && opts.format != "json" {
-		return cli.ExitError{Code: 2, Err: cli.WithHint(
+		return cmdutil.Usage(cli.WithHint(
 			fmt.Errorf("--watch cannot print format %q", opts.format),
-			"use --format table or --format json with --watch")}
+			"use --format table or --format json with --watch"))
 	}
 	level := slog.LevelError
 	if opts.verbose || opts.watch {
@@ -103,11 +107,10 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 
 	policy, err := discovery.ParsePolicy(opts.trust, opts.acl, opts.pins)
 	if err != nil {
-		hint := "use --trust acl (the default), tofu or any"
 		if opts.trust == "acl" || opts.trust == "" {
-			hint = "authorize build machines' keys with 'guix archive --authorize', or pass --acl FILE"
+			return cli.WithHint(err, "authorize build machines' keys with 'guix archive --authorize', or pass --acl FILE")
 		}
-		return cli.WithHint(err, hint)
+		return cmdutil.Usage(cli.WithHint(err, "use --trust acl (the default), tofu or any"))
 	}
 	bopts := discovery.BrowseOptions{
 		Interfaces: opts.interfaces,
@@ -116,7 +119,9 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	}
 	if opts.watch {
 		if opts.format == "table" {
-			fmt.Fprintln(stdout, "EVENT   INSTANCE\tADDRESS\tSYSTEMS\tJOBS\tSPEED\tLOAD\tFREE\tTRUSTED")
+			if err := discovery.WriteEventHeader(stdout); err != nil {
+				return err
+			}
 		}
 		err := discovery.Watch(ctx, bopts, opts.cache, func(ev discovery.Event) error {
 			return discovery.WriteEvent(stdout, opts.format, ev)

@@ -28,6 +28,7 @@ answers "# accept", "# decline" or "# postpone"; after accepting it reads
 the inputs and outputs lines and builds on the chosen machine, writing the
 build log to file descriptor 4. Configuration: /etc/guix-offload/hook.toml,
 or the file named by $GUIX_OFFLOAD_CONFIG.`,
+		Example: `  echo '1 x86_64-linux /gnu/store/…-hello-2.12.drv' | guix-offload hook x86_64-linux 3600 1 7200`,
 		// The daemon's arguments are passed as they are: the hook must answer
 		// even when they are wrong, never fail before replying.
 		DisableFlagParsing: true,

@@ -20,7 +20,12 @@ func newKeysCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Inspect Guix signing keys, ACLs and signatures",
-		Args:  cobra.NoArgs,
+		Long: `keys reads Guix's own key files (signing-key.pub and .sec, /etc/guix/acl,
+signatures) and shows the fingerprints that discover, the agent and the
+hook print, to tell which key is which.`,
+		Example: `  guix-offload keys show /etc/guix/acl
+  ssh builder1 cat /etc/guix/signing-key.pub | guix-offload keys show -`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newKeysShowCommand())
 	return cmd
@@ -40,6 +45,8 @@ func newKeysShowCommand() *cobra.Command {
 A secret key is never printed, only its public half. The fingerprint is
 the first 16 bytes of the SHA-256 of the public key's canonical
 S-expression, in hex groups of four.`,
+		Example: `  guix-offload keys show /etc/guix/signing-key.pub
+  guix-offload keys show --compact /etc/guix/acl`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runKeysShow(opts, args[0], cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())

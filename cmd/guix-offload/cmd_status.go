@@ -16,6 +16,8 @@ Unlike test it sends and builds nothing.
 
 FILE is a machines.scm (default: the hook's machines-file); REGEXP keeps
 the machines whose name it matches.`,
+		Example: `  sudo guix-offload status
+  sudo guix-offload status /etc/guix/machines.scm builder1`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), opts, args, false, cmd.OutOrStdout())

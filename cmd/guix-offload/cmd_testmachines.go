@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/hook"
 	"github.com/guix-offload/guix-offload/internal/cli"
@@ -32,7 +33,7 @@ type checkOptions struct {
 func (o *checkOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "the hook's configuration file (default $"+hook.ConfigEnv+" or "+hook.DefaultConfigFile+")")
-	f.DurationVar(&o.timeout, "timeout", time.Minute, "give up on a machine after this long")
+	cmdutil.DurationVar(f, &o.timeout, "timeout", time.Minute, "give up on a machine after this long")
 	f.BoolVar(&o.discovered, "discovered", true, "also check the discovered machines the hook would use (from the discovery cache)")
 }
 
@@ -50,7 +51,11 @@ unusable.
 
 FILE is a machines.scm (default: the hook's machines-file); REGEXP keeps
 the machines whose name it matches. Discovered machines come from the
-discovery cache, judged by the hook's trust policy.`,
+discovery cache, judged by the hook's trust policy (--no-discovered leaves
+them out).`,
+		Example: `  sudo guix-offload test                        # every machine the hook would use
+  sudo guix-offload test /etc/guix/machines.scm 'builder[12]'
+  sudo guix-offload test --no-discovered --timeout 30`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), opts, args, true, cmd.OutOrStdout())
@@ -110,7 +115,7 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 	var filter *regexp.Regexp
 	if len(args) > 1 {
 		if filter, err = regexp.Compile(args[1]); err != nil {
-			return nil, fmt.Errorf("bad REGEXP %q: %w", args[1], err)
+			return nil, cmdutil.Usage(fmt.Errorf("bad REGEXP %q: %w", args[1], err))
 		}
 	}
 	ms, err := scm.LoadMachines(file)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 )
 
 // version is set at link time with -ldflags "-X main.version=…".
@@ -19,10 +19,14 @@ func newRootCommand() *cobra.Command {
 		Short: "Zero-config build offloading for GNU Guix",
 		Long: `guix-offload makes GNU Guix build offloading zero-config: build machines
 running guix-offload-agent advertise themselves on the LAN, and the offload
-hook merges them with /etc/guix/machines.scm.`,
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+hook merges them with /etc/guix/machines.scm.
+
+On the master, 'install-shim' makes guix-daemon run the hook, 'discover
+--watch --cache' (a service) keeps the list of build machines current, and
+'test' checks that each one can really be offloaded to. See the README.`,
+		Example: `  guix-offload discover                 # the build machines on the LAN
+  sudo guix-offload test                # can each one be offloaded to?
+  guix-offload machines --format scm    # /etc/guix/machines.scm as Guix reads it`,
 	}
 	root.AddCommand(
 		// Subcommands, one per cmd_<name>.go file.
@@ -35,6 +39,7 @@ hook merges them with /etc/guix/machines.scm.`,
 		newHookCommand(),
 		newInstallShimCommand(),
 	)
+	cmdutil.Setup(root, version)
 	return root
 }
 
@@ -45,9 +50,5 @@ func run(ctx context.Context, args []string) int {
 
 // runWith is run with the output streams given, for tests.
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCommand()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	return cli.Exit(stderr, "guix-offload", root.ExecuteContext(ctx))
+	return cmdutil.Execute(ctx, newRootCommand(), "guix-offload", args, stdout, stderr)
 }
