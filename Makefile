@@ -4,6 +4,7 @@
 #   sudo make install                 # into /usr/local
 #   make install PREFIX=/usr DESTDIR=/tmp/stage
 #   sudo make uninstall
+#   make docs                         # regenerate dist/ (man pages, completions)
 #
 # The binaries are static (CGO_ENABLED=0): they need no libc at run time,
 # so one built on a foreign distribution also runs on Guix System.
@@ -32,22 +33,35 @@ OUT ?= bin
 
 PROGRAMS = guix-offload guix-offload-agent
 UNITS = guix-offload-agent.service guix-offload-discover.service
+# Generated from the commands by `go generate ./cmd/...` and kept in sync
+# by the commands' tests.
+MANPAGES = $(wildcard dist/*/man1/*.1)
 
 INSTALL ?= install
 
-.PHONY: all build install uninstall check clean
+.PHONY: all build docs install uninstall check clean
 
 all: build
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -o $(OUT)/ ./cmd/...
 
+docs:
+	$(GO) generate ./cmd/...
+
 check:
 	./test.sh
 
 install: build
-	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	$(INSTALL) -m 755 $(addprefix $(OUT)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/
+	for p in $(PROGRAMS); do \
+	  $(INSTALL) -m 644 dist/$$p/bash-completion/$$p $(DESTDIR)$(BASHCOMPDIR)/$$p && \
+	  $(INSTALL) -m 644 dist/$$p/zsh/_$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p && \
+	  $(INSTALL) -m 644 dist/$$p/fish/$$p.fish $(DESTDIR)$(FISHCOMPDIR)/$$p.fish || exit 1; \
+	done
 	for u in $(UNITS); do \
 	  sed 's|/usr/local/bin/|$(BINDIR)/|g' examples/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
 	  chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
@@ -57,6 +71,10 @@ install: build
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MANPAGES)))
+	for p in $(PROGRAMS); do \
+	  rm -f $(DESTDIR)$(BASHCOMPDIR)/$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p $(DESTDIR)$(FISHCOMPDIR)/$$p.fish; \
+	done
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:

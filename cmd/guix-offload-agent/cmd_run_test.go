@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,23 @@ func TestCLIConventions(t *testing.T) {
 				t.Errorf("exit status %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errOut.String())
 			}
 		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the man pages and completions under dist/ (go generate ./cmd/...)")
+
+// TestGeneratedDocs keeps dist/guix-offload-agent (man pages,
+// completions) in sync with the commands: regenerate with
+// `go generate ./cmd/...`.
+func TestGeneratedDocs(t *testing.T) {
+	diffs, err := cmdutil.CheckDocs(newRootCommand(), filepath.Join("..", ".."), t.TempDir(), *update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+	if len(diffs) > 0 {
+		t.Log("regenerate with: go generate ./cmd/...")
 	}
 }

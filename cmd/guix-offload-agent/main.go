@@ -2,6 +2,9 @@
 // offers on the LAN with DNS-SD over multicast DNS.
 package main
 
+// Man pages and completions in dist/guix-offload-agent, from the commands.
+//go:generate go test -run ^TestGeneratedDocs$ -update .
+
 import (
 	"context"
 	"io"

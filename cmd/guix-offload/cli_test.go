@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,34 @@ func TestCLIConventions(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Fatal("a test created the missing file")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the man pages and completions under dist/ (go generate ./cmd/...)")
+
+// TestGeneratedDocs keeps dist/guix-offload (man pages, completions) in
+// sync with the commands: regenerate with `go generate ./cmd/...`.
+func TestGeneratedDocs(t *testing.T) {
+	diffs, err := cmdutil.CheckDocs(newRootCommand(), filepath.Join("..", ".."), t.TempDir(), *update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+	if len(diffs) > 0 {
+		t.Log("regenerate with: go generate ./cmd/...")
+	}
+}
+
+// The completions ask the program itself (cobra's __complete).
+func TestCompletion(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "__complete", "disc")
+	if code != 0 || !strings.Contains(stdout, "discover") {
+		t.Errorf("__complete disc: status %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "__complete", "test", "--no-")
+	if code != 0 || !strings.Contains(stdout, "--no-discovered") {
+		t.Errorf("__complete test --no-: status %d\n%s", code, stdout)
 	}
 }

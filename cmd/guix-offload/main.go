@@ -2,6 +2,9 @@
 // hook guix-daemon runs, the discovery browser, and tools around them.
 package main
 
+// Man pages and completions in dist/guix-offload, from the commands.
+//go:generate go test -run ^TestGeneratedDocs$ -update .
+
 import (
 	"context"
 	"os"

@@ -71,3 +71,58 @@ func TestInstallDocNamesGoVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeInstall stages `make install` under DESTDIR and checks that it
+// installs what docs/install.md lists, and that `make uninstall` removes
+// it all.
+func TestMakeInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds both programs")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed (test.sh installs it)")
+	}
+	stage, out := t.TempDir(), t.TempDir()
+	make := func(target string) {
+		t.Helper()
+		cmd := exec.Command("make", "-s", "-C", filepath.Join("..", ".."), target, "DESTDIR="+stage, "PREFIX=/usr", "OUT="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, b)
+		}
+	}
+	make("install")
+	pages, _ := filepath.Glob(filepath.Join("..", "..", "dist", "*", "man1", "*.1"))
+	if len(pages) < 2 {
+		t.Fatalf("only %d man pages in dist/", len(pages))
+	}
+	want := []string{
+		"usr/bin/guix-offload", "usr/bin/guix-offload-agent",
+		"usr/lib/systemd/system/guix-offload-agent.service", "usr/lib/systemd/system/guix-offload-discover.service",
+		"usr/share/bash-completion/completions/guix-offload", "usr/share/zsh/site-functions/_guix-offload-agent",
+		"usr/share/fish/vendor_completions.d/guix-offload.fish",
+		"usr/share/doc/guix-offload/examples/hook.toml",
+	}
+	for _, p := range pages {
+		want = append(want, filepath.Join("usr/share/man/man1", filepath.Base(p)))
+	}
+	for _, f := range want {
+		if _, err := os.Stat(filepath.Join(stage, f)); err != nil {
+			t.Errorf("make install: %v", err)
+		}
+	}
+	unit, err := os.ReadFile(filepath.Join(stage, "usr/lib/systemd/system/guix-offload-agent.service"))
+	if err != nil || !strings.Contains(string(unit), "ExecStart=/usr/bin/guix-offload-agent") || strings.Contains(string(unit), "/usr/local/bin") {
+		t.Errorf("installed unit does not run BINDIR's program:\n%s", unit)
+	}
+	make("uninstall")
+	var left []string
+	filepath.WalkDir(stage, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, path)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("make uninstall left %v", left)
+	}
+}
