@@ -11,7 +11,30 @@
 // (ours, the network, the remote lacking guix: [ErrRemoteCommandMissing],
 // a refused signature) → 1.
 //
-// What crosses the wire, all as commands on the one SSH connection:
+// First, Run tries the machine's guix-daemon directly: a
+// direct-streamlocal@openssh.com channel on the same SSH connection to
+// its socket ([Build].RemoteDaemon, /var/guix/daemon-socket/socket),
+// greeted with the store protocol (package worker). Then each step is
+// one operation on that channel and no guix process starts on either
+// side: set the build options (max-silent-time and timeout exactly the
+// master daemon's, 0 meaning none; no offloading from there); query
+// which inputs are valid; import the missing ones, exported signed by
+// the local daemon ([Build].LocalDaemon; `guix archive --export` when it
+// cannot be reached), the machine's daemon checking the signatures
+// against its ACL; build, the log arriving as the daemon writes it and
+// the outcome being the daemon's own status (101 timeout; 100, 102 or
+// 104 permanent; anything else transient, exit 1); export the outputs
+// signed by the machine's key, restored as in step 4 below. Run says
+// "talking to guix-daemon on 'HOST' directly (store protocol 0x…)" on
+// Msg. When the channel cannot be opened (no daemon listening, a login
+// that may not use the socket, an sshd that forbids stream-local
+// forwarding) or the daemon's protocol is older than
+// [worker.MinVersion], Run says so in one line ("cannot talk to
+// guix-daemon on 'HOST' directly: WHY; using guix commands there") and
+// falls back to commands, before anything was done on the machine.
+//
+// What crosses the wire on that fallback, all as commands on the one SSH
+// connection:
 //
 //  1. `guix archive --missing` with the input paths on stdin: which
 //     inputs the machine lacks;

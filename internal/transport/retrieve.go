@@ -101,15 +101,20 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		return fmt.Errorf("retrieve outputs: %w", &RemoteError{Command: cmd, Status: res.code, Stderr: remoteErr.String()})
 	}
 
-	// Everything verified: move the outputs into place. If one rename
-	// fails, undo the ones done.
+	return place(b, temps)
+}
+
+// place renames the verified outputs, restored under the temporary names
+// temps (output path → name), onto their paths. If one rename fails, it
+// undoes the ones done and removes the rest.
+func place(b *Build, temps map[string]string) error {
 	var placed []string
 	for _, out := range b.Outputs {
 		if err := unix.Renameat2(unix.AT_FDCWD, temps[out], unix.AT_FDCWD, out, unix.RENAME_NOREPLACE); err != nil {
 			for _, p := range placed {
 				_ = os.RemoveAll(p)
 			}
-			cleanup()
+			removeTemps(temps)
 			return fmt.Errorf("retrieve outputs: move %s into place: %w", out, err)
 		}
 		placed = append(placed, out)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/worker"
 )
 
 // Sentinels for errors.Is on what [Run] returns; [ExitCode] maps them.
@@ -83,6 +84,14 @@ type Build struct {
 	Compress bool
 	// RemoteGuix is the guix program on the machine; "guix" when empty.
 	RemoteGuix string
+
+	// RemoteDaemon is the machine's guix-daemon socket, reached over the
+	// SSH connection (a direct-streamlocal@openssh.com channel); empty
+	// means /var/guix/daemon-socket/socket, [NoDaemon] means guix
+	// commands there always. LocalDaemon is the local daemon's socket,
+	// which exports the inputs; empty means the same default, NoDaemon
+	// or an unreachable socket means `guix archive --export`.
+	RemoteDaemon, LocalDaemon string
 }
 
 // Run transfers the missing inputs, builds remotely and retrieves the
@@ -166,6 +175,28 @@ func (b *Build) msgf(format string, args ...any) {
 }
 
 func run(ctx context.Context, b *Build) error {
+	// The machine's daemon, over this connection: one operation per step
+	// and no guix process anywhere. Without it, guix commands, as before.
+	if b.RemoteDaemon != NoDaemon {
+		socket := b.RemoteDaemon
+		if socket == "" {
+			socket = worker.DefaultSocket
+		}
+		conn, why := dialRemoteDaemon(ctx, b.Client, socket)
+		if conn != nil {
+			return runDirect(ctx, b, conn)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.msgf("cannot talk to guix-daemon on '%s' directly: %s; using guix commands there", b.Host, why)
+	}
+	return runCommands(ctx, b)
+}
+
+// runCommands is Run with guix commands on the machine (steps 1-4 of the
+// package documentation).
+func runCommands(ctx context.Context, b *Build) error {
 	compress := false
 	if b.Compress {
 		// `command -v` is POSIX and answers without running the program.

@@ -44,6 +44,11 @@ type worldOptions struct {
 	trustMaster bool     // the machine's ACL authorizes the master
 	trustSigner bool     // the master's ACL authorizes the machine
 	builderEnv  []string // extra stand-in environment on the machine
+	// daemon runs the stand-in's guix-daemon on the machine, with
+	// daemonArgs; masterDaemon on the master too.
+	daemon, masterDaemon bool
+	daemonArgs           []string
+	sshdConfig           string // more sshd_config lines
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
@@ -64,9 +69,15 @@ func newWorld(t *testing.T, o worldOptions) *world {
 			t.Fatal(err)
 		}
 	}
+	if o.daemon {
+		w.builder.StartDaemon(t, o.daemonArgs...)
+	}
+	if o.masterDaemon {
+		w.master.StartDaemon(t)
+	}
 	w.sshd = sshd.Start(t, sshd.Options{
 		Prefix:      w.builder.Prefix(),
-		ExtraConfig: "SetEnv PATH=" + w.builder.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+		ExtraConfig: "SetEnv PATH=" + w.builder.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin\n" + o.sshdConfig,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

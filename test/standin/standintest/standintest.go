@@ -13,11 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
+	"github.com/guix-offload/guix-offload/internal/worker"
 	"github.com/guix-offload/guix-offload/test/standin/internal/derivation"
 )
 
@@ -68,7 +71,12 @@ func NewHost(t testing.TB, name, store string, env ...string) *Host {
 	if store == "" {
 		h.Store = h.Backing
 	}
-	for _, d := range []string{h.Backing, h.Bin, filepath.Join(dir, "state"), h.Store} {
+	dirs := []string{h.Backing, h.Bin, filepath.Join(dir, "state"), h.Store, h.SocketDir()}
+	if store != "" {
+		// The mount point of the socket directory, as on a Guix system.
+		dirs = append(dirs, filepath.Dir(worker.DefaultSocket))
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -115,15 +123,56 @@ func (h *Host) writeWrapper(t testing.TB) {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Prefix is a command prefix that runs a program in a private mount
-// namespace where h.Store shows h.Backing. It execs the program, so
-// killing the process group kills it. It is empty when h.Store is
-// h.Backing.
+// namespace where h.Store shows h.Backing and guix-daemon's socket
+// directory, /var/guix/daemon-socket, shows h's own (where
+// [Host.StartDaemon] listens). It execs the program, so killing the
+// process group kills it. It is empty when h.Store is h.Backing.
 func (h *Host) Prefix() []string {
 	if h.Store == h.Backing {
 		return nil
 	}
 	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && shift 2 && exec "$@"`, "standin-mount", h.Backing, h.Store}
+		`mount --bind "$1" "$2" && mount --bind "$3" "$4" && shift 4 && exec "$@"`, "standin-mount",
+		h.Backing, h.Store, h.SocketDir(), filepath.Dir(worker.DefaultSocket)}
+}
+
+// SocketDir is the directory of h's daemon socket; DaemonSocket the
+// socket itself, as this process sees it.
+func (h *Host) SocketDir() string { return filepath.Join(h.Dir, "daemon-socket") }
+
+// DaemonSocket is where [Host.StartDaemon] listens, as this process sees
+// it (in h's mount namespace it is also /var/guix/daemon-socket/socket).
+func (h *Host) DaemonSocket() string { return filepath.Join(h.SocketDir(), "socket") }
+
+// StartDaemon runs the stand-in's guix-daemon (`guix daemon`) for h, in
+// h's mount namespace, listening on [Host.DaemonSocket], with extra
+// arguments (e.g. --protocol-version=0x160), until the test ends.
+func (h *Host) StartDaemon(t testing.TB, extra ...string) {
+	t.Helper()
+	argv := append(append(h.Prefix(), h.Guix, "daemon", "--listen="+h.DaemonSocket()), extra...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the stand-in daemon: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		_ = os.Remove(h.DaemonSocket())
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if fi, err := os.Stat(h.DaemonSocket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stand-in daemon did not listen on %s within 20 s", h.DaemonSocket())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Authorize writes h's ACL so that it authorizes exactly keys.

@@ -1,0 +1,400 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/internal/worker"
+)
+
+// NoDaemon, as [Build].RemoteDaemon or [Build].LocalDaemon, means "do not
+// talk to that daemon directly": guix commands there instead.
+const NoDaemon = "-"
+
+// greetTimeout bounds reaching the machine's daemon and greeting it; past
+// it, Run falls back to guix commands.
+const greetTimeout = 15 * time.Second
+
+// daemonConn is a greeted connection to a daemon and what carries it.
+type daemonConn struct {
+	*worker.Conn
+	ch io.Closer
+}
+
+// dialRemoteDaemon opens a direct-streamlocal@openssh.com channel to the
+// daemon's socket on the machine and greets it. On failure it says why in
+// words fit for the one line Run logs before falling back; nothing has
+// been done on the machine then.
+func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string) (*daemonConn, string) {
+	type dialed struct {
+		ch  net.Conn
+		err error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		ch, err := c.Dial("unix", socket)
+		res <- dialed{ch, err}
+	}()
+	t := time.NewTimer(greetTimeout)
+	defer t.Stop()
+	var d dialed
+	select {
+	case d = <-res:
+	case <-t.C:
+		go func() {
+			if d := <-res; d.ch != nil {
+				d.ch.Close()
+			}
+		}()
+		return nil, fmt.Sprintf("opening %s took more than %v", socket, greetTimeout)
+	case <-ctx.Done():
+		go func() {
+			if d := <-res; d.ch != nil {
+				d.ch.Close()
+			}
+		}()
+		return nil, ctx.Err().Error()
+	}
+	if d.err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(d.err, &oce) && oce.Reason == ssh.Prohibited {
+			return nil, "its sshd forbids stream-local forwarding (AllowStreamLocalForwarding, or the key's restrict/no-port-forwarding)"
+		}
+		if errors.As(d.err, &oce) {
+			// OpenSSH says "open failed" alike for a missing socket, one
+			// the login may not use, and AllowStreamLocalForwarding no.
+			return nil, fmt.Sprintf("cannot connect to %s there (no guix-daemon listening, a login that may not use it, or an sshd that forbids stream-local forwarding): %s", socket, oce.Message)
+		}
+		return nil, fmt.Sprintf("cannot open a channel to %s: %v", socket, d.err)
+	}
+	conn, err := greet(ctx, d.ch)
+	if err != nil {
+		return nil, fmt.Sprintf("its daemon at %s: %v", socket, err)
+	}
+	return conn, ""
+}
+
+// greet runs the handshake on ch, closing ch when it fails or takes more
+// than greetTimeout.
+func greet(ctx context.Context, ch io.ReadWriteCloser) (*daemonConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, greetTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ch.Close() })
+	conn, err := worker.Handshake(ch)
+	if !stop() {
+		err = errors.Join(err, fmt.Errorf("no greeting within %v", greetTimeout))
+	}
+	if err != nil {
+		ch.Close()
+		return nil, err
+	}
+	return &daemonConn{Conn: conn, ch: ch}, nil
+}
+
+// dialLocalDaemon greets the local daemon on its Unix socket.
+func dialLocalDaemon(ctx context.Context, socket string) (*daemonConn, error) {
+	var d net.Dialer
+	ch, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	return greet(ctx, ch)
+}
+
+// runDirect is Run over the machine's daemon: one query, one import, one
+// build, one export per output, all on conn.
+func runDirect(ctx context.Context, b *Build, conn *daemonConn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Cancelling closes the channel: that ends any operation in flight,
+	// and the remote daemon, seeing its client gone, stops the build.
+	defer context.AfterFunc(ctx, func() { conn.ch.Close() })()
+	defer conn.ch.Close()
+	b.msgf("talking to guix-daemon on '%s' directly (store protocol %#x)", b.Host, conn.DaemonVersion)
+
+	// Time limits are exactly the master daemon's (0: none); the log
+	// comes as the remote daemon writes it; no offloading from there.
+	if err := conn.SetOptions(worker.Options{
+		MaxSilent: b.MaxSilent, Timeout: b.Timeout,
+		Verbosity: 1, Substitutes: true,
+	}); err != nil {
+		return daemonErr(ctx, "set the build options", err)
+	}
+
+	valid, err := conn.ValidPaths(b.Inputs)
+	if err != nil {
+		return daemonErr(ctx, "ask which inputs are missing", err)
+	}
+	have := make(map[string]bool, len(valid))
+	for _, p := range valid {
+		have[p] = true
+	}
+	var missing []string
+	for _, p := range b.Inputs {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		if err := sendDirect(ctx, cancel, b, conn, missing); err != nil {
+			return err
+		}
+	}
+	if err := buildDirect(ctx, b, conn); err != nil {
+		return err
+	}
+	return retrieveDirect(ctx, cancel, b, conn)
+}
+
+// daemonErr words a failed operation: the daemon's own refusal, or the
+// connection lost (ctx's end counts as ctx's error).
+func daemonErr(ctx context.Context, what string, err error) error {
+	var de *worker.Error
+	switch {
+	case errors.As(err, &de):
+		return fmt.Errorf("%s: %w", what, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	return fmt.Errorf("%s: %w: %v", what, ErrConnectionLost, err)
+}
+
+// sendDirect exports missing from the local store (through the local
+// daemon, or `guix archive --export` when it cannot be reached) into the
+// machine daemon's import, which checks every signature against its ACL.
+func sendDirect(ctx context.Context, cancel context.CancelFunc, b *Build, conn *daemonConn, missing []string) error {
+	noun := "store item"
+	if len(missing) != 1 {
+		noun += "s"
+	}
+	b.msgf("sending %d %s (%s MiB) to '%s'...", len(missing), noun, mib(diskUsage(missing)), b.Host)
+
+	pr, pw := io.Pipe()
+	var exportErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		exportErr = exportLocal(ctx, b, missing, pw)
+		pw.CloseWithError(exportErr)
+	}()
+	guard := newStallGuard(b.Stall, cancel)
+	guard.start(ctx)
+	_, err := conn.Import(guard.reader(pr))
+	guard.stop()
+	pr.CloseWithError(errImportEnded)
+	wg.Wait()
+	var de *worker.Error
+	switch {
+	case guard.stalled():
+		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import", guard.d, b.Host)
+	case errors.As(err, &de) && !strings.Contains(de.Message, "end-of-file"):
+		// The machine refused what we sent (a signature, a reference).
+		return fmt.Errorf("send inputs: '%s' refused them: %w", b.Host, err)
+	case exportErr != nil && !errors.Is(exportErr, errImportEnded) && ctx.Err() == nil:
+		// The export failed; the import only saw a stream cut short.
+		return fmt.Errorf("export inputs locally: %w", exportErr)
+	case err != nil:
+		return daemonErr(ctx, "send inputs", err)
+	}
+	return nil
+}
+
+// errImportEnded ends the pipe of the local export once the remote
+// import stopped reading.
+var errImportEnded = errors.New("the import has ended")
+
+// exportLocal writes the signed export stream of paths to w, dependencies
+// first: from the local daemon when b.LocalDaemon can be reached, else
+// from `guix archive --export`.
+func exportLocal(ctx context.Context, b *Build, paths []string, w io.Writer) error {
+	if b.LocalDaemon != NoDaemon {
+		socket := b.LocalDaemon
+		if socket == "" {
+			socket = worker.DefaultSocket
+		}
+		if local, err := dialLocalDaemon(ctx, socket); err == nil {
+			defer local.ch.Close()
+			defer context.AfterFunc(ctx, func() { local.ch.Close() })()
+			sorted, err := local.SortByReferences(paths)
+			if err != nil {
+				return fmt.Errorf("local guix-daemon: %w", err)
+			}
+			if err := local.ExportStream(sorted, true, w); err != nil {
+				return fmt.Errorf("local guix-daemon: %w", err)
+			}
+			return nil
+		}
+	}
+	cmd := exec.CommandContext(ctx, lookGuix(b.Guix), append([]string{"archive", "--export"}, paths...)...)
+	errBuf := &tail{max: 2048}
+	cmd.Stdout = w
+	cmd.Stderr = errBuf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s archive --export: %v: %s", cmd.Path, err, lastLine(errBuf.String()))
+	}
+	return nil
+}
+
+// lastOutput is a log writer that remembers when it last wrote.
+type lastOutput struct {
+	mu   sync.Mutex
+	w    io.Writer
+	last time.Time
+}
+
+func (l *lastOutput) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last = time.Now()
+	_, _ = l.w.Write(p) // keep going when the log reader went away
+	return len(p), nil
+}
+
+func (l *lastOutput) since() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// buildDirect has the machine's daemon build b.Drv; the log goes to
+// b.Log as it comes, and the outcome is the daemon's status: 101 a
+// timeout, 100 (or 102, 104: a hash or determinism check failed) a
+// permanent failure, anything else transient.
+func buildDirect(ctx context.Context, b *Build, conn *daemonConn) error {
+	if b.PrintBuildTrace {
+		b.msgf("@ build-remote %s %s", b.Drv, b.Host)
+	}
+	b.msgf("offloading '%s' to '%s'...", b.Drv, b.Host)
+	log := &lastOutput{w: b.Log, last: time.Now()}
+	conn.Log = log
+	defer func() { conn.Log = nil }()
+
+	// The daemon enforces the limits; a dead link looks like a silent
+	// build, so past the limits plus a grace period ask the machine once
+	// (as the text path does): no answer is a lost connection.
+	grace := b.Grace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				var why string
+				switch {
+				case b.MaxSilent > 0 && now.Sub(log.since()) > b.MaxSilent+grace:
+					why = fmt.Sprintf("no output from '%s' for %v", b.Host, b.MaxSilent+grace)
+				case b.Timeout > 0 && now.Sub(start) > b.Timeout+grace:
+					why = fmt.Sprintf("build on '%s' still running after %v", b.Host, b.Timeout+grace)
+				default:
+					continue
+				}
+				if answers(ctx, b.Client, probeTimeout) {
+					watchdog <- fmt.Errorf("%w: %s", ErrTimeout, why)
+				} else {
+					watchdog <- fmt.Errorf("build %s: %w: %s, and it did not answer a keepalive within %v", b.Drv, ErrConnectionLost, why, probeTimeout)
+				}
+				conn.ch.Close()
+				return
+			}
+		}
+	}()
+	err := conn.Build([]string{b.Drv})
+	cancel()
+	select {
+	case werr := <-watchdog:
+		return werr
+	default:
+	}
+	if err == nil {
+		return nil
+	}
+	var de *worker.Error
+	if errors.As(err, &de) {
+		switch de.Status {
+		case 101:
+			return fmt.Errorf("%w: %s on '%s': %s", ErrTimeout, b.Drv, b.Host, de.Message)
+		case 100, 102, 104:
+			return fmt.Errorf("%w: %s on '%s': %s", ErrBuildFailed, b.Drv, b.Host, de.Message)
+		}
+		return fmt.Errorf("build %s: failed on '%s' for a reason of the machine's (status %d): %s", b.Drv, b.Host, de.Status, de.Message)
+	}
+	return daemonErr(ctx, "build "+b.Drv, err)
+}
+
+// retrieveDirect exports b.Outputs from the machine's daemon, signed by
+// its key, and restores them as the text path does: verified, under
+// temporary names, renamed into place only when all arrived.
+func retrieveDirect(ctx context.Context, cancel context.CancelFunc, b *Build, conn *daemonConn) error {
+	noun := "store item"
+	if len(b.Outputs) != 1 {
+		noun += "s"
+	}
+	b.msgf("retrieving %d %s from '%s'...", len(b.Outputs), noun, b.Host)
+	sweepStale(b.Store)
+
+	pr, pw := io.Pipe()
+	guard := newStallGuard(b.Stall, cancel)
+	guard.start(ctx)
+	defer guard.stop()
+	done := make(chan error, 1)
+	go func() {
+		err := conn.ExportStream(b.Outputs, true, guard.writer(pw))
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	temps := map[string]string{}
+	err := receive(b, pr, false, temps)
+	if err == nil {
+		// Nothing may follow the end of the stream: the export is over.
+		var one [1]byte
+		if n, _ := pr.Read(one[:]); n > 0 {
+			err = fmt.Errorf("%w: '%s' sent more than the outputs", ErrUnexpectedItem, b.Host)
+		}
+	}
+	pr.CloseWithError(errRetrievalEnded)
+	eerr := <-done
+	if err != nil || eerr != nil {
+		removeTemps(temps)
+		switch {
+		case guard.stalled():
+			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short)", b.Host, guard.d)
+		case eerr != nil && !errors.Is(eerr, errRetrievalEnded):
+			// The export failed (the daemon refused, or the
+			// connection broke): that is why the archive ended early.
+			return daemonErr(ctx, "retrieve outputs", eerr)
+		}
+		return fmt.Errorf("retrieve outputs: %w", err)
+	}
+	return place(b, temps)
+}
+
+// errRetrievalEnded ends the export's pipe once the retrieval stopped
+// reading: an export failing with it failed because of us.
+var errRetrievalEnded = errors.New("the retrieval has ended")
+
+// removeTemps removes the temporary names of a failed retrieval.
+func removeTemps(temps map[string]string) {
+	for _, tmp := range temps {
+		_ = os.RemoveAll(tmp)
+	}
+}

@@ -1,0 +1,160 @@
+package transport_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/transport"
+)
+
+const directLine = "talking to guix-daemon on 'builder' directly"
+const fallbackLine = "cannot talk to guix-daemon on 'builder' directly"
+
+// TestRunDirect: with a daemon on the machine, Run talks to it over the
+// SSH connection: no guix command there; the inputs come from the local
+// daemon when there is one, from `guix archive --export` otherwise.
+func TestRunDirect(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		name := "local guix archive"
+		if local {
+			name = "local daemon"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: true, masterDaemon: local})
+			j := w.job(t, goodScript)
+			// The machine has no guix command: everything must go
+			// through its daemon.
+			b, log, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				b.RemoteGuix = "/nonexistent/guix"
+				b.LocalDaemon = w.master.DaemonSocket()
+				if local {
+					b.Guix = "/nonexistent/guix" // the local daemon exports
+				}
+			})
+			baseline := runtime.NumGoroutine()
+			err := transport.Run(context.Background(), b)
+			checkLeaks(t, baseline)
+			if err != nil {
+				t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
+			}
+			got, err := os.ReadFile(w.master.Local(j.out))
+			if err != nil || string(got) != "hello from the master\ndep-output" {
+				t.Fatalf("output %q, %v", got, err)
+			}
+			if !strings.Contains(log.String(), "building main on the machine") {
+				t.Errorf("build log lacks the builder's output:\n%s", log)
+			}
+			for _, want := range []string{directLine, "sending 4 store items", "@ build-remote " + j.drv + " builder",
+				"retrieving 1 store item from 'builder'", "found valid signature for '" + j.out + "'"} {
+				if !strings.Contains(msg.String(), want) {
+					t.Errorf("messages lack %q:\n%s", want, msg)
+				}
+			}
+			if strings.Contains(msg.String(), fallbackLine) {
+				t.Errorf("fell back:\n%s", msg)
+			}
+			checkNoTemporaries(t, w.master)
+			// A second run sends nothing.
+			if err := os.RemoveAll(w.master.Local(j.out)); err != nil {
+				t.Fatal(err)
+			}
+			b, _, msg = w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t); b.LocalDaemon = w.master.DaemonSocket() })
+			if err := transport.Run(context.Background(), b); err != nil {
+				t.Fatalf("second Run: %v\n%s", err, msg)
+			}
+			if strings.Contains(msg.String(), "sending") {
+				t.Errorf("second run sent inputs again:\n%s", msg)
+			}
+		})
+	}
+}
+
+// TestRunDirectFailures: the daemon's statuses decide 100 and 101; our
+// refusals and the machine's are exit 1; nothing partial in the store.
+func TestRunDirectFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   worldOptions
+		script string
+		mod    func(*transport.Build)
+		code   int
+		want   string
+	}{
+		{"build fails", worldOptions{trustMaster: true, trustSigner: true},
+			`echo "about to fail"; exit 3`, nil, 100, "build of `"},
+		{"silent too long", worldOptions{trustMaster: true, trustSigner: true},
+			`sleep 30`, func(b *transport.Build) { b.MaxSilent = time.Second }, 101, "timed out"},
+		{"runs too long", worldOptions{trustMaster: true, trustSigner: true},
+			`while :; do echo .; sleep 0.2; done`, func(b *transport.Build) { b.Timeout = time.Second }, 101, "timed out"},
+		{"machine refuses our signature", worldOptions{trustSigner: true},
+			goodScript, nil, 1, "lacks a valid signature"},
+		{"we refuse the machine's signature", worldOptions{trustMaster: true},
+			goodScript, nil, 1, "refuse output"},
+		{"tampered output", worldOptions{trustMaster: true, trustSigner: true, builderEnv: []string{"GUIX_STANDIN_TAMPER=dep-output=XXX-output"}},
+			goodScript, nil, 1, "hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.daemon = true
+			w := newWorld(t, tc.opts)
+			j := w.job(t, tc.script)
+			b, log, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				b.Grace = 20 * time.Second
+				if tc.mod != nil {
+					tc.mod(b)
+				}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := transport.Run(ctx, b)
+			if code := transport.ExitCode(err); code != tc.code || err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v (exit %d), want exit %d and %q\nmessages:\n%s\nlog:\n%s", err, code, tc.code, tc.want, msg, log)
+			}
+			if !strings.Contains(msg.String(), directLine) {
+				t.Errorf("not on the direct path:\n%s", msg)
+			}
+			if w.master.Exists(j.out) {
+				t.Errorf("%s is in the master's store after a failure", j.out)
+			}
+			checkNoTemporaries(t, w.master)
+			if tc.code == 100 && !strings.Contains(log.String(), "about to fail") {
+				t.Errorf("the failed build's log did not come:\n%s", log)
+			}
+		})
+	}
+}
+
+// TestRunDirectFallback: a machine without the direct path gets today's
+// transport, with one line saying why.
+func TestRunDirectFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts worldOptions
+		why  string
+	}{
+		{"no daemon socket", worldOptions{}, "no guix-daemon listening"},
+		{"streamlocal forbidden", worldOptions{daemon: true, sshdConfig: "AllowStreamLocalForwarding no"}, "forbids stream-local forwarding): open failed"},
+		{"older daemon", worldOptions{daemon: true, daemonArgs: []string{"--protocol-version=0x160"}}, "too old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.trustMaster, tc.opts.trustSigner = true, true
+			w := newWorld(t, tc.opts)
+			j := w.job(t, goodScript)
+			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			if err := transport.Run(context.Background(), b); err != nil {
+				t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
+			}
+			if n := strings.Count(msg.String(), fallbackLine); n != 1 || !strings.Contains(msg.String(), tc.why) {
+				t.Errorf("want one line %q…%q, got %d:\n%s", fallbackLine, tc.why, n, msg)
+			}
+			if !w.master.Exists(j.out) {
+				t.Errorf("no output after the fallback")
+			}
+		})
+	}
+}
