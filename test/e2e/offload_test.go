@@ -74,6 +74,8 @@ func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 	agent := netns.BuildBinary(t, "github.com/guix-offload/guix-offload/cmd/guix-offload-agent")
 	c := &cluster{master: hosts[0], dir: t.TempDir()}
 	c.guix = standintest.NewHost(t, "master", store, "GUIX_STANDIN_SYSTEMS="+x86)
+	// The master's daemon exports the inputs for the direct path.
+	c.guix.StartDaemon(t)
 
 	// The shim: guix-offload under the name guix.
 	c.shim = filepath.Join(c.dir, "shim", "guix")
@@ -108,6 +110,12 @@ func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 			}
 		}
 		g.Authorize(t, c.guix.SigningKey)
+		if !s.agent {
+			// builder2 runs guix-daemon (the stand-in's): the hook
+			// talks to it directly. builder1 has none: guix commands
+			// there, compressed through guix-offload-agent.
+			g.StartDaemon(t)
+		}
 		srv := sshd.Start(t, sshd.Options{
 			Prefix:         append([]string{"ip", "netns", "exec", h.Name}, g.Prefix()...),
 			ListenAddress:  h.Addr.String() + ":22",
@@ -337,6 +345,14 @@ func (c *cluster) offloadCase(t *testing.T, name, system string, features []stri
 		}
 		if !strings.Contains(msgs, "@ build-remote "+j.drv) {
 			t.Errorf("no @ build-remote trace:\n%s", msgs)
+		}
+		// builder2 has a daemon, builder1 not: one line says which path.
+		path := "using guix commands there"
+		if builder == "builder2" {
+			path = "directly (store protocol 0x"
+		}
+		if !strings.Contains(msgs, path) {
+			t.Errorf("messages do not say %q:\n%s", path, msgs)
 		}
 		t.Logf("hook messages:\n%s", msgs)
 	})

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,9 @@ type Host struct {
 
 	standin string
 	env     []string
+	// daemonArgs and stopDaemon are set while StartDaemon's daemon runs.
+	daemonArgs []string
+	stopDaemon func()
 }
 
 // NewHost makes a host whose store appears at store (created when
@@ -100,6 +104,11 @@ func (h *Host) AddEnv(t testing.TB, env ...string) {
 	t.Helper()
 	h.env = append(h.env, env...)
 	h.writeWrapper(t)
+	if h.stopDaemon != nil {
+		// The daemon reads its environment once: restart it.
+		h.stopDaemon()
+		h.StartDaemon(t, h.daemonArgs...)
+	}
 }
 
 func (h *Host) writeWrapper(t testing.TB) {
@@ -158,11 +167,16 @@ func (h *Host) StartDaemon(t testing.TB, extra ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the stand-in daemon: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		_ = os.Remove(h.DaemonSocket())
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			_ = os.Remove(h.DaemonSocket())
+		})
+	}
+	h.daemonArgs, h.stopDaemon = extra, stop
+	t.Cleanup(stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if fi, err := os.Stat(h.DaemonSocket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
