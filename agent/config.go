@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,6 +155,32 @@ const (
 	DefaultStore             = "/gnu/store"
 	DefaultRefreshInterval   = 5 * time.Second
 )
+
+// SigningKeyCredential is the name of the systemd credential that holds
+// the signing key (LoadCredential=signing-key:/etc/guix/signing-key.sec),
+// read from $CREDENTIALS_DIRECTORY.
+const SigningKeyCredential = "signing-key"
+
+// WithCredentials returns c reading its signing key from the credentials
+// systemd passed (env("CREDENTIALS_DIRECTORY")/signing-key), when c still
+// has the default signing key and that credential exists: the agent then
+// needs no access to /etc/guix/signing-key.sec itself. A signing key set
+// explicitly wins.
+func (c Config) WithCredentials(env func(string) string) Config {
+	dir := env("CREDENTIALS_DIRECTORY")
+	if dir == "" || c.SigningKey != DefaultSigningKey {
+		return c
+	}
+	if p := filepath.Join(dir, SigningKeyCredential); fileExists(p) {
+		c.SigningKey = p
+	}
+	return c
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
 
 // DefaultConfig returns the configuration used for keys that are neither
 // in the file nor on the command line. Keys left zero are detected.

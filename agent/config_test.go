@@ -172,3 +172,32 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 	})
 }
+
+// Under systemd's LoadCredential= the signing key comes from
+// $CREDENTIALS_DIRECTORY, unless one was set explicitly.
+func TestWithCredentials(t *testing.T) {
+	creds := t.TempDir()
+	env := func(k string) string {
+		if k == "CREDENTIALS_DIRECTORY" {
+			return creds
+		}
+		return ""
+	}
+	if got := DefaultConfig().WithCredentials(env).SigningKey; got != DefaultSigningKey {
+		t.Errorf("no credential: signing key %s", got)
+	}
+	if err := os.WriteFile(filepath.Join(creds, SigningKeyCredential), []byte("key"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := DefaultConfig().WithCredentials(env).SigningKey, filepath.Join(creds, "signing-key"); got != want {
+		t.Errorf("signing key %s, want %s", got, want)
+	}
+	c := DefaultConfig()
+	c.SigningKey = "/etc/other.sec"
+	if got := c.WithCredentials(env).SigningKey; got != "/etc/other.sec" {
+		t.Errorf("explicit signing key replaced by %s", got)
+	}
+	if got := DefaultConfig().WithCredentials(func(string) string { return "" }).SigningKey; got != DefaultSigningKey {
+		t.Errorf("outside systemd: %s", got)
+	}
+}

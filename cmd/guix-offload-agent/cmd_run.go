@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -118,6 +119,10 @@ func (o *runOptions) config(flags *pflag.FlagSet) (agent.Config, error) {
 	set("interfaces", func() { cfg.Interfaces = c.Interfaces })
 	set("store", func() { cfg.Store = c.Store })
 	set("refresh-interval", func() { cfg.RefreshInterval = c.RefreshInterval })
+	if !flags.Changed("signing-key") {
+		// Under systemd's LoadCredential= (examples/guix-offload-agent.service).
+		cfg = cfg.WithCredentials(os.Getenv)
+	}
 	if err := cfg.Validate(); err != nil {
 		var ce *agent.ConfigError
 		if errors.As(err, &ce) {
