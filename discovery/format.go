@@ -33,8 +33,13 @@ func Write(w io.Writer, format string, as []*Announcement) error {
 	case "scm":
 		var ms []scm.Machine
 		for _, a := range as {
-			if a.Trusted && a.Ignored == "" {
-				ms = append(ms, a.Machine)
+			if !a.Trusted {
+				continue
+			}
+			// The private key stays this process's default, which
+			// the written file leaves to Guix.
+			if m, ok := a.AsMachine("", a.PrivateKey); ok {
+				ms = append(ms, *m)
 			}
 		}
 		return scm.WriteMachines(w, ms)

@@ -86,7 +86,7 @@ type snapshotMachine struct {
 // file entry carries its TXT record is rebuilt from that record (as
 // [ParseTXT] does), its instance name and port, with only what the
 // browser learned besides (Name, Addresses, Source, Seen) and the
-// writer's verdict taken from the other fields; so [ACLPolicy] can judge
+// writer's judgment taken from the other fields; so [ACLPolicy] can judge
 // it again, and a field edited in the file without a new signature does
 // not count. A record that does not parse leaves the machine Ignored,
 // with the reason. Files written before records were kept give machines

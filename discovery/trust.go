@@ -85,7 +85,7 @@ func (p *ACLPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
 // JudgeSigned is [ACLPolicy.Judge] without the time: it checks a's
 // signature, that the ACL authorizes its key, and that a's Name (the
 // address a master connects to) is among its signed addresses. Its
-// verdict depends only on a and the ACL, so a caller may keep it; the
+// judgment depends only on a and the ACL, so a caller may keep it; the
 // time, which changes with every call, is then [CheckTime]'s to judge.
 func (p *ACLPolicy) JudgeSigned(a *Announcement) (bool, string) {
 	if reason := p.checkSigner(a); reason != "" {

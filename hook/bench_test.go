@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
 )
@@ -25,7 +26,7 @@ import (
 // last evaluation (its evaluation is cached in the state directory, the
 // usual case); "edited" evaluates machines.scm and reads the snapshot
 // every time, as after an edit of the one and any rewrite of the other
-// (the signatures' verdicts are kept, and the announcements unchanged);
+// (the signatures' judgments are kept, and the announcements unchanged);
 // "unverified" is "edited" with every signature checked again, which
 // happens only when the ACL changes (and for an announcement the hook
 // has not seen before); "rewritten" reads the snapshot again but not
@@ -74,18 +75,18 @@ func benchDecide(b *testing.B, mode string, n int) {
 					os.Remove(filepath.Join(cfg.StateDirectory, "cache", "discovery"))
 				}
 				if mode == "unverified" {
-					os.Remove(filepath.Join(cfg.StateDirectory, "cache", "verdicts"))
+					os.Remove(filepath.Join(cfg.StateDirectory, "cache", "judgments"))
 				}
-				src := &defaultSources{env: os.Getenv} // a new hook process
+				var src candidates.Loader // a new hook process
 				now := time.Now()
-				static, disc, _, err := src.Machines(ctx, cfg, now)
+				static, disc, _, err := src.Load(ctx, cfg.Candidates(os.Getenv), now)
 				if err != nil {
 					b.Fatal(err)
 				}
 				if len(static)+len(disc) != n {
 					b.Fatalf("%d machines, want %d", len(static)+len(disc), n)
 				}
-				p := Decide(r, Merge(static, disc), st.Down(now))
+				p := Decide(r, candidates.Merge(static, disc), st.Down(now))
 				if p.Matching == 0 {
 					b.Fatal("nothing matches")
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
@@ -95,6 +96,18 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // D is d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Candidates returns the options for loading the machines the hook
+// considers; env reads the environment (HOME).
+func (c *Config) Candidates(env func(string) string) *candidates.Options {
+	return &candidates.Options{
+		MachinesFile: c.MachinesFile, Evaluator: c.Evaluator, Guile: c.Guile,
+		Discovery: c.Discovery, Cache: c.Cache, BrowseTimeout: c.BrowseTimeout.D(),
+		Trust: c.Trust, ACL: c.ACL, Pins: c.Pins,
+		User: c.User, PrivateKey: c.PrivateKey,
+		StateDirectory: c.StateDirectory, Env: env,
+	}
+}
 
 // DefaultConfig returns the configuration used when the file sets nothing.
 func DefaultConfig() *Config {

@@ -3,13 +3,13 @@ package hook
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/scm"
 )
 
@@ -77,7 +77,7 @@ func TestMergeAndMatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Decide(Request{Willing: true, System: tc.system, Drv: "/gnu/store/x.drv", Features: tc.features},
-				Merge(static(), tc.discovered), nil)
+				candidates.Merge(static(), tc.discovered), nil)
 			if got := names(p.Try); !slices.Equal(got, tc.want) {
 				t.Errorf("try %v, want %v", got, tc.want)
 			}
@@ -89,7 +89,7 @@ func TestMergeTakesLoadFromAnnouncement(t *testing.T) {
 	s := mach(scm.OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
 	d := mach(scm.OriginDiscovered, "10.0.0.1", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
 	d.Status.Load, d.Status.FreeDisk = 0.95, 5000
-	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, Merge([]*scm.Machine{s}, []*scm.Machine{d}), nil)
+	p := Decide(Request{System: "x86_64-linux", Drv: "/gnu/store/x.drv"}, candidates.Merge([]*scm.Machine{s}, []*scm.Machine{d}), nil)
 	if len(p.Try) != 0 || len(p.Busy) != 1 || !strings.Contains(p.Busy[0].Reason, "load 0.95") {
 		t.Fatalf("plan %+v", p)
 	}
@@ -102,7 +102,7 @@ func TestMergeLoadNeedsSameHostKey(t *testing.T) {
 	s := mach(scm.OriginStatic, "a", 22, "ssh-ed25519 AAAA", []string{"x86_64-linux"}, nil, 1)
 	d := mach(scm.OriginDiscovered, "a", 22, "ssh-ed25519 BBBB other", []string{"x86_64-linux"}, nil, 1)
 	d.Status.Load, d.Status.FreeDisk = 0.95, 5
-	ms := Merge([]*scm.Machine{s}, []*scm.Machine{d})
+	ms := candidates.Merge([]*scm.Machine{s}, []*scm.Machine{d})
 	if load, disk := ms[0].LoadAndDisk(); len(ms) != 1 || load != scm.Unknown || disk != scm.Unknown {
 		t.Fatalf("merged %+v", ms[0])
 	}
@@ -112,7 +112,7 @@ func TestMergeLoadNeedsSameHostKey(t *testing.T) {
 	}
 	// The same host key (another comment) is the same host.
 	d.HostKey = "ssh-ed25519 AAAA root@a"
-	if ms := Merge([]*scm.Machine{s}, []*scm.Machine{d}); !sameLoad(ms[0], 0.95, 5) {
+	if ms := candidates.Merge([]*scm.Machine{s}, []*scm.Machine{d}); !sameLoad(ms[0], 0.95, 5) {
 		t.Fatalf("same host key: merged %+v", ms[0])
 	}
 }
@@ -258,42 +258,6 @@ func FuzzParseArgs(f *testing.F) {
 		got, err := ParseArgs([]string{a, b, c, d})
 		if err == nil && (got.MaxSilentTime < 0 || got.BuildTimeout < 0) {
 			t.Fatalf("negative durations from %q %q", b, d)
-		}
-	})
-}
-
-func TestMachineCacheRoundTrip(t *testing.T) {
-	c := &machineCache{File: "/etc/guix/machines.scm", ID: fileID{1, 2, 3, 4, 5}, Salt: "u\x00k", Updated: time.Unix(1700000000, 5),
-		Machines: []*scm.Machine{
-			{Name: "a\tb", Port: 22, Systems: []string{"x86_64-linux", "i686-linux"}, User: "u", PrivateKey: "/k",
-				HostKey: "ssh-ed25519 AAAA c", OverloadThreshold: f64(0.8), ParallelBuilds: 2, Speed: 1.5,
-				Compression: "zlib", CompressionLevel: 3, DaemonSocket: "/s",
-				Features: []string{}},
-			{Name: "b", Systems: []string{}, Features: []string{"kvm"},
-				Status: &scm.Status{Instance: "b.local", Load: 0.25, FreeDisk: 1234, Signed: time.Unix(1700000000, 7)}},
-			{Name: "c", Systems: []string{}, Features: []string{},
-				Status: &scm.Status{Load: scm.Unknown, FreeDisk: scm.Unknown}},
-		}}
-	got, err := decodeMachineCache(encodeMachineCache(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, c) {
-		t.Fatalf("%+v\n%+v", got, c)
-	}
-}
-
-func FuzzDecodeMachineCache(f *testing.F) {
-	f.Add(encodeMachineCache(&machineCache{File: "/m.scm", Machines: []*scm.Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
-	f.Add([]byte(cacheMagic + "\n\"/m\"\t1\t2\t3\t4\t5\t\"\"\t0\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := decodeMachineCache(data)
-		if err != nil {
-			return
-		}
-		again, err := decodeMachineCache(encodeMachineCache(c))
-		if err != nil || !reflect.DeepEqual(again, c) {
-			t.Fatalf("round trip: %v\n%+v\n%+v", err, c, again)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/transport"
@@ -53,6 +54,17 @@ type Sources interface {
 	// worth a line in the daemon's log (a stale cache, say). An error
 	// means the hook cannot decide and declines.
 	Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error)
+}
+
+// loaderSources are the machines of the configuration, through one
+// [candidates.Loader] for the whole process.
+type loaderSources struct {
+	env    func(string) string
+	loader candidates.Loader
+}
+
+func (l *loaderSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
+	return l.loader.Load(ctx, cfg.Candidates(l.env), now)
 }
 
 // Args are the hook's four arguments after "offload".
@@ -120,7 +132,7 @@ func Serve(ctx context.Context, args []string, o *Options) int {
 		o.Transport = transport.Run
 	}
 	if o.Sources == nil {
-		o.Sources = &defaultSources{env: o.Env}
+		o.Sources = &loaderSources{env: o.Env}
 	}
 	s.args, s.argsErr = ParseArgs(args)
 	s.local.systems = LocalSystems(s.args.System)
@@ -249,7 +261,7 @@ func (s *server) decide(ctx context.Context, req Request) (Answer, *accepted, st
 	if err != nil {
 		return Decline, nil, fmt.Sprintf("cannot read the build machines: %v", err)
 	}
-	machines := Merge(static, discovered)
+	machines := candidates.Merge(static, discovered)
 	// Only the down records of machines that could take it are read.
 	keys := make(map[string]bool)
 	for _, m := range machines {
@@ -412,7 +424,7 @@ func (s *server) connect(ctx context.Context, m *scm.Machine, slot *Slot) (c *ss
 	}()
 	key := m.PrivateKey
 	if key == "" {
-		key = defaultPrivateKey(s.o.Env)
+		key = scm.PrivateKeyFile(s.o.Env("HOME"))
 	}
 	t := sshconn.Target{Host: m.Name, Port: m.DialPort(), User: m.User, PrivateKeyFile: key, HostKey: m.HostKey}
 	c, err = s.o.Dial(ctx, t, &sshconn.Options{Timeout: s.cfg.ConnectTimeout.D()})
@@ -450,14 +462,6 @@ func describeDialError(err error) error {
 		return fmt.Errorf("%w (is our public key in the machine's authorized_keys?)", err)
 	}
 	return err
-}
-
-func defaultPrivateKey(env func(string) string) string {
-	home := env("HOME")
-	if home == "" {
-		home = "/root"
-	}
-	return strings.TrimSuffix(home, "/") + "/.ssh/id_rsa"
 }
 
 func debugEnabled(env func(string) string) bool { return env("GUIX_OFFLOAD_DEBUG") != "" }

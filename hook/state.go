@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 )
 
 // State is what hook processes share besides slot locks, in files under
@@ -96,7 +98,7 @@ func (s State) MarkDown(key, reason string, until time.Time) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(s.Dir, "down", key), data)
+	return atomicfile.Write(filepath.Join(s.Dir, "down", key), data, atomicfile.Private)
 }
 
 // ClearDown forgets that the machine with key was down.
@@ -124,7 +126,7 @@ func (s State) FirstPostponed(drv string, now time.Time) (time.Time, error) {
 	}
 	s.prunePostponed(now)
 	text, _ := now.UTC().MarshalText()
-	return now, writeAtomic(p, text)
+	return now, atomicfile.Write(p, text, atomicfile.Private)
 }
 
 // prunePostponed removes records of derivations last postponed more than
@@ -146,29 +148,4 @@ func (s State) prunePostponed(now time.Time) {
 // ClearPostponed forgets drv's first postponement.
 func (s State) ClearPostponed(drv string) {
 	os.Remove(s.postponedPath(drv))
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory renamed over it, creating the directory when needed.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err2 := f.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -171,6 +171,17 @@ func DefaultPrivateKey() string {
 	return home + "/.ssh/id_rsa"
 }
 
+// PrivateKeyFile returns the SSH private key a master uses for a machine
+// whose private-key is not given (a discovered machine, or a machines.scm
+// entry evaluated without HOME): home's .ssh/id_rsa, root's when home is
+// "" (guix-daemon runs the offload hook as root).
+func PrivateKeyFile(home string) string {
+	if home == "" {
+		home = "/root"
+	}
+	return strings.TrimSuffix(home, "/") + "/.ssh/id_rsa"
+}
+
 // DefaultMachine returns a Machine holding Guix's defaults for every field
 // that has one (name, user, host-key and systems are empty).
 func DefaultMachine() Machine {

@@ -20,7 +20,7 @@ the machines whose name it matches.`,
   sudo guix-offload status /etc/guix/machines.scm builder1`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), opts, args, false, cmd.OutOrStdout())
+			return runCheck(cmd.Context(), opts, args, false, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	opts.addFlags(cmd)

@@ -14,13 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
-	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/hook"
+	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/transport"
-	"github.com/guix-offload/guix-offload/scm"
 )
 
 // checkOptions are shared by `test` and `status`.
@@ -58,15 +57,15 @@ them out).`,
   sudo guix-offload test --no-discovered --timeout 30`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), opts, args, true, cmd.OutOrStdout())
+			return runCheck(cmd.Context(), opts, args, true, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	opts.addFlags(cmd)
 	return cmd
 }
 
-func runCheck(ctx context.Context, opts checkOptions, args []string, roundTrip bool, stdout io.Writer) error {
-	probes, err := buildProbes(opts, args, roundTrip)
+func runCheck(ctx context.Context, opts checkOptions, args []string, roundTrip bool, stdout, stderr io.Writer) error {
+	probes, err := buildProbes(ctx, opts, args, roundTrip, stderr)
 	if err != nil {
 		return err
 	}
@@ -96,10 +95,12 @@ func runCheck(ctx context.Context, opts checkOptions, args []string, roundTrip b
 	return nil
 }
 
-// buildProbes lists the machines as the hook would see them: the static
-// ones of FILE and, when asked, the trusted discovered ones, merged as
-// the hook merges them, then filtered by REGEXP.
-func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.Probe, error) {
+// buildProbes lists the machines the hook would consider
+// ([candidates.Considered]), with FILE instead of its machines-file when
+// given and discovered machines from the discovery cache only (test and
+// status never browse), filtered by REGEXP. Notes (a stale cache, a
+// machine the trust policy leaves out) go to stderr.
+func buildProbes(ctx context.Context, opts checkOptions, args []string, roundTrip bool, stderr io.Writer) ([]transport.Probe, error) {
 	path := opts.config
 	if path == "" {
 		path = hook.ConfigPath(os.Getenv)
@@ -108,27 +109,24 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 	if err != nil {
 		return nil, err
 	}
-	file := cfg.MachinesFile
+	co := cfg.Candidates(os.Getenv)
 	if len(args) > 0 {
-		file = args[0]
+		co.MachinesFile = args[0]
 	}
+	co.Discovery = opts.discovered && cfg.Discovery
+	co.BrowseTimeout = 0
 	var filter *regexp.Regexp
 	if len(args) > 1 {
 		if filter, err = regexp.Compile(args[1]); err != nil {
 			return nil, cmdutil.Usage(fmt.Errorf("bad REGEXP %q: %w", args[1], err))
 		}
 	}
-	ms, err := scm.LoadMachines(file)
+	machines, notes, err := candidates.Considered(ctx, co, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	static := make([]*scm.Machine, len(ms))
-	for i := range ms {
-		static[i] = &ms[i]
-	}
-	var discovered []*scm.Machine
-	if opts.discovered && cfg.Discovery {
-		discovered = discoveredMachines(cfg)
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "guix-offload: %s\n", n)
 	}
 	var acl *pki.ACL
 	if roundTrip {
@@ -141,7 +139,7 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 		guix, _ = hook.RealGuix(os.Getenv("PATH"), "")
 	}
 	var probes []transport.Probe
-	for _, m := range hook.Merge(static, discovered) {
+	for _, m := range machines {
 		if filter != nil && !filter.MatchString(m.Name) {
 			continue
 		}
@@ -156,17 +154,4 @@ func buildProbes(opts checkOptions, args []string, roundTrip bool) ([]transport.
 		})
 	}
 	return probes, nil
-}
-
-// discoveredMachines reads the discovery cache and keeps the machines the
-// hook itself would trust (under "acl" it checks each signature against
-// its own ACL, whatever the cache's writer judged). A missing or stale
-// cache gives none.
-func discoveredMachines(cfg *hook.Config) []*scm.Machine {
-	snap, err := discovery.ReadSnapshot(cfg.Cache)
-	if err != nil || snap.Stale(time.Now()) {
-		return nil
-	}
-	ms, _ := hook.TrustedSnapshot(cfg, snap, time.Now(), os.Getenv)
-	return ms
 }

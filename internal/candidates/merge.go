@@ -1,4 +1,4 @@
-package hook
+package candidates
 
 import "github.com/guix-offload/guix-offload/scm"
 

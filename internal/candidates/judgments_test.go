@@ -1,4 +1,4 @@
-package hook
+package candidates
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
 )
@@ -17,7 +18,7 @@ import (
 // Under trust "acl" the hook judges the snapshot's machines itself: the
 // signature with its own ACL, the address it will connect to against the
 // signed ones, and the signature's time at each decision. The writer's
-// verdict does not widen that, and an older snapshot without records
+// judgment does not widen that, and an older snapshot without records
 // gives nothing trusted.
 func TestSnapshotVerifiedByHook(t *testing.T) {
 	now := time.Now()
@@ -57,7 +58,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		mk("stale", "169.254.1.4", "169.254.1.4", key, now.Add(-time.Hour)),
 		mk("unsigned", "169.254.1.5", "169.254.1.5", nil, now),
 		// Sound, but the writer's policy rejected it (an older ACL, say):
-		// the hook's own verdict decides.
+		// the hook's own judgment decides.
 		func() *discovery.Announcement {
 			a := mk("writer-rejected", "169.254.1.6", "169.254.1.6", key, now)
 			a.Trusted = false
@@ -65,27 +66,24 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		}(),
 	}}
 	dir := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.StateDirectory = filepath.Join(dir, "state")
-	cfg.MachinesFile = ""
-	cfg.Cache = filepath.Join(dir, "cache.json")
-	cfg.BrowseTimeout = 0
-	cfg.ACL, _ = filepath.Abs("testdata/acl")
-	if err := discovery.WriteSnapshot(cfg.Cache, snap); err != nil {
+	o := &Options{StateDirectory: filepath.Join(dir, "state"), Cache: filepath.Join(dir, "cache.json"),
+		Discovery: true, Trust: "acl", Env: os.Getenv}
+	o.ACL, _ = filepath.Abs("testdata/acl")
+	if err := discovery.WriteSnapshot(o.Cache, snap); err != nil {
 		t.Fatal(err)
 	}
 	// Edit a signed field in the file: the signed value counts.
-	data, err := os.ReadFile(cfg.Cache)
+	data, err := os.ReadFile(o.Cache)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfg.Cache, []byte(strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(o.Cache, []byte(strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	machines := func(src *defaultSources, at time.Time) (names []string, notes string) {
+	machines := func(src *Loader, at time.Time) (names []string, notes string) {
 		t.Helper()
-		_, disc, ns, err := src.Machines(context.Background(), cfg, at)
+		_, disc, ns, err := src.Load(context.Background(), o, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,12 +95,12 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		}
 		return names, strings.Join(ns, "\n")
 	}
-	names, notes := machines(&defaultSources{env: os.Getenv}, now)
+	names, notes := machines(&Loader{}, now)
 	if got := strings.Join(names, ","); got != "good,writer-rejected" {
 		t.Errorf("trusted %s, want good,writer-rejected\nnotes:\n%s", got, notes)
 	}
 	for _, want := range []string{
-		"ignoring 'stranger': signing key is not in " + cfg.ACL,
+		"ignoring 'stranger': signing key is not in " + o.ACL,
 		"ignoring 'replayed': address 169.254.9.9 is not among the signed addresses",
 		"ignoring discovered machine 'stale': signature is stale",
 		"ignoring 'unsigned': unsigned",
@@ -111,13 +109,13 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
 	}
-	// The verdicts are kept for the next hook process; the signature's
+	// The judgments are kept for the next hook process; the signature's
 	// time is judged again at each decision.
-	v := readVerdicts(filepath.Join(cfg.StateDirectory, "cache", "verdicts"))
+	v := readJudgments(filepath.Join(o.StateDirectory, "cache", "judgments"))
 	if len(v) != 5 {
-		t.Errorf("%d verdicts kept, want 5 (every signed machine)", len(v))
+		t.Errorf("%d judgments kept, want 5 (every signed machine)", len(v))
 	}
-	names, notes = machines(&defaultSources{env: os.Getenv}, now.Add(discovery.MaxAge-30*time.Second))
+	names, notes = machines(&Loader{}, now.Add(discovery.MaxAge-30*time.Second))
 	if got := strings.Join(names, ","); got != "writer-rejected" {
 		t.Errorf("%s later: trusted %s, want writer-rejected\nnotes:\n%s", discovery.MaxAge, got, notes)
 	}
@@ -126,55 +124,50 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	}
 
 	// Commands that show what the hook sees judge the same way.
-	snapNow, err := discovery.ReadSnapshot(cfg.Cache)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, why := TrustedSnapshot(cfg, snapNow, now, os.Getenv)
-	if len(ms) != 2 || ms[0].Status.Instance != "good" || ms[1].Status.Instance != "writer-rejected" ||
-		!strings.Contains(strings.Join(why, "\n"), "ignoring 'replayed'") {
-		t.Errorf("TrustedSnapshot: %d machines, notes %q", len(ms), why)
+	ms, why, err := Considered(context.Background(), o, now)
+	if err != nil || len(ms) != 2 || ms[0].Status.Instance != "good" || ms[1].Status.Instance != "writer-rejected" {
+		t.Errorf("Considered: %d machines, %v, notes %q", len(ms), err, why)
 	}
 
 	// A snapshot written before records were kept: nothing is trusted,
 	// and the hook says why.
 	old := `{"updated": "` + now.UTC().Format(time.RFC3339Nano) + `", "machines": [{"instance": "builder1", "name": "169.254.1.1", "port": 22,
 		"systems": ["x86_64-linux"], "user": "offload", "host-key": "` + hostKey + `", "signing-key": "` + snap.Machines[0].SigningKey + `", "trusted": true}]}`
-	if err := os.WriteFile(cfg.Cache, []byte(old), 0o644); err != nil {
+	if err := os.WriteFile(o.Cache, []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	names, notes = machines(&defaultSources{env: os.Getenv}, now)
+	names, notes = machines(&Loader{}, now)
 	if len(names) != 0 || !strings.Contains(notes, "ignoring 'builder1': the snapshot does not carry its signed TXT record") {
 		t.Errorf("older snapshot: trusted %v\nnotes:\n%s", names, notes)
 	}
 
-	// Under trust "any" the writer's verdict stands.
-	cfg.Trust = "any"
-	if err := discovery.WriteSnapshot(cfg.Cache, snap); err != nil {
+	// Under trust "any" the writer's judgment stands.
+	o.Trust = "any"
+	if err := discovery.WriteSnapshot(o.Cache, snap); err != nil {
 		t.Fatal(err)
 	}
-	names, _ = machines(&defaultSources{env: os.Getenv}, now)
+	names, _ = machines(&Loader{}, now)
 	if got := strings.Join(names, ","); got != "good,stranger,replayed,stale,unsigned" {
 		t.Errorf("trust any: %s", got)
 	}
 }
 
-func TestVerdictsFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "verdicts")
+func TestJudgmentsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "judgments")
 	k := strings.Repeat("ab", 32)
-	want := map[string]verdict{k: {true, "signed by a key in /etc/guix/acl"}, strings.Repeat("cd", 32): {false, "tab\there \"quoted\""}}
-	if err := writeAtomic(path, encodeVerdicts(want)); err != nil {
+	want := map[string]judgment{k: {true, "signed by a key in /etc/guix/acl"}, strings.Repeat("cd", 32): {false, "tab\there \"quoted\""}}
+	if err := atomicfile.Write(path, encodeJudgments(want), atomicfile.Private); err != nil {
 		t.Fatal(err)
 	}
-	got := readVerdicts(path)
+	got := readJudgments(path)
 	if len(got) != 2 || got[k] != want[k] || got[strings.Repeat("cd", 32)] != want[strings.Repeat("cd", 32)] {
 		t.Errorf("got %v", got)
 	}
-	for _, bad := range []string{"", "other magic\n", verdictsMagic + "\nshort\t1\t\"x\"\n", verdictsMagic + "\n" + k + "\t2\t\"x\"\n", verdictsMagic + "\n" + k + "\t1\tunquoted\n"} {
+	for _, bad := range []string{"", "other magic\n", judgmentsMagic + "\nshort\t1\t\"x\"\n", judgmentsMagic + "\n" + k + "\t2\t\"x\"\n", judgmentsMagic + "\n" + k + "\t1\tunquoted\n"} {
 		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if got := readVerdicts(path); len(got) != 0 {
+		if got := readJudgments(path); len(got) != 0 {
 			t.Errorf("%q: %v", bad, got)
 		}
 	}

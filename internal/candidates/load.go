@@ -1,4 +1,4 @@
-package hook
+package candidates
 
 import (
 	"context"
@@ -12,35 +12,89 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/scm"
 )
 
-// defaultSources reads the static machines from the configured
-// machines.scm and the discovered ones from the discovery cache (or a
-// bounded live browse, once per process, when the cache is missing or
-// stale).
-type defaultSources struct {
-	env func(string) string
-	// mem keeps this process's conversions, by cache name.
+// Options say where the machines come from and how discovered ones are
+// judged: the hook's configuration (hook.Config.Candidates makes them).
+type Options struct {
+	// MachinesFile is Guix's static machines.scm ("" for none; a missing
+	// file means no static machines), evaluated by Evaluator: "builtin",
+	// "guile" (the program Guile), or "auto" (builtin, and Guile for a
+	// file builtin cannot evaluate).
+	MachinesFile, Evaluator, Guile string
+	// Discovery turns discovered machines on. They come from Cache, the
+	// snapshot `guix-offload discover --watch --cache` keeps, or when it
+	// is missing or stale from a live browse bounded by BrowseTimeout (0:
+	// none).
+	Discovery     bool
+	Cache         string
+	BrowseTimeout time.Duration
+	// Trust, ACL and Pins are the trust policy for discovered machines
+	// (see discovery.ParsePolicy).
+	Trust, ACL, Pins string
+	// User is the SSH user for a discovered machine that names none;
+	// PrivateKey the SSH key for every discovered machine ("" for
+	// $HOME/.ssh/id_rsa).
+	User, PrivateKey string
+	// StateDirectory keeps what is worth keeping between processes, under
+	// StateDirectory/cache: evaluated files, the trust policy's judgments,
+	// the last live browse.
+	StateDirectory string
+	// Env reads the environment (HOME); nil reads none.
+	Env func(string) string
+}
+
+func (o *Options) env(name string) string {
+	if o.Env == nil {
+		return ""
+	}
+	return o.Env(name)
+}
+
+// Considered returns the machines the hook would consider at now, in
+// its order (see [Merge]), and notes worth showing (a stale snapshot,
+// machines the trust policy leaves out). An error means the static
+// machines cannot be read.
+func Considered(ctx context.Context, o *Options, now time.Time) ([]*scm.Machine, []string, error) {
+	var l Loader
+	static, discovered, notes, err := l.Load(ctx, o, now)
+	if err != nil {
+		return nil, notes, err
+	}
+	return Merge(static, discovered), notes, nil
+}
+
+// Loader loads the static machines from machines.scm and the discovered
+// ones from the discovery snapshot (or a bounded live browse, once per
+// Loader, when the snapshot is missing or stale). A hook process keeps
+// one for all its requests. The zero Loader is ready to use.
+type Loader struct {
+	// mem keeps this process's readings, by name.
 	mem map[string]*machineCache
-	// browsed caches the result of the one live browse of this process.
+	// browsed keeps the result of the one live browse of this Loader.
 	browsed     []*scm.Machine
 	browsedOnce bool
 }
 
-func (d *defaultSources) Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
-	if cfg.MachinesFile != "" {
-		salt := cfg.Evaluator + "\x00" + cfg.Guile
-		static, _, err = d.cached(cfg, "machines-scm", cfg.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
-			ms, err := evalMachines(ctx, cfg)
+// Load returns the static and the discovered machines, and notes worth a
+// line in the daemon's log (a stale snapshot, say). Problems with
+// discovery are notes, not errors: static machines still work. An error
+// means the static machines cannot be read.
+func (l *Loader) Load(ctx context.Context, o *Options, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
+	if o.MachinesFile != "" {
+		salt := o.Evaluator + "\x00" + o.Guile
+		static, _, err = l.cached(o, "machines-scm", o.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
+			ms, err := evalMachines(ctx, o)
 			return pointers(ms), time.Time{}, err
 		})
 		if err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	if cfg.Discovery {
-		discovered, notes = d.discovered(ctx, cfg, now)
+	if o.Discovery {
+		discovered, notes = l.discovered(ctx, o, now)
 	}
 	return static, discovered, notes, nil
 }
@@ -51,24 +105,24 @@ const guileTimeout = 30 * time.Second
 // evalMachines evaluates the machines file with the configured
 // evaluator: the built-in one, the real Guile, or (auto) the built-in one
 // and, for a file it cannot evaluate, Guile.
-func evalMachines(ctx context.Context, cfg *Config) ([]scm.Machine, error) {
+func evalMachines(ctx context.Context, o *Options) ([]scm.Machine, error) {
 	withGuile := func() ([]scm.Machine, error) {
 		gctx, cancel := context.WithTimeout(ctx, guileTimeout)
 		defer cancel()
-		return scm.EvalWithGuile(gctx, cfg.Guile, cfg.MachinesFile)
+		return scm.EvalWithGuile(gctx, o.Guile, o.MachinesFile)
 	}
-	switch cfg.Evaluator {
+	switch o.Evaluator {
 	case "guile":
 		return withGuile()
 	case "builtin":
-		return scm.LoadMachines(cfg.MachinesFile)
+		return scm.LoadMachines(o.MachinesFile)
 	}
-	ms, err := scm.LoadMachines(cfg.MachinesFile)
+	ms, err := scm.LoadMachines(o.MachinesFile)
 	var serr *scm.Error
 	if err == nil || !errors.As(err, &serr) {
 		return ms, err
 	}
-	if _, lerr := exec.LookPath(cfg.Guile); lerr != nil {
+	if _, lerr := exec.LookPath(o.Guile); lerr != nil {
 		return nil, fmt.Errorf("%w (and Guile, which might evaluate it, is not installed: set guile in hook.toml)", err)
 	}
 	ms, gerr := withGuile()
@@ -119,7 +173,7 @@ func statID(path string) (fileID, bool) {
 // cached returns the machines of file through the caches, calling load
 // when they are missing or outdated. The machines returned are shared
 // with the cache: callers must not modify them ([Merge] does not).
-func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func() ([]*scm.Machine, time.Time, error)) ([]*scm.Machine, time.Time, error) {
+func (l *Loader) cached(o *Options, name, file, salt string, load func() ([]*scm.Machine, time.Time, error)) ([]*scm.Machine, time.Time, error) {
 	id, ok := statID(file)
 	if !ok {
 		// Missing or unreadable: let load say what it makes of it.
@@ -129,13 +183,13 @@ func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func(
 	valid := func(c *machineCache) bool {
 		return c != nil && c.File == file && c.ID == id && c.Salt == salt
 	}
-	if c := d.mem[name]; valid(c) {
+	if c := l.mem[name]; valid(c) {
 		return c.Machines, c.Updated, nil
 	}
-	cachePath := filepath.Join(cfg.StateDirectory, "cache", name)
+	cachePath := filepath.Join(o.StateDirectory, "cache", name)
 	if data, err := os.ReadFile(cachePath); err == nil {
 		if c, err := decodeMachineCache(data); err == nil && valid(c) {
-			d.remember(name, c)
+			l.remember(name, c)
 			return c.Machines, c.Updated, nil
 		}
 	}
@@ -148,17 +202,17 @@ func (d *defaultSources) cached(cfg *Config, name, file, salt string, load func(
 	// granularity could go unnoticed.
 	if id2, ok := statID(file); ok && id2 == id && time.Since(time.Unix(0, id.Mtime)) > 100*time.Millisecond {
 		c := &machineCache{File: file, ID: id, Salt: salt, Updated: updated, Machines: ms}
-		d.remember(name, c)
-		_ = writeAtomic(cachePath, encodeMachineCache(c))
+		l.remember(name, c)
+		_ = atomicfile.Write(cachePath, encodeMachineCache(c), atomicfile.Private)
 	}
 	return ms, updated, nil
 }
 
-func (d *defaultSources) remember(name string, c *machineCache) {
-	if d.mem == nil {
-		d.mem = make(map[string]*machineCache)
+func (l *Loader) remember(name string, c *machineCache) {
+	if l.mem == nil {
+		l.mem = make(map[string]*machineCache)
 	}
-	d.mem[name] = c
+	l.mem[name] = c
 }
 
 // The cache file is line-oriented and quick to read: a header line

@@ -1,4 +1,4 @@
-package hook
+package candidates
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
 )
@@ -29,21 +30,21 @@ import (
 // of this function is kept while the snapshot is unchanged.
 //
 // A signature check costs about a tenth of a millisecond, and the watcher
-// rewrites the snapshot on every announcement that changes; so verdicts
-// are kept in STATE/cache/verdicts by a digest of everything they depend
+// rewrites the snapshot on every announcement that changes; so judgments
+// are kept in STATE/cache/judgments by a digest of everything they depend
 // on (ACL, instance, port, record, addresses), and a new snapshot costs
 // only the checks of the announcements that changed.
 //
-// Under other policies the writer's verdict stands.
-func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept []*discovery.Announcement, dropped []string) {
-	if cfg.Trust != "acl" {
+// Under other policies the writer's judgment stands.
+func (l *Loader) trustedOf(o *Options, snap *discovery.Snapshot) (kept []*discovery.Announcement, dropped []string) {
+	if o.Trust != "acl" {
 		return snap.Trusted(), nil
 	}
 	var policy *discovery.ACLPolicy
-	aclID, _ := statID(cfg.ACL)
-	store := filepath.Join(cfg.StateDirectory, "cache", "verdicts")
-	old := readVerdicts(store)
-	now := make(map[string]verdict, len(snap.Machines))
+	aclID, _ := statID(o.ACL)
+	store := filepath.Join(o.StateDirectory, "cache", "judgments")
+	old := readJudgments(store)
+	now := make(map[string]judgment, len(snap.Machines))
 	changed := false
 	for _, a := range snap.Machines {
 		if a.Ignored != "" {
@@ -58,7 +59,7 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 		}
 		switch {
 		case a.Record() == nil:
-			drop(fmt.Sprintf("the snapshot does not carry its signed TXT record, so its signature cannot be checked (trust is \"acl\"); restart 'guix-offload discover --watch --cache %s' with this version", cfg.Cache))
+			drop(fmt.Sprintf("the snapshot does not carry its signed TXT record, so its signature cannot be checked (trust is \"acl\"); restart 'guix-offload discover --watch --cache %s' with this version", o.Cache))
 			continue
 		case a.Sig == "":
 			drop("unsigned, and trust is \"acl\"")
@@ -67,15 +68,15 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 		if a.Name == "" && len(a.Addresses) > 0 {
 			a.Name = a.Addresses[0].String() // as AsMachine connects
 		}
-		key := verdictKey(cfg.ACL, aclID, a)
+		key := judgmentKey(o.ACL, aclID, a)
 		v, ok := old[key]
 		if !ok {
 			if policy == nil {
-				acl, err := pki.ReadACL(cfg.ACL)
+				acl, err := pki.ReadACL(o.ACL)
 				if err != nil {
 					return nil, append(dropped, fmt.Sprintf("ignoring every discovered machine: %v", err))
 				}
-				policy = &discovery.ACLPolicy{ACL: acl, File: cfg.ACL}
+				policy = &discovery.ACLPolicy{ACL: acl, File: o.ACL}
 			}
 			v.ok, v.reason = policy.JudgeSigned(a)
 			changed = true
@@ -88,7 +89,7 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 		kept = append(kept, a)
 	}
 	if changed || len(now) != len(old) {
-		_ = writeAtomic(store, encodeVerdicts(now))
+		_ = atomicfile.Write(store, encodeJudgments(now), atomicfile.Private)
 	}
 	return kept, dropped
 }
@@ -96,8 +97,8 @@ func (d *defaultSources) trustedOf(cfg *Config, snap *discovery.Snapshot) (kept 
 // freshDiscovered returns ms without the discovered machines whose
 // signature is too old or too new at now (under trust "acl"), and why
 // each was left out. It does not modify ms.
-func freshDiscovered(ms []*scm.Machine, cfg *Config, now time.Time) ([]*scm.Machine, []string) {
-	if cfg.Trust != "acl" {
+func freshDiscovered(ms []*scm.Machine, o *Options, now time.Time) ([]*scm.Machine, []string) {
+	if o.Trust != "acl" {
 		return ms, nil
 	}
 	var out []*scm.Machine
@@ -125,12 +126,12 @@ func freshDiscovered(ms []*scm.Machine, cfg *Config, now time.Time) ([]*scm.Mach
 	return out, notes
 }
 
-type verdict struct {
+type judgment struct {
 	ok     bool
 	reason string
 }
 
-func verdictKey(aclFile string, aclID fileID, a *discovery.Announcement) string {
+func judgmentKey(aclFile string, aclID fileID, a *discovery.Announcement) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%v\x00%s\x00%d\x00%s\x00", aclFile, aclID, a.Instance, a.Port, a.Name)
 	for _, ad := range a.Addresses {
@@ -143,13 +144,13 @@ func verdictKey(aclFile string, aclID fileID, a *discovery.Announcement) string 
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// The verdicts file: a header line, then one line per verdict: the key,
+// The judgments file: a header line, then one line per judgment: the key,
 // 1 or 0, the reason quoted.
-const verdictsMagic = "guix-offload-verdicts 1"
+const judgmentsMagic = "guix-offload-judgments 1"
 
-func encodeVerdicts(vs map[string]verdict) []byte {
+func encodeJudgments(vs map[string]judgment) []byte {
 	var b strings.Builder
-	b.WriteString(verdictsMagic + "\n")
+	b.WriteString(judgmentsMagic + "\n")
 	for k, v := range vs {
 		ok := "0"
 		if v.ok {
@@ -160,41 +161,28 @@ func encodeVerdicts(vs map[string]verdict) []byte {
 	return []byte(b.String())
 }
 
-// readVerdicts reads the verdicts file; a missing or damaged one is
+// readJudgments reads the judgments file; a missing or damaged one is
 // empty (every machine is then judged again).
-func readVerdicts(path string) map[string]verdict {
-	out := make(map[string]verdict)
+func readJudgments(path string) map[string]judgment {
+	out := make(map[string]judgment)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return out
 	}
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	if lines[0] != verdictsMagic {
+	if lines[0] != judgmentsMagic {
 		return out
 	}
 	for _, line := range lines[1:] {
 		f := strings.SplitN(line, "\t", 3)
 		if len(f) != 3 || len(f[0]) != 64 || (f[1] != "0" && f[1] != "1") {
-			return make(map[string]verdict)
+			return make(map[string]judgment)
 		}
 		reason, err := strconv.Unquote(f[2])
 		if err != nil {
-			return make(map[string]verdict)
+			return make(map[string]judgment)
 		}
-		out[f[0]] = verdict{ok: f[1] == "1", reason: reason}
+		out[f[0]] = judgment{ok: f[1] == "1", reason: reason}
 	}
 	return out
-}
-
-// TrustedSnapshot returns the machines of snap that the hook would use at
-// now under cfg's trust policy, and why it leaves out machines the
-// snapshot's writer trusted: the hook's own judgment (see
-// [defaultSources.trustedOf]), for commands that show what the hook sees,
-// such as `guix-offload test` and `status`. It keeps verdicts in the
-// state directory when it can write there, like the hook.
-func TrustedSnapshot(cfg *Config, snap *discovery.Snapshot, now time.Time, env func(string) string) ([]*scm.Machine, []string) {
-	d := &defaultSources{env: env}
-	kept, dropped := d.trustedOf(cfg, snap)
-	ms, stale := freshDiscovered(machinesOf(kept, cfg, env), cfg, now)
-	return ms, append(dropped, stale...)
 }
