@@ -36,6 +36,7 @@ var (
 	flagDiscovery      = flag.Int("bench.discover-runs", 20, "discovery runs per browser")
 	flagAgents         = flag.Int("bench.agents", 32, "agents in the discovery measure")
 	flagIdle           = flag.Duration("bench.idle", time.Minute, "idle period of the footprint measure")
+	flagGuixStart      = flag.Duration("bench.guix-start", 500*time.Millisecond, "what one start of a real `guix` costs, for the offload rows' second pair")
 )
 
 // group is one of issue 7's rows; it adds one or more table rows.
@@ -51,6 +52,7 @@ var groups = []group{
 	{"transfer", "3", runTransfer},
 	{"discover", "4", runDiscover},
 	{"footprint", "5", runFootprint},
+	{"offload", "14", runOffload},
 }
 
 func groupNames() []string {
@@ -90,7 +92,9 @@ func (s *suite) note(format string, args ...any) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(m.Run())
+	code := m.Run()
+	netns.CleanupBinaries() // the stand-in, built for the offload rows
+	os.Exit(code)
 }
 
 // TestSuite measures the selected groups and prints the table.

@@ -28,6 +28,9 @@
 // For
 // fault-injection tests, GUIX_STANDIN_TAMPER=FROM=TO replaces the first
 // FROM with TO (same length) in each exported NAR after it was signed.
+// For benchmarks, GUIX_STANDIN_STARTUP=DURATION (e.g. 500ms) makes every
+// command but `guix daemon` wait that long first, as a real `guix` spends
+// starting Guile.
 package main
 
 import (
@@ -37,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/guix-offload/guix-offload/test/standin/internal/store"
 )
@@ -70,6 +74,11 @@ func main() {
 		stdin:          os.Stdin,
 		stdout:         os.Stdout,
 		stderr:         os.Stderr,
+	}
+	if d, err := time.ParseDuration(os.Getenv("GUIX_STANDIN_STARTUP")); err == nil && len(os.Args) > 1 && os.Args[1] != "daemon" {
+		// What starting Guile and loading Guix's modules costs a real
+		// `guix` command, for benchmarks.
+		time.Sleep(d)
 	}
 	code := g.run(ctx, os.Args[1:])
 	stop()
