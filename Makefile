@@ -67,6 +67,8 @@ install: build
 	  chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	$(INSTALL) -m 644 examples/* $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -d $(DESTDIR)$(GUILESITEDIR)/guix-offload
+	$(INSTALL) -m 644 dist/guix/guix-offload/services.scm $(DESTDIR)$(GUILESITEDIR)/guix-offload/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
@@ -76,6 +78,8 @@ uninstall:
 	  rm -f $(DESTDIR)$(BASHCOMPDIR)/$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p $(DESTDIR)$(FISHCOMPDIR)/$$p.fish; \
 	done
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(GUILESITEDIR)/guix-offload/services.scm
+	-rmdir $(DESTDIR)$(GUILESITEDIR)/guix-offload 2>/dev/null
 
 clean:
 	rm -rf $(OUT)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/testenv"
 )
 
 // execute runs the command line with its output in buffers.
@@ -153,5 +155,33 @@ func TestGeneratedDocs(t *testing.T) {
 	}
 	if len(diffs) > 0 {
 		t.Log("regenerate with: go generate ./cmd/...")
+	}
+}
+
+// The Guix System service module (dist/guix) runs the agent with flags it
+// has: checked with real Guile against stand-ins of Guix's modules.
+func TestGuixServiceCommandLine(t *testing.T) {
+	guile := testenv.LookPath(t, "guile-3.0", "guile-3.0")
+	cmd := exec.Command(guile, "--no-auto-compile", "-L", "standins", "-L", "..", "check-services.scm")
+	cmd.Dir = filepath.Join("..", "..", "dist", "guix", "testdata")
+	cmd.Env = append(os.Environ(), "GUILE_AUTO_COMPILE=0", "GUILE_LOAD_PATH=", "GUILE_LOAD_COMPILED_PATH=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "argv agent") {
+			continue
+		}
+		n++
+		args := strings.Split(line, "\t")[2:]
+		root := newRootCommand()
+		if err := root.ParseFlags(args); err != nil || len(root.Flags().Args()) > 0 {
+			t.Errorf("%s: %v (left %v)", line, err, root.Flags().Args())
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no agent command line in:\n%s", out)
 	}
 }

@@ -101,6 +101,7 @@ func TestMakeInstall(t *testing.T) {
 		"usr/share/bash-completion/completions/guix-offload", "usr/share/zsh/site-functions/_guix-offload-agent",
 		"usr/share/fish/vendor_completions.d/guix-offload.fish",
 		"usr/share/doc/guix-offload/examples/hook.toml",
+		"usr/share/guile/site/3.0/guix-offload/services.scm",
 	}
 	for _, p := range pages {
 		want = append(want, filepath.Join("usr/share/man/man1", filepath.Base(p)))
