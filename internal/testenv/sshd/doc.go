@@ -7,6 +7,10 @@
 // [Options.Prefix] (for example "ip netns exec NS" or "unshare -m …") to
 // run it inside a namespace, together with [Options.ListenAddress]. sshd's
 // log is printed with t.Log when the test fails, and sshd is killed at
-// cleanup. Without root or sshd the test is skipped (a failure under
+// cleanup, or when the test binary dies (its timeout) before cleanup can
+// run. Remote commands never see the invoking user's dotfiles: sshd runs
+// in a private mount namespace where the login user's home directory is
+// an empty directory ([Options.Home]), so a slow root ~/.bashrc on the
+// machine running the tests changes nothing. Without root or sshd the test is skipped (a failure under
 // CI=true, see package testenv).
 package sshd

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -43,6 +44,12 @@ type Options struct {
 	Dir string
 	// ReadyTimeout bounds the wait for "Server listening"; 0 means 10 s.
 	ReadyTimeout time.Duration
+	// Home is the directory the login user's home shows inside sshd's
+	// private mount namespace, so that remote commands never run the
+	// dotfiles of whoever runs the tests (a slow ~/.bashrc). "" means a
+	// fresh empty directory; put a .bashrc there to play a machine
+	// whose login shell is slow.
+	Home string
 }
 
 // Server is a running sshd.
@@ -66,6 +73,9 @@ type Server struct {
 	Dir string
 	// ConfigFile is the sshd_config used.
 	ConfigFile string
+	// Home is the directory that logins see as their home (see
+	// [Options.Home]).
+	Home string
 
 	cmd  *exec.Cmd
 	logs *syncBuffer
@@ -143,11 +153,28 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 
-	argv := append(append([]string{}, opts.Prefix...), Path, "-D", "-e", "-f", s.ConfigFile)
+	// Logins get an empty home: sshd runs in a private mount namespace
+	// (inside whatever Prefix set up) where the user's home directory
+	// is a bind mount of s.Home. The mount goes with the namespace.
+	userHome := homeOf(t, s.User)
+	s.Home = opts.Home
+	if s.Home == "" {
+		s.Home = filepath.Join(dir, "home")
+		if err := os.Mkdir(s.Home, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unshare := testenv.LookPath(t, "unshare", "util-linux")
+	argv := append(append([]string{}, opts.Prefix...),
+		unshare, "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sshd-home", s.Home, userHome,
+		Path, "-D", "-e", "-f", s.ConfigFile)
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stdout = s.logs
 	s.cmd.Stderr = s.logs
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: sshd goes with the test binary even when it is killed
+	// (its timeout) before any cleanup runs.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", strings.Join(argv, " "), err)
 	}
@@ -284,6 +311,20 @@ func GenerateKey(t testing.TB, keygen, path, typ, passphrase string) string {
 		t.Fatalf("ssh-keygen wrote a bad public key: %q", pub)
 	}
 	return f[0] + " " + f[1]
+}
+
+// homeOf returns the home directory of user as the password database
+// has it, where sshd starts login shells.
+func homeOf(t testing.TB, name string) string {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("sshd: look up user %s: %v", name, err)
+	}
+	if fi, err := os.Stat(u.HomeDir); err != nil || !fi.IsDir() {
+		t.Fatalf("sshd: home directory %s of %s is not a directory (it is where an empty one gets mounted): %v", u.HomeDir, name, err)
+	}
+	return u.HomeDir
 }
 
 func freeLoopbackAddr(t testing.TB) string {
