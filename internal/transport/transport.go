@@ -395,7 +395,8 @@ func build(ctx context.Context, b *Build) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := &watch{log: b.Log, last: time.Now(), verdicts: newVerdicts(b.Drv, b.Outputs)}
+	w := &watch{log: newLogFilter(b.Log, b.Store), last: time.Now(), verdicts: newVerdicts(b.Drv, b.Outputs)}
+	defer w.flush()
 	start := time.Now()
 	watchdog := make(chan error, 1)
 	go func() {
@@ -432,7 +433,9 @@ func build(ctx context.Context, b *Build) error {
 	// exec: the signal that ends the session on our timeout then reaches
 	// guix itself, not just the login shell (and the daemon cancels the
 	// build when its client goes).
-	code, err := Exec(ctx, b.Client, "exec "+Command(argv...), nil, w, w)
+	// stdout has only the output paths `guix build` prints at the end:
+	// not the build log.
+	code, err := Exec(ctx, b.Client, "exec "+Command(argv...), nil, w.quiet(), w)
 	cancel()
 	select {
 	case werr := <-watchdog:
@@ -550,6 +553,19 @@ func (w *watch) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// quiet returns a writer that counts as output from the machine (for
+// the silence watchdog) but neither logs nor scans what it gets.
+func (w *watch) quiet() io.Writer { return quietWatch{w} }
+
+type quietWatch struct{ w *watch }
+
+func (q quietWatch) Write(p []byte) (int, error) {
+	q.w.mu.Lock()
+	defer q.w.mu.Unlock()
+	q.w.last = time.Now()
+	return len(p), nil
+}
+
 func (w *watch) scan(line []byte) {
 	if w.verdicts != nil {
 		w.verdicts.scan(string(line))
@@ -571,6 +587,9 @@ func (w *watch) flush() {
 	if len(w.line) > 0 {
 		w.scan(w.line)
 		w.line = nil
+	}
+	if f, ok := w.log.(interface{ Flush() }); ok {
+		f.Flush()
 	}
 }
 

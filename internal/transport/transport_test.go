@@ -338,6 +338,34 @@ func TestRunFailures(t *testing.T) {
 	}
 }
 
+// TestRunBuildLog: the master's build log gets the builder's output and
+// the daemon's verdict only, as with Guix's hook, not the remote `guix
+// build`'s own lines ("The following derivation will be built:",
+// "building …", "successfully built …", "build of … failed", "View
+// build log at …", "guix build: error: …", the output path on stdout).
+func TestRunBuildLog(t *testing.T) {
+	for _, tc := range []struct {
+		name, script, want string
+		code               int
+	}{
+		{"success", `echo "building main on the machine"; printf 'no newline'; ` + goodScript, "building main on the machine\nno newlinebuilding main on the machine\n", 0},
+		{"failure", `printf partial; exit 7`, "partialbuilder for `DRV' failed with exit code 7\n", 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+			j := w.job(t, tc.script)
+			b, log, msg := w.build(j, func(b *transport.Build) { b.ACL = w.master.ACL(t) })
+			err := transport.Run(context.Background(), b)
+			if got := transport.ExitCode(err); got != tc.code {
+				t.Fatalf("Run = %v (exit %d), want exit %d\nmessages:\n%s\nlog:\n%s", err, got, tc.code, msg, log)
+			}
+			if want := strings.ReplaceAll(tc.want, "DRV", j.drv); log.String() != want {
+				t.Errorf("build log:\n%q\nwant\n%q", log.String(), want)
+			}
+		})
+	}
+}
+
 // TestRunSendsTheMastersLimits: the master's limits reach the machine,
 // 0 meaning "no limit", as Guix's hook sends them. Left out, the
 // machine's daemon applies its own --timeout and --max-silent-time

@@ -132,10 +132,30 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 		}
 		outs = append(outs, o)
 	}
+	// `guix build` renders the daemon's build traces as its own lines
+	// on stderr, which a hook must not pass on as the build log: "The
+	// following derivation will be built:" and the list
+	// (show-what-to-build, guix/ui.scm), then "building DRV...",
+	// "successfully built DRV", "build of DRV failed" and "View build
+	// log at 'LOG'." (print-build-event, guix/status.scm).
+	g.events = g.stderr
+	var todo []string
 	for _, d := range drvs {
 		if !strings.HasSuffix(d, ".drv") {
 			return g.fail("build", fmt.Errorf("%s: only derivation files can be built by the stand-in", d))
 		}
+		if !g.built(d) {
+			todo = append(todo, d)
+		}
+	}
+	switch len(todo) {
+	case 0:
+	case 1:
+		g.eventf("The following derivation will be built:\n   %s", todo[0])
+	default:
+		g.eventf("The following derivations will be built:\n   %s", strings.Join(todo, "\n   "))
+	}
+	for _, d := range drvs {
 		o, err := g.build(ctx, d, opts)
 		if err != nil {
 			return g.fail("build", err)
@@ -217,6 +237,34 @@ func (g *guix) addText(name, content string, refs []string) (string, error) {
 	return p, g.store.Register(store.Info{Path: p, References: refs})
 }
 
+// built reports whether drvPath's outputs are all valid already (false
+// when it cannot tell).
+func (g *guix) built(drvPath string) bool {
+	data, err := os.ReadFile(drvPath)
+	if err != nil {
+		return false
+	}
+	drv, err := derivation.Parse(data)
+	if err != nil {
+		return false
+	}
+	for _, o := range drv.Outputs {
+		if !g.store.Valid(o.Path) {
+			return false
+		}
+	}
+	return true
+}
+
+// failedEvent prints what `guix build` says when the daemon reports the
+// build of drvPath failed: "build of DRV failed" and where its log is
+// (guix/status.scm, print-build-event, 'build-failed).
+func (g *guix) failedEvent(drvPath string) {
+	base := filepath.Base(drvPath)
+	g.eventf("build of %s failed", drvPath)
+	g.eventf("View build log at '/var/log/guix/drvs/%s/%s.gz'.", base[:min(2, len(base))], base[min(2, len(base)):])
+}
+
 // build makes the outputs of drvPath valid and returns them.
 func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]string, error) {
 	st := g.store
@@ -273,12 +321,16 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 		return nil, err
 	}
 
-	fmt.Fprintf(g.stderr, "building %s...\n", drvPath)
+	g.eventf("building %s...", drvPath)
 	if err := g.runBuilder(ctx, drvPath, drv, opts); err != nil {
 		for _, o := range outs {
 			_ = os.RemoveAll(o)
 		}
+		// The daemon's verdict comes right after the builder's last
+		// output, on its line if that lacks a newline (printMsg in
+		// nix/libstore/build.cc).
 		fmt.Fprintln(g.stderr, err)
+		g.failedEvent(drvPath)
 		status := 100
 		if errors.Is(err, errTimedOut) {
 			status = 101
@@ -291,6 +343,7 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 				_ = os.RemoveAll(o)
 			}
 			fmt.Fprintf(g.stderr, "builder for `%s' failed to produce output path `%s'\n", drvPath, o)
+			g.failedEvent(drvPath)
 			return nil, &errBuild{fmt.Sprintf("build of `%s' failed", drvPath), 100}
 		}
 	}
@@ -303,6 +356,7 @@ func (g *guix) build(ctx context.Context, drvPath string, opts buildOptions) ([]
 			return nil, fmt.Errorf("register %s: %w", o, err)
 		}
 	}
+	g.eventf("successfully built %s", drvPath)
 	return outs, nil
 }
 

@@ -52,6 +52,18 @@ type guix struct {
 	tamper         string
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// events receives what `guix build` (the client, not the daemon)
+	// says about builds as it renders the daemon's build traces; nil
+	// when the stand-in plays the daemon.
+	events io.Writer
+}
+
+// eventf prints one of the client's build event lines (guix/status.scm,
+// print-build-event), when the stand-in plays `guix build`.
+func (g *guix) eventf(format string, args ...any) {
+	if g.events != nil {
+		fmt.Fprintf(g.events, format+"\n", args...)
+	}
 }
 
 func getenv(key, def string) string {
