@@ -90,6 +90,10 @@ type Announcement struct {
 	// used at all (a malformed TXT record, naming the field); only
 	// Instance, Port, Addresses and Source are then set.
 	Ignored string `json:"ignored,omitempty"`
+	// Impostor says that the announcement claims the instance name of a
+	// machine the trust policy accepts, and is not that machine's: it
+	// is listed apart from the machine and never trusted.
+	Impostor bool `json:"impostor,omitempty"`
 
 	// raw is the TXT record as received, kept so that the signature is
 	// checked over exactly what was signed, unknown keys included.
@@ -106,7 +110,7 @@ type Announcement struct {
 // nothing to the master). An announcement without a host key (which is
 // what SSH pins), a name or a user gives no machine: ok is false.
 func (a *Announcement) AsMachine(user, privateKey string) (m *scm.Machine, ok bool) {
-	if a.HostKey == "" || a.Ignored != "" {
+	if a.HostKey == "" || a.Ignored != "" || a.Impostor {
 		return nil, false
 	}
 	c := a.Machine.Clone()
@@ -122,6 +126,16 @@ func (a *Announcement) AsMachine(user, privateKey string) (m *scm.Machine, ok bo
 	}
 	c.Status = &scm.Status{Instance: a.Instance, Load: a.Load, FreeDisk: a.FreeDisk, Signed: a.Time}
 	return &c, true
+}
+
+// ListKey identifies a in a listing: its instance name without case,
+// apart from the trusted machine of that name when a is an impostor.
+func (a *Announcement) ListKey() string {
+	k := strings.ToLower(a.Instance)
+	if a.Impostor {
+		k += "\x00impostor"
+	}
+	return k
 }
 
 // TXTError is a malformed or oversized TXT record. Field names the

@@ -113,6 +113,15 @@ func (o *BrowseOptions) judge(a *Announcement) {
 		}
 	}()
 	a.Trusted, a.TrustReason = o.Trust.Judge(a, o.now())
+	if a.Impostor {
+		// The source found that the policy accepts another
+		// announcement of this name: this one is not that machine,
+		// whatever it claims.
+		a.Trusted = false
+		if !strings.HasPrefix(a.TrustReason, ImpostorReason) {
+			a.TrustReason = ImpostorReason + ": " + a.TrustReason
+		}
+	}
 }
 
 func (o *BrowseOptions) logger() *slog.Logger {
@@ -197,7 +206,7 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 			return err
 		case ev := <-raw:
 			a := ev.Announcement
-			key := strings.ToLower(a.Instance)
+			key := a.ListKey()
 			switch ev.Kind {
 			case Add, Update:
 				opts.judge(a)
@@ -254,13 +263,13 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 		for _, a := range found {
 			out = append(out, a)
 		}
-		slices.SortFunc(out, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
+		slices.SortFunc(out, func(a, b *Announcement) int { return strings.Compare(a.ListKey(), b.ListKey()) })
 		return out
 	}
 	for {
 		select {
 		case ev := <-events:
-			key := strings.ToLower(ev.Announcement.Instance)
+			key := ev.Announcement.ListKey()
 			if ev.Kind == Remove {
 				delete(found, key)
 			} else {

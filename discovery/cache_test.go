@@ -402,10 +402,7 @@ func TestCacheAsksForMissing(t *testing.T) {
 func TestCacheFloodOfUntrustedCannotCrowdOut(t *testing.T) {
 	r := newRecorder(t)
 	policy := &ACLPolicy{ACL: fixtureACL(t), File: "testdata/acl"}
-	r.c.trusted = func(a *Announcement, now time.Time) bool {
-		ok, _ := policy.Judge(a, now)
-		return ok
-	}
+	r.c.trusted = policy.Judge
 	stranger, err := pki.GenerateKey(pki.TypeECDSA, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +449,9 @@ func TestCacheFloodOfUntrustedCannotCrowdOut(t *testing.T) {
 // Unusable instances go before untrusted ones, and the oldest first.
 func TestCacheEvictionOrder(t *testing.T) {
 	r := newRecorder(t)
-	r.c.trusted = func(a *Announcement, _ time.Time) bool { return !strings.HasPrefix(a.Instance, "untrusted") }
+	r.c.trusted = func(a *Announcement, _ time.Time) (bool, string) {
+		return !strings.HasPrefix(a.Instance, "untrusted"), ""
+	}
 	good, bad := validTXT(t, "0.1"), validTXT(t, "lots")
 	for i := range MaxInstances - 3 {
 		r.feed(response(fmt.Sprintf("trusted%d", i), fmt.Sprintf("t%d", i), 22, good, 4500, "169.254.1.2"), "veth0")

@@ -50,17 +50,21 @@ type MDNS struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Trust, when set, is the policy the browser judges announcements
-	// with. Run uses it only to choose what to drop when it already
-	// tracks [MaxInstances] instances: unusable ones first, then ones
-	// the policy rejects, never accepted ones; so a flood of well-formed
-	// but untrusted announcements cannot crowd out real machines. Nil
-	// counts every well-formed announcement as accepted.
+	// with. Run uses it to choose what to drop when its budget is spent
+	// (unusable instances first, then ones the policy rejects, never
+	// accepted ones; so a flood of well-formed but untrusted
+	// announcements cannot crowd out real machines), and to protect
+	// accepted machines: goodbyes for them are confirmed, and another
+	// announcement under their name that the policy rejects is reported
+	// apart with Impostor set. Nil counts every well-formed announcement
+	// as accepted, and protects none.
 	Trust Policy
 }
 
 type packet struct {
 	data  []byte
 	iface string
+	src   netip.Addr
 }
 
 type mdnsConn struct {
@@ -89,10 +93,7 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 	}
 	c := newCache(domain, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
 	if m.Trust != nil {
-		c.trusted = func(a *Announcement, now time.Time) bool {
-			ok, _ := m.Trust.Judge(a, now)
-			return ok
-		}
+		c.trusted = m.Trust.Judge
 	}
 
 	// Deferred calls run last first: cancel, then wait for the
@@ -255,7 +256,7 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 			if _, ok := joined[p.iface]; !ok {
 				break // not an interface we browse on
 			}
-			if err := c.receive(p.data, p.iface, now()); err != nil {
+			if err := c.receive(p.data, p.iface, p.src, now()); err != nil {
 				logger.Debug("mdns: bad packet", "interface", p.iface, "err", err)
 			}
 		case <-timer.C:
@@ -390,15 +391,16 @@ func (mc *mdnsConn) readOne(ctx context.Context, buf []byte, names map[int]strin
 	}()
 	var n, index int
 	var err error
+	var from net.Addr
 	if mc.v4 != nil {
 		var cm *ipv4.ControlMessage
-		n, cm, _, err = mc.v4.ReadFrom(buf)
+		n, cm, from, err = mc.v4.ReadFrom(buf)
 		if cm != nil {
 			index = cm.IfIndex
 		}
 	} else {
 		var cm *ipv6.ControlMessage
-		n, cm, _, err = mc.v6.ReadFrom(buf)
+		n, cm, from, err = mc.v6.ReadFrom(buf)
 		if cm != nil {
 			index = cm.IfIndex
 		}
@@ -416,8 +418,12 @@ func (mc *mdnsConn) readOne(ctx context.Context, buf []byte, names map[int]strin
 		}
 		names[index] = name
 	}
+	var src netip.Addr
+	if u, ok := from.(*net.UDPAddr); ok {
+		src = u.AddrPort().Addr().Unmap()
+	}
 	select {
-	case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name}:
+	case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name, src: src}:
 		return false
 	case <-ctx.Done():
 		return true

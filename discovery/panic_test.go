@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -47,11 +48,11 @@ func TestCachePacketPanicDropsPacket(t *testing.T) {
 	evil := pack(response("evil", "e", 22, validTXT(t, "0.10"), 4500, "169.254.1.3"))
 	good := pack(response("builder1", "b1", 22, validTXT(t, "0.10"), 4500, "169.254.1.2"))
 	for range 3 {
-		if err := r.c.receive(evil, "veth0", r.now); err != nil {
+		if err := r.c.receive(evil, "veth0", netip.Addr{}, r.now); err != nil {
 			t.Fatalf("receive: %v", err)
 		}
 	}
-	if err := r.c.receive(good, "veth0", r.now); err != nil {
+	if err := r.c.receive(good, "veth0", netip.Addr{}, r.now); err != nil {
 		t.Fatalf("receive: %v", err)
 	}
 	if evs := r.c.tick(r.now); kinds(evs) != "add builder1" {
@@ -62,7 +63,7 @@ func TestCachePacketPanicDropsPacket(t *testing.T) {
 	}
 	noStack(t, r.warnings[0])
 	// A packet that does not decode is an error, not a panic.
-	if err := r.c.receive([]byte{1, 2, 3}, "veth0", r.now); err == nil {
+	if err := r.c.receive([]byte{1, 2, 3}, "veth0", netip.Addr{}, r.now); err == nil {
 		t.Error("garbage packet decoded")
 	}
 }
@@ -74,11 +75,11 @@ func TestCachePacketPanicDropsPacket(t *testing.T) {
 func TestCacheComparePanicDropsInstance(t *testing.T) {
 	r := newRecorder(t)
 	var evilPanics bool
-	r.c.trusted = func(a *Announcement, now time.Time) bool {
+	r.c.trusted = func(a *Announcement, now time.Time) (bool, string) {
 		if a.Instance == "evil" && evilPanics {
 			panic("policy bug")
 		}
-		return true
+		return true, ""
 	}
 	if evs := r.feed(response("evil", "e", 22, validTXT(t, "0.10"), 4500, "169.254.1.3"), "veth0"); kinds(evs) != "add evil" {
 		t.Fatalf("events %q", kinds(evs))

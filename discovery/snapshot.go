@@ -185,7 +185,7 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 		for _, a := range current {
 			s.Machines = append(s.Machines, a)
 		}
-		slices.SortFunc(s.Machines, func(a, b *Announcement) int { return strings.Compare(a.Instance, b.Instance) })
+		slices.SortFunc(s.Machines, func(a, b *Announcement) int { return strings.Compare(a.ListKey(), b.ListKey()) })
 		return WriteSnapshot(cachePath, s)
 	}
 	// stop ends browsing and returns err, or else Browse's error.
@@ -226,7 +226,7 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 			dirty = false
 			flush.Stop()
 		case ev := <-events:
-			key := strings.ToLower(ev.Announcement.Instance)
+			key := ev.Announcement.ListKey()
 			if ev.Kind == Remove {
 				delete(current, key)
 			} else {
