@@ -38,9 +38,11 @@ const (
 	SnapshotStale   = 2 * time.Minute
 )
 
-// Stale reports whether s is too old to be believed at now.
+// Stale reports whether s is too old to be believed at now, or written
+// in the future (by more than [MaxAhead]: clocks differ a little): a
+// time that never grows old would be believed for ever.
 func (s *Snapshot) Stale(now time.Time) bool {
-	return now.Sub(s.Updated) > SnapshotStale
+	return now.Sub(s.Updated) > SnapshotStale || s.Updated.Sub(now) > MaxAhead
 }
 
 // Trusted returns the machines the writer's policy accepted.
@@ -156,14 +158,19 @@ func WriteSnapshot(path string, s *Snapshot) error {
 	return nil
 }
 
-// snapshotDelay gathers a burst of events into one write.
-const snapshotDelay = 100 * time.Millisecond
+// snapshotDelay gathers a burst of events into one write, and
+// snapshotInterval spaces writes, so that a flood of changes costs one
+// write (and fsync) a second at most.
+const (
+	snapshotDelay    = 100 * time.Millisecond
+	snapshotInterval = time.Second
+)
 
 // Watch browses like [Browse], passes every event to onEvent (when not
 // nil), and, when cachePath is not empty, keeps a [Snapshot] there
-// current: written when Watch starts, within a tenth of a second of every
-// change (a burst of changes makes one write), and every
-// [SnapshotRefresh]. When browsing ends, a change not written yet is
+// current: written when Watch starts, within a tenth of a second of a
+// change (a burst of changes makes one write, and writes are a second
+// apart at least), and every [SnapshotRefresh]. When browsing ends, a change not written yet is
 // written then; otherwise the file is left as it is, its Updated time
 // still saying when the machines were last known, so readers stop
 // believing it [SnapshotStale] after that (a last write would vouch for
@@ -171,22 +178,33 @@ const snapshotDelay = 100 * time.Millisecond
 // and returns nil then, or the first error of onEvent or of writing the
 // file.
 func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent func(Event) error) error {
+	var save func(*Snapshot) error
+	if cachePath != "" {
+		save = func(s *Snapshot) error { return WriteSnapshot(cachePath, s) }
+	}
+	return watch(ctx, opts, save, onEvent)
+}
+
+// watch is [Watch] with the snapshot written by save (nil: none).
+func watch(ctx context.Context, opts BrowseOptions, save func(*Snapshot) error, onEvent func(Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan Event)
 	errc := opts.goRecover(func() error { return Browse(ctx, opts, events) })
 
 	current := make(map[string]*Announcement)
+	var lastWrite time.Time // on the monotonic clock
 	write := func() error {
-		if cachePath == "" {
+		if save == nil {
 			return nil
 		}
+		lastWrite = time.Now()
 		s := &Snapshot{Updated: opts.now().UTC(), Machines: make([]*Announcement, 0, len(current))}
 		for _, a := range current {
 			s.Machines = append(s.Machines, a)
 		}
 		slices.SortFunc(s.Machines, func(a, b *Announcement) int { return strings.Compare(a.ListKey(), b.ListKey()) })
-		return WriteSnapshot(cachePath, s)
+		return save(s)
 	}
 	// stop ends browsing and returns err, or else Browse's error.
 	stop := func(err error) error {
@@ -234,7 +252,7 @@ func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent fu
 			}
 			if !dirty {
 				dirty = true
-				flush.Reset(snapshotDelay)
+				flush.Reset(max(snapshotDelay, snapshotInterval-time.Since(lastWrite)))
 			}
 			if onEvent != nil {
 				if err := onEvent(ev); err != nil {

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,5 +186,53 @@ func TestWatchStopsWithoutRewrite(t *testing.T) {
 	}
 	if string(after) != string(before) {
 		t.Errorf("Watch rewrote the snapshot when it stopped:\n%s\nwas\n%s", after, before)
+	}
+}
+
+// Issue 12, item 7: a snapshot written in the future is stale, or it
+// would be believed for ever.
+func TestSnapshotFromTheFutureIsStale(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		updated time.Duration
+		stale   bool
+	}{
+		{0, false}, {-SnapshotStale + time.Second, false}, {-SnapshotStale - time.Second, true},
+		{MaxAhead - time.Second, false}, {MaxAhead + time.Second, true}, {100 * 365 * 24 * time.Hour, true},
+	} {
+		if got := (&Snapshot{Updated: now.Add(c.updated)}).Stale(now); got != c.stale {
+			t.Errorf("updated %s from now: stale %v, want %v", c.updated, got, c.stale)
+		}
+	}
+}
+
+// Issue 12, item 4: a flood of changes does not rewrite (and fsync) the
+// snapshot more than once a second.
+func TestWatchRateLimitsWrites(t *testing.T) {
+	checkNoLeak(t)
+	var evs []Event
+	for i := range 400 {
+		evs = append(evs, Event{Kind: Add, Announcement: annNamed(t, fmt.Sprintf("m%d", i%20), 0.1)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	var writes []time.Time
+	err := watch(ctx, BrowseOptions{Source: &fakeSource{delay: 5 * time.Millisecond, events: evs}, Trust: AnyPolicy{}},
+		func(*Snapshot) error {
+			writes = append(writes, time.Now())
+			return nil
+		}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first write when Watch starts, then one a second at most (and
+	// the change pending when it stops).
+	for i := 2; i < len(writes)-1; i++ {
+		if gap := writes[i].Sub(writes[i-1]); gap < 900*time.Millisecond {
+			t.Errorf("writes %d and %d only %s apart", i-1, i, gap)
+		}
+	}
+	if len(writes) < 3 || len(writes) > 5 {
+		t.Errorf("%d writes, want the changes written", len(writes))
 	}
 }
