@@ -336,6 +336,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	refresh := time.Duration(a.Config.RefreshInterval)
 
+	// Wide-area DNS-SD runs beside multicast DNS, in a goroutine of its
+	// own: a slow or unreachable name server never holds up the
+	// multicast announcements.
+	var wide *wideArea
+	if wc := a.Config.WideArea; wc != nil {
+		wide = newWideArea(*wc, a.logger("wide-area"))
+		wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			wide.run(wctx)
+		}()
+		defer func() {
+			wcancel()
+			<-done
+		}()
+	}
+
 	var (
 		reg      Registration
 		curKey   string // interfaces and addresses of reg
@@ -346,6 +364,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		keyTried = time.Now()
 		missing  string
 	)
+	publishWide := func(an *discovery.Announcement) {
+		if wide != nil {
+			wide.publish(Service{Instance: p.Instance, Port: p.Machine.Port, TXT: an.TXT(), Addrs: addrs})
+		}
+	}
 	stop := func(why string) {
 		if reg != nil {
 			start := time.Now()
@@ -395,6 +418,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			log.Error("cannot compose the announcement", "error", err)
 			return
 		}
+		publishWide(an)
 		ifs := make([]net.Interface, len(chosen))
 		for i, c := range chosen {
 			ifs[i] = c.Interface
@@ -442,6 +466,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return
 		}
 		reg.SetText(an.TXT())
+		publishWide(an)
 		log.Debug("announcement refreshed", "load", s.load, "free-disk", s.freeDisk, "resign", old)
 		sent, signedAt = s, now
 	}

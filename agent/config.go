@@ -65,6 +65,9 @@ type Config struct {
 	// RefreshInterval is the shortest time between two announcements
 	// of a changed load or free space; default 5 s.
 	RefreshInterval Duration `toml:"refresh-interval"`
+	// WideArea, when set, registers the machine in a DNS zone too
+	// (wide-area DNS-SD, see [WideAreaConfig]).
+	WideArea *WideAreaConfig `toml:"wide-area"`
 }
 
 // Threshold is an overload threshold: a number, or nil for #f (ignore
@@ -210,6 +213,7 @@ const (
 	kindNumber
 	kindThreshold
 	kindDuration
+	kindWideArea
 )
 
 var configKeys = map[string]keyKind{
@@ -226,6 +230,7 @@ var configKeys = map[string]keyKind{
 	"interfaces":         kindStrings,
 	"store":              kindString,
 	"refresh-interval":   kindDuration,
+	"wide-area":          kindWideArea,
 }
 
 // LoadConfig reads the TOML file at path over [DefaultConfig]. Every key
@@ -266,6 +271,11 @@ func DecodeConfig(file string, data []byte, cfg *Config) error {
 		if err := checkKind(kind, raw[key]); err != nil {
 			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: key, Err: err}
 		}
+		if kind == kindWideArea {
+			if err := checkWideArea(file, text, raw[key].(map[string]any)); err != nil {
+				return err
+			}
+		}
 	}
 	md, err := toml.Decode(text, cfg)
 	if err != nil {
@@ -278,7 +288,8 @@ func DecodeConfig(file string, data []byte, cfg *Config) error {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			ce.File = file
-			ce.Line = tomlconf.KeyLine(text, ce.Key)
+			// A key of a table ("wide-area.domain") is found by its last part.
+			ce.Line = tomlconf.KeyLine(text, ce.Key[strings.LastIndexByte(ce.Key, '.')+1:])
 		}
 		return err
 	}
@@ -314,6 +325,10 @@ func checkKind(kind keyKind, v any) error {
 	case kindThreshold:
 		var t Threshold
 		return t.UnmarshalTOML(v)
+	case kindWideArea:
+		if _, ok := v.(map[string]any); !ok {
+			return fmt.Errorf("must be a table ([wide-area] with domain and tsig-key), not %s", tomlconf.TypeName(v))
+		}
 	case kindDuration:
 		s, ok := v.(string)
 		if !ok {
@@ -376,6 +391,15 @@ func (c *Config) Validate() error {
 			return bad("interfaces", "%q is not an interface name", ifc)
 		}
 	}
+	if c.WideArea != nil {
+		if err := c.WideArea.validate(); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.Key = "wide-area." + ce.Key
+			}
+			return err
+		}
+	}
 	if c.RefreshInterval < Duration(time.Second) || c.RefreshInterval > Duration(4*time.Minute) {
 		return bad("refresh-interval", "%v is not between 1s and 4m", c.RefreshInterval)
 	}
@@ -396,6 +420,22 @@ func checkNames(list []string) error {
 		}
 		if slices.Contains(list[:i], s) {
 			return fmt.Errorf("%q is listed twice", s)
+		}
+	}
+	return nil
+}
+
+// checkWideArea checks the keys of the [wide-area] table and their
+// types, naming file and line.
+func checkWideArea(file, text string, table map[string]any) error {
+	for _, key := range tomlconf.KeysInOrder(text, table) {
+		if !slices.Contains(wideAreaKeys, key) {
+			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: "wide-area." + key,
+				Err: fmt.Errorf("unknown key%s (known keys: %s)", tomlconf.Suggest(key, wideAreaKeys), strings.Join(wideAreaKeys, ", "))}
+		}
+		if _, ok := table[key].(string); !ok {
+			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: "wide-area." + key,
+				Err: fmt.Errorf("must be a string, not %s", tomlconf.TypeName(table[key]))}
 		}
 	}
 	return nil

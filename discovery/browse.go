@@ -66,7 +66,17 @@ type BrowseOptions struct {
 	// Interfaces to browse on (for the default multicast DNS source);
 	// empty means all multicast-capable ones.
 	Interfaces []string
-	// Source overrides the multicast DNS source.
+	// Domains are the wide-area DNS-SD domains browsed beside the LAN
+	// ([Unicast]); empty means the browse domains the network offers.
+	Domains []string
+	// NoMulticast leaves multicast DNS out: only wide-area DNS-SD is
+	// browsed.
+	NoMulticast bool
+	// ResolvConf is the resolver configuration for wide-area DNS-SD;
+	// "" means [DefaultResolvConf].
+	ResolvConf string
+	// Source overrides the default sources (multicast DNS and
+	// wide-area DNS-SD).
 	Source Source
 	// Trust judges every announcement; nil rejects all of them (with
 	// the reason "no trust policy").
@@ -84,7 +94,11 @@ func (o *BrowseOptions) source() Source {
 	if o.Source != nil {
 		return o.Source
 	}
-	return &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}
+	wide := &Unicast{Domains: o.Domains, ResolvConf: o.ResolvConf, Logger: o.Logger, Now: o.Now}
+	if o.NoMulticast {
+		return wide
+	}
+	return Merge(&MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}, wide)
 }
 
 func (o *BrowseOptions) now() time.Time {

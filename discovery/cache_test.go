@@ -479,7 +479,11 @@ func TestCacheEvictionOrder(t *testing.T) {
 // Browse gives its policy to the multicast DNS source, for eviction.
 func TestBrowseGivesPolicyToSource(t *testing.T) {
 	p := AnyPolicy{}
-	if m, ok := (&BrowseOptions{Trust: p}).source().(*MDNS); !ok || m.Trust != p {
+	src := (&BrowseOptions{Trust: p}).source()
+	if mg, ok := src.(*merged); ok {
+		src = mg.sources[0]
+	}
+	if m, ok := src.(*MDNS); !ok || m.Trust != p {
 		t.Errorf("source %#v", m)
 	}
 }

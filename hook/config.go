@@ -51,6 +51,15 @@ type Config struct {
 	// Discovery turns discovered machines on; when off only MachinesFile
 	// counts.
 	Discovery bool `toml:"discovery"`
+	// Domains are wide-area DNS-SD domains browsed beside the LAN
+	// (docs/wide-area.md); empty means the browse domains the network
+	// offers.
+	Domains []string `toml:"domains"`
+	// MDNS browses the LAN with multicast DNS; false leaves only
+	// wide-area DNS-SD.
+	MDNS bool `toml:"mdns"`
+	// ResolvConf is the resolver configuration for wide-area DNS-SD.
+	ResolvConf string `toml:"resolv-conf"`
 	// BrowseTimeout bounds the live browse done when the cache is missing
 	// or stale (0 disables it).
 	BrowseTimeout Duration `toml:"browse-timeout"`
@@ -103,6 +112,7 @@ func (c *Config) Candidates(env func(string) string) *candidates.Options {
 	return &candidates.Options{
 		MachinesFile: c.MachinesFile, Evaluator: c.Evaluator, Guile: c.Guile,
 		Discovery: c.Discovery, Cache: c.Cache, BrowseTimeout: c.BrowseTimeout.D(),
+		Domains: c.Domains, MDNS: c.MDNS, ResolvConf: c.ResolvConf,
 		Trust: c.Trust, ACL: c.ACL, Pins: c.Pins,
 		User: c.User, PrivateKey: c.PrivateKey,
 		StateDirectory: c.StateDirectory, Env: env,
@@ -121,6 +131,8 @@ func DefaultConfig() *Config {
 		Pins:           "/var/lib/guix-offload/tofu-pins.json",
 		Cache:          "/var/cache/guix-offload/machines.json",
 		Discovery:      true,
+		MDNS:           true,
+		ResolvConf:     "/etc/resolv.conf",
 		BrowseTimeout:  Duration(2 * time.Second),
 		PrivateKey:     "",
 		User:           "",
@@ -215,6 +227,7 @@ const (
 	kindString keyKind = iota
 	kindBool
 	kindDuration
+	kindStrings
 )
 
 var configKeys = map[string]keyKind{
@@ -223,6 +236,7 @@ var configKeys = map[string]keyKind{
 	"browse-timeout": kindDuration, "private-key": kindString, "user": kindString, "real-guix": kindString,
 	"store": kindString, "connect-timeout": kindDuration, "down-time": kindDuration,
 	"max-postpone": kindDuration, "compress": kindBool,
+	"domains": kindStrings, "mdns": kindBool, "resolv-conf": kindString,
 }
 
 func checkKind(kind keyKind, v any) error {
@@ -234,6 +248,16 @@ func checkKind(kind keyKind, v any) error {
 	case kindBool:
 		if _, ok := v.(bool); !ok {
 			return fmt.Errorf("must be true or false, not %s", tomlconf.TypeName(v))
+		}
+	case kindStrings:
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlconf.TypeName(v))
+		}
+		for i, it := range list {
+			if _, ok := it.(string); !ok {
+				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlconf.TypeName(it))
+			}
 		}
 	case kindDuration:
 		s, ok := v.(string)
@@ -249,7 +273,7 @@ func checkKind(kind keyKind, v any) error {
 func knownKeys() []string {
 	return []string{"machines-file", "evaluator", "guile", "state-directory", "acl", "trust", "pins", "cache", "discovery",
 		"browse-timeout", "private-key", "user", "real-guix", "store", "connect-timeout", "down-time",
-		"max-postpone", "compress"}
+		"max-postpone", "compress", "domains", "mdns", "resolv-conf"}
 }
 
 // Validate checks every field and returns a *ConfigError naming the
@@ -276,6 +300,7 @@ func (c *Config) Validate() error {
 		{"cache", c.Cache, true},
 		{"private-key", c.PrivateKey, true},
 		{"real-guix", c.RealGuix, true},
+		{"resolv-conf", c.ResolvConf, false},
 		{"store", c.Store, false},
 	} {
 		if err := abs(f.key, f.val, f.optional); err != nil {
@@ -297,6 +322,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Trust == "tofu" && c.Pins == "" {
 		return &ConfigError{Key: "pins", Err: errors.New("trust \"tofu\" needs a pins file")}
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, " \t\n\\\"/") || strings.Contains(strings.Trim(d, "."), "..") || strings.Trim(d, ".") == "" {
+			return &ConfigError{Key: "domains", Err: fmt.Errorf("%q is not a DNS domain name", d)}
+		}
 	}
 	if strings.ContainsAny(c.User, " \t\n@") {
 		return &ConfigError{Key: "user", Err: fmt.Errorf("%q is not a user name", c.User)}

@@ -37,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *c != *DefaultConfig() {
+		if !reflect.DeepEqual(c, DefaultConfig()) {
 			t.Errorf("examples/hook.toml differs from the defaults:\n%+v\n%+v", c, DefaultConfig())
 		}
 	})

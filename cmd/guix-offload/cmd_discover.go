@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"log/slog"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/hook"
 	"github.com/guix-offload/guix-offload/internal/cli"
 )
 
@@ -27,6 +29,9 @@ type discoverOptions struct {
 	acl        string
 	pins       string
 	interfaces []string
+	domains    []string
+	resolvConf string
+	mdns       bool
 	cache      string
 	verbose    bool
 }
@@ -37,8 +42,10 @@ func newDiscoverCommand() *cobra.Command {
 		Use:   "discover",
 		Short: "List the build machines announced on the LAN",
 		Long: `discover lists the build machines that guix-offload-agent announces on
-the LAN (DNS-SD service _guix-offload._tcp over multicast DNS), each
-judged by the trust policy: by default a machine is accepted only when its
+the LAN (DNS-SD service _guix-offload._tcp over multicast DNS) and in
+the wide-area DNS-SD domains of --domain (unicast DNS; without it, the
+browse domains the network offers under the resolver's search domains),
+each judged by the trust policy: by default a machine is accepted only when its
 announcement is signed by a key in /etc/guix/acl.
 
 By default it browses until answers stop arriving (bounded by --timeout)
@@ -55,6 +62,23 @@ snapshot instead of browsing, unless it is missing or stale.`,
   guix-offload discover --watch --cache /var/cache/guix-offload/machines.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("domain") || !cmd.Flags().Changed("resolv-conf") {
+				// The watcher service feeds the hook: by default it
+				// browses the domains the hook is configured with.
+				path := hook.ConfigPath(os.Getenv)
+				cfg, err := hook.LoadConfig(path, true)
+				switch {
+				case err != nil:
+					fmt.Fprintf(cmd.ErrOrStderr(), "guix-offload: warning: %v; browsing without its domains\n", err)
+				default:
+					if !cmd.Flags().Changed("domain") {
+						opts.domains = cfg.Domains
+					}
+					if !cmd.Flags().Changed("resolv-conf") {
+						opts.resolvConf = cfg.ResolvConf
+					}
+				}
+			}
 			return runDiscover(cmd.Context(), opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -67,6 +91,9 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	f.StringVar(&opts.acl, "acl", "/etc/guix/acl", "the ACL whose keys may sign announcements (--trust acl)")
 	f.StringVar(&opts.pins, "pins", "/var/lib/guix-offload/tofu-pins.json", "where --trust tofu pins host keys")
 	f.StringSliceVar(&opts.interfaces, "interface", nil, "browse on this interface (repeatable; default: all multicast-capable)")
+	f.StringSliceVar(&opts.domains, "domain", nil, "also browse this wide-area DNS-SD domain (repeatable; default: hook.toml's domains, else the browse domains the network offers)")
+	f.BoolVar(&opts.mdns, "mdns", true, "browse the LAN with multicast DNS (--mdns=false: wide-area DNS-SD only)")
+	f.StringVar(&opts.resolvConf, "resolv-conf", discovery.DefaultResolvConf, "resolver configuration for wide-area DNS-SD")
 	f.StringVar(&opts.cache, "cache", "", "with --watch: keep this snapshot file current; without: read it")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
 	return cmd
@@ -113,9 +140,12 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		return cmdutil.Usage(cli.WithHint(err, "use --trust acl (the default), tofu or any"))
 	}
 	bopts := discovery.BrowseOptions{
-		Interfaces: opts.interfaces,
-		Trust:      policy,
-		Logger:     logger,
+		Interfaces:  opts.interfaces,
+		Domains:     opts.domains,
+		ResolvConf:  opts.resolvConf,
+		NoMulticast: !opts.mdns,
+		Trust:       policy,
+		Logger:      logger,
 	}
 	if opts.watch {
 		if opts.format == "table" {

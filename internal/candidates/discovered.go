@@ -79,7 +79,8 @@ func (l *Loader) discovered(ctx context.Context, o *Options, now time.Time) ([]*
 	}
 	bctx, cancel := context.WithTimeout(ctx, o.BrowseTimeout)
 	defer cancel()
-	found, err := discovery.Lookup(bctx, discovery.BrowseOptions{Trust: policy}, o.BrowseTimeout/2)
+	found, err := discovery.Lookup(bctx, discovery.BrowseOptions{Trust: policy,
+		Domains: o.Domains, NoMulticast: !o.MDNS, ResolvConf: o.ResolvConf}, o.BrowseTimeout/2)
 	if err != nil {
 		return nil, append(notes, note("warning: browse for build machines: %v", err))
 	}

@@ -31,6 +31,12 @@ type Options struct {
 	Discovery     bool
 	Cache         string
 	BrowseTimeout time.Duration
+	// Domains, MDNS and ResolvConf say where a live browse looks: the
+	// wide-area DNS-SD domains (none: the browse domains the network
+	// offers), whether the LAN too, and the resolver configuration.
+	Domains    []string
+	MDNS       bool
+	ResolvConf string
 	// Trust, ACL and Pins are the trust policy for discovered machines
 	// (see discovery.ParsePolicy).
 	Trust, ACL, Pins string
