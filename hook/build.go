@@ -53,6 +53,9 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		Log:             s.o.BuildLog,
 		Msg:             s.o.Out,
 		Compress:        s.cfg.Compress,
+		// The machine's guix-daemon, reached over the SSH connection
+		// (the record's daemon-socket, as for Guix's own hook).
+		RemoteDaemon: acc.machine.DaemonSocket,
 	}
 	err = s.o.Transport(ctx, b)
 	code = transport.ExitCode(err)

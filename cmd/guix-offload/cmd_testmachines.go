@@ -150,7 +150,8 @@ func buildProbes(ctx context.Context, opts checkOptions, args []string, roundTri
 			OverloadThreshold: m.OverloadThreshold,
 			RoundTrip:         roundTrip,
 			Guix:              guix, Store: cfg.Store, ACL: acl,
-			Timeout: opts.timeout,
+			Timeout:      opts.timeout,
+			DaemonSocket: m.DaemonSocket,
 		})
 	}
 	return probes, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/guix-offload/guix-offload/internal/nar"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
+	"github.com/guix-offload/guix-offload/internal/worker"
 )
 
 // Probe is one machine for [Check]: where it is and what to test.
@@ -43,6 +44,9 @@ type Probe struct {
 	ACL                     *pki.ACL
 	// Timeout bounds the whole check; 0 means 60 s.
 	Timeout time.Duration
+	// DaemonSocket and LocalDaemon are the machine's and the local
+	// daemon's sockets, as [Build].RemoteDaemon and LocalDaemon.
+	DaemonSocket, LocalDaemon string
 }
 
 // Step is one check and its outcome.
@@ -135,6 +139,20 @@ func Check(ctx context.Context, p Probe) *Report {
 		r.add("host key", true, "%s %s (pinned)", k.Type(), ssh.FingerprintSHA256(k))
 	}
 
+	// The path builds take: the machine's daemon directly, or commands.
+	if p.DaemonSocket != NoDaemon {
+		socket := p.DaemonSocket
+		if socket == "" {
+			socket = worker.DefaultSocket
+		}
+		conn, why := dialRemoteDaemon(ctx, client, socket)
+		if conn != nil {
+			checkDirect(ctx, client, p, r, conn)
+			return r
+		}
+		r.add("path", true, "guix commands (cannot talk to guix-daemon directly: %s)", why)
+	}
+
 	out, err := Output(ctx, client, Command(p.RemoteGuix, "--version"), nil)
 	if err != nil {
 		r.add("guix", false, "%v", err)
@@ -209,20 +227,30 @@ func roundTrip(ctx context.Context, client *ssh.Client, p Probe, r *Report) bool
 // fetchAndCheck reads the machine's export of item, verifies it against
 // the local ACL and compares its content, without touching the store.
 func fetchAndCheck(ctx context.Context, client *ssh.Client, p Probe, item, content string) error {
+	cmd := Command(p.RemoteGuix, "archive", "--export", item)
+	return checkExport(p, item, content, func(w io.Writer) error {
+		errBuf := &tail{max: 2048}
+		code, err := Exec(ctx, client, cmd, nil, w, errBuf)
+		if err == nil && code != 0 {
+			err = &RemoteError{Command: cmd, Status: code, Stderr: errBuf.String()}
+		}
+		return err
+	})
+}
+
+// checkExport reads the export of item that export writes, verifies it
+// against the local ACL and compares its content, without touching the
+// store.
+func checkExport(p Probe, item, content string, export func(io.Writer) error) error {
 	dir, err := os.MkdirTemp("", "guix-offload-test-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	pr, pw := io.Pipe()
-	errBuf := &tail{max: 2048}
-	cmd := Command(p.RemoteGuix, "archive", "--export", item)
 	done := make(chan error, 1)
 	go func() {
-		code, err := Exec(ctx, client, cmd, nil, pw, errBuf)
-		if err == nil && code != 0 {
-			err = &RemoteError{Command: cmd, Status: code, Stderr: errBuf.String()}
-		}
+		err := export(pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()

@@ -610,12 +610,22 @@ func (w *world) probe(t *testing.T) transport.Probe {
 		Target: sshconn.Target{Host: w.sshd.Host, Port: w.sshd.Port, User: w.sshd.User,
 			PrivateKeyFile: w.sshd.ClientKeyFile, HostKey: w.sshd.HostKey},
 		RoundTrip: true, Guix: w.master.Guix, Store: w.master.Store, ACL: w.master.ACL(t),
-		Timeout: 30 * time.Second,
+		Timeout: 30 * time.Second, LocalDaemon: w.master.DaemonSocket(),
 	}
 }
 
 func TestCheck(t *testing.T) {
-	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+	t.Run("guix commands", func(t *testing.T) {
+		testCheck(t, false, "connection,host key,path,guix,daemon,import,export,load,free space,clock")
+	})
+	// Through the machine's daemon (and the local one): no guix command.
+	t.Run("direct", func(t *testing.T) {
+		testCheck(t, true, "connection,host key,daemon,import,export,load,free space,clock")
+	})
+}
+
+func testCheck(t *testing.T, direct bool, steps string) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: direct, masterDaemon: direct})
 	good := w.probe(t)
 	wrongKey := w.probe(t)
 	wrongKey.Name = "impostor"
@@ -623,7 +633,14 @@ func TestCheck(t *testing.T) {
 	distrust := w.probe(t)
 	distrust.Name = "distrusted"
 	distrust.ACL = w.builder.ACL(t) // authorizes the master only, not the machine
-	reports := transport.CheckAll(context.Background(), []transport.Probe{good, wrongKey, distrust})
+	probes := []transport.Probe{good, wrongKey, distrust}
+	if direct {
+		for i := range probes {
+			probes[i].RemoteGuix = "/nonexistent/guix" // only the daemon there
+			probes[i].Guix = "/nonexistent/guix"       // only the daemon here
+		}
+	}
+	reports := transport.CheckAll(context.Background(), probes)
 	var out strings.Builder
 	if err := transport.WriteReports(&out, reports); err != nil {
 		t.Fatal(err)
@@ -638,7 +655,7 @@ func TestCheck(t *testing.T) {
 	for _, s := range r.Steps {
 		names = append(names, s.Name)
 	}
-	if got, want := strings.Join(names, ","), "connection,host key,guix,daemon,import,export,load,free space,clock"; got != want {
+	if got, want := strings.Join(names, ","), steps; got != want {
 		t.Errorf("steps %s, want %s", got, want)
 	}
 	if r.FreeMiB <= 0 || r.Load != r.Load || r.ClockSkew > time.Second || r.ClockSkew < -time.Second {
