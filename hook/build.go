@@ -85,7 +85,8 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 }
 
 // machineProblem reports whether a transport error says the machine
-// itself is unusable, whatever the derivation: the connection broke, or a
+// itself is unusable, whatever the derivation: the connection broke, a
+// remote step got no answer in time (a login shell that hangs), or a
 // remote command failed (guix missing, exit 127; the import refused
 // because our signing key is not in the machine's ACL; the stream helper
 // missing). Build failures and timeouts are the derivation's; problems on
@@ -96,6 +97,7 @@ func machineProblem(err error) bool {
 	case errors.Is(err, transport.ErrBuildFailed), errors.Is(err, transport.ErrTimeout):
 		return false
 	case errors.Is(err, transport.ErrConnectionLost), errors.Is(err, transport.ErrRemoteCommandMissing),
+		errors.Is(err, transport.ErrUnresponsive),
 		errors.As(err, &re):
 		return true
 	}

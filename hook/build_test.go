@@ -21,6 +21,7 @@ func TestMachineProblem(t *testing.T) {
 		{"guix missing, other words", fmt.Errorf("the build tool is absent: %w", transport.ErrRemoteCommandMissing), true},
 		{"helper exits 127", fmt.Errorf("offload to 'm': %w", &transport.RemoteError{Command: "guix archive --missing", Status: 127}), true},
 		{"connection lost", fmt.Errorf("offload to 'm': %w: EOF", transport.ErrConnectionLost), true},
+		{"a step unanswered", fmt.Errorf("offload to 'm': ask which inputs are missing: %w (no answer within 1m0s)", transport.ErrUnresponsive), true},
 		{"build failed", fmt.Errorf("x: %w", transport.ErrBuildFailed), false},
 		{"timed out", fmt.Errorf("x: %w", transport.ErrTimeout), false},
 		{"ours, mentioning the phrase", errors.New("export inputs locally: /gnu/store/x not found on the machine"), false},

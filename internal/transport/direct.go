@@ -197,7 +197,7 @@ func sendDirect(ctx context.Context, cancel context.CancelFunc, b *Build, conn *
 	var de *worker.Error
 	switch {
 	case guard.stalled():
-		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import", guard.d, b.Host)
+		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import: %w", guard.d, b.Host, ErrUnresponsive)
 	case errors.As(err, &de) && !strings.Contains(de.Message, "end-of-file"):
 		// The machine refused what we sent (a signature, a reference).
 		return fmt.Errorf("send inputs: '%s' refused them: %w", b.Host, err)
@@ -377,7 +377,7 @@ func retrieveDirect(ctx context.Context, cancel context.CancelFunc, b *Build, co
 		removeTemps(temps)
 		switch {
 		case guard.stalled():
-			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short)", b.Host, guard.d)
+			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short): %w", b.Host, guard.d, ErrUnresponsive)
 		case eerr != nil && !errors.Is(eerr, errRetrievalEnded):
 			// The export failed (the daemon refused, or the
 			// connection broke): that is why the archive ended early.

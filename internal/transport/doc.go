@@ -67,8 +67,17 @@
 //     archive's end the remote command may write at most 64 KiB more
 //     and must exit within 10 s, or the retrieval fails (exit 1).
 //
-// Sending and retrieving give up (exit 1) when no byte has moved for
-// [Build].Stall (10 minutes by default) while the remote command runs.
+// Every remote step has a bound, so that a machine whose login shell or
+// guix hangs cannot hold the build slot: `command -v` and `guix archive
+// --missing` get [Build].StepTimeout (1 minute by default); sending and
+// retrieving give up when no byte has moved for [Build].Stall (10
+// minutes by default) while the remote command runs; the build must
+// print its first byte within Stall (or the master's limits plus Grace,
+// when shorter), then keep to max-silent-time and the timeout plus
+// Grace. A step cut by its bound returns [ErrUnresponsive] (exit 1, one
+// line naming the step), by which the hook marks the machine down; only
+// a build that started and then went silent or overran is a timeout
+// (101).
 //
 // When the machine has guix-offload-agent (`command -v`), steps 2 and 4
 // run `guix-offload-agent stream import|export` at the far end, so the

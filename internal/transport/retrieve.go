@@ -75,7 +75,7 @@ func retrieve(ctx context.Context, b *Build, compress bool) error {
 		}
 		switch {
 		case guard.stalled():
-			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short)", b.Host, guard.d)
+			return fmt.Errorf("retrieve outputs: stalled: nothing came from '%s' for %v (archive cut short): %w", b.Host, guard.d, ErrUnresponsive)
 		case res.err == nil && res.code != 0:
 			return fmt.Errorf("retrieve outputs: %w", &RemoteError{Command: cmd, Status: res.code, Stderr: remoteErr.String()})
 		case errors.Is(res.err, ErrConnectionLost):

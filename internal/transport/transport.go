@@ -32,6 +32,11 @@ var (
 	// helper, is not installed or not on the PATH of SSH sessions. It
 	// says the machine is unusable whatever the derivation (exit 1).
 	ErrRemoteCommandMissing = errors.New("command not found on the machine")
+	// ErrUnresponsive: a remote step got no answer within its bound (a
+	// login shell or a guix that hangs, a build that never starts, a
+	// transfer that stalls). It says the machine is unusable for now,
+	// whatever the derivation (exit 1).
+	ErrUnresponsive = errors.New("the machine did not answer in time")
 )
 
 // Build is one offloaded build: what the daemon asked for after `# accept`
@@ -64,6 +69,13 @@ type Build struct {
 	// move no byte (or wait for the remote command to end) before Run
 	// gives up on the machine (exit 1); 0 means 10 minutes.
 	Stall time.Duration
+	// StepTimeout bounds each remote step that moves no build data
+	// (`command -v`, `guix archive --missing`): a machine that has not
+	// answered by then, a login shell that hangs for instance, is
+	// given up on with [ErrUnresponsive] (exit 1). 0 means 1 minute.
+	// Until `guix build` prints its first byte, the build is bounded by
+	// Stall, and by MaxSilent and Timeout (plus Grace) when set.
+	StepTimeout time.Duration
 
 	// Store is the store directory, "/gnu/store" when empty.
 	Store string
@@ -200,11 +212,14 @@ func runCommands(ctx context.Context, b *Build) error {
 	compress := false
 	if b.Compress {
 		// `command -v` is POSIX and answers without running the program.
-		code, err := Exec(ctx, b.Client, "command -v "+Agent, nil, io.Discard, io.Discard)
+		err := b.step(ctx, "look for "+Agent, func(ctx context.Context) error {
+			code, err := Exec(ctx, b.Client, "command -v "+Agent, nil, io.Discard, io.Discard)
+			compress = code == 0
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("look for %s: %w", Agent, err)
+			return err
 		}
-		compress = code == 0
 	}
 
 	// 1. Which inputs does the machine lack?
@@ -226,14 +241,42 @@ func runCommands(ctx context.Context, b *Build) error {
 	return retrieve(ctx, b, compress)
 }
 
+// defaultStepTimeout bounds a remote step when [Build].StepTimeout is 0.
+const defaultStepTimeout = time.Minute
+
+// step runs the remote step called name (in errors) with a deadline of
+// b.StepTimeout. A step cut by that deadline returns [ErrUnresponsive];
+// any other error is returned wrapped in name.
+func (b *Build) step(ctx context.Context, name string, f func(context.Context) error) error {
+	d := b.StepTimeout
+	if d <= 0 {
+		d = defaultStepTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := f(sctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w (no answer within %v)", name, ErrUnresponsive, d)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
 func remoteMissing(ctx context.Context, b *Build) ([]string, error) {
 	in := strings.Join(b.Inputs, "\n")
 	if in != "" {
 		in += "\n"
 	}
-	out, err := Output(ctx, b.Client, Command(b.RemoteGuix, "archive", "--missing"), strings.NewReader(in))
+	var out []byte
+	err := b.step(ctx, "ask which inputs are missing", func(ctx context.Context) error {
+		var err error
+		out, err = Output(ctx, b.Client, Command(b.RemoteGuix, "archive", "--missing"), strings.NewReader(in))
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("ask which inputs are missing: %w", err)
+		return nil, err
 	}
 	want := make(map[string]bool, len(b.Inputs))
 	for _, p := range b.Inputs {
@@ -315,7 +358,7 @@ func send(ctx context.Context, b *Build, missing []string, compress bool) error 
 	werr := export.Wait()
 	switch {
 	case guard.stalled():
-		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import", guard.d, b.Host)
+		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import: %w", guard.d, b.Host, ErrUnresponsive)
 	case werr != nil && strings.TrimSpace(localErr.String()) != "":
 		// The export said why it failed; the import only saw a stream
 		// cut short.
@@ -398,6 +441,19 @@ func build(ctx context.Context, b *Build) error {
 	w := &watch{log: newLogFilter(b.Log, b.Store), last: time.Now(), verdicts: newVerdicts(b.Drv, b.Outputs)}
 	defer w.flush()
 	start := time.Now()
+	// Before its first byte, guix build has not started the build: a
+	// machine whose login shell or guix hangs must not hold the slot
+	// for longer than the stall guard, nor past the master's limits.
+	notStarted := b.Stall
+	if notStarted <= 0 {
+		notStarted = defaultStall
+	}
+	if b.MaxSilent > 0 {
+		notStarted = min(notStarted, b.MaxSilent+grace)
+	}
+	if b.Timeout > 0 {
+		notStarted = min(notStarted, b.Timeout+grace)
+	}
 	watchdog := make(chan error, 1)
 	go func() {
 		t := time.NewTicker(250 * time.Millisecond)
@@ -408,7 +464,11 @@ func build(ctx context.Context, b *Build) error {
 				return
 			case now := <-t.C:
 				var why string
+				silent := false // nothing at all from guix build yet
 				switch {
+				case !w.startedOutput() && now.Sub(start) > notStarted:
+					why = fmt.Sprintf("nothing from guix build on '%s' for %v: the build did not start", b.Host, notStarted)
+					silent = true
 				case b.MaxSilent > 0 && now.Sub(w.lastOutput()) > b.MaxSilent+grace:
 					why = fmt.Sprintf("no output from '%s' for %v", b.Host, b.MaxSilent+grace)
 				case b.Timeout > 0 && now.Sub(start) > b.Timeout+grace:
@@ -420,9 +480,15 @@ func build(ctx context.Context, b *Build) error {
 				// the connection's keepalive would notice only much
 				// later. Ask the machine once: no answer is a lost
 				// connection (transient), an answer a timeout.
-				if answers(ctx, b.Client, probeTimeout) {
+				alive := answers(ctx, b.Client, probeTimeout)
+				switch {
+				case alive && silent:
+					// A login shell or a guix that hangs: the
+					// machine's problem, not the derivation's.
+					watchdog <- fmt.Errorf("build %s: %w: %s", b.Drv, ErrUnresponsive, why)
+				case alive:
 					watchdog <- fmt.Errorf("%w: %s", ErrTimeout, why)
-				} else {
+				default:
 					watchdog <- fmt.Errorf("build %s: %w: %s, and it did not answer a keepalive within %v", b.Drv, ErrConnectionLost, why, probeTimeout)
 				}
 				cancel()
@@ -523,6 +589,7 @@ type watch struct {
 	mu       sync.Mutex
 	log      io.Writer
 	last     time.Time
+	started  bool // some output came
 	line     []byte
 	tail     tail
 	verdicts *verdicts
@@ -532,6 +599,7 @@ func (w *watch) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.last = time.Now()
+	w.started = true
 	if w.tail.max == 0 {
 		w.tail.max = 2048
 	}
@@ -563,6 +631,7 @@ func (q quietWatch) Write(p []byte) (int, error) {
 	q.w.mu.Lock()
 	defer q.w.mu.Unlock()
 	q.w.last = time.Now()
+	q.w.started = true
 	return len(p), nil
 }
 
@@ -597,6 +666,12 @@ func (w *watch) tailString() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.tail.String()
+}
+
+func (w *watch) startedOutput() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.started
 }
 
 func (w *watch) lastOutput() time.Time {

@@ -49,6 +49,9 @@ type worldOptions struct {
 	daemon, masterDaemon bool
 	daemonArgs           []string
 	sshdConfig           string // more sshd_config lines
+	// loginRC is the .bashrc of the machine's login user (its login
+	// shell reads it before every remote command).
+	loginRC string
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
@@ -75,7 +78,15 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	if o.masterDaemon {
 		w.master.StartDaemon(t)
 	}
+	home := ""
+	if o.loginRC != "" {
+		home = t.TempDir()
+		if err := os.WriteFile(filepath.Join(home, ".bashrc"), []byte(o.loginRC), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.sshd = sshd.Start(t, sshd.Options{
+		Home:        home,
 		Prefix:      w.builder.Prefix(),
 		ExtraConfig: "SetEnv PATH=" + w.builder.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin\n" + o.sshdConfig,
 	})
@@ -296,7 +307,9 @@ func TestRunFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.opts)
-			hangs := "#!/bin/sh\nif [ \"$1\" = build ]; then exec sleep 15; fi\nexec guix \"$@\"\n"
+			// It starts (guix build says what it builds), then goes
+			// silent.
+			hangs := "#!/bin/sh\nif [ \"$1\" = build ]; then echo \"building $*\" >&2; exec sleep 15; fi\nexec guix \"$@\"\n"
 			if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-hangs"), []byte(hangs), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -502,7 +515,14 @@ func TestRunTransferStalls(t *testing.T) {
 // untouched. stall is Build.Stall (0: the default).
 func runOddMachine(t *testing.T, odd string, stall time.Duration, want string) {
 	t.Helper()
-	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+	runOddMachineWith(t, worldOptions{trustMaster: true, trustSigner: true}, odd, func(b *transport.Build) { b.Stall = stall }, want)
+}
+
+// runOddMachineWith is runOddMachine on a world made with o, the build
+// changed by mod. It returns Run's error.
+func runOddMachineWith(t *testing.T, o worldOptions, odd string, mod func(*transport.Build), want string) error {
+	t.Helper()
+	w := newWorld(t, o)
 	script := "#!/bin/sh\n" + odd + "\nexec guix \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(w.builder.Bin, "guix-odd"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -512,7 +532,7 @@ func runOddMachine(t *testing.T, odd string, stall time.Duration, want string) {
 	b, _, msg := w.build(j, func(b *transport.Build) {
 		b.ACL = w.master.ACL(t)
 		b.RemoteGuix = "guix-odd"
-		b.Stall = stall
+		mod(b)
 	})
 	start := time.Now()
 	errc := make(chan error, 1)
@@ -533,6 +553,49 @@ func runOddMachine(t *testing.T, odd string, stall time.Duration, want string) {
 	}
 	if after := w.master.Entries(t); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("the master's store changed:\nbefore %v\nafter  %v", before, after)
+	}
+	return err
+}
+
+// TestRunBoundedSteps: every remote step has a deadline. A machine that
+// does not answer one in time (a login shell that hangs, a guix that
+// never answers, a build that never starts) is given up on: exit 1, one
+// line naming the step and the machine, and ErrUnresponsive, by which
+// the hook marks it down.
+func TestRunBoundedSteps(t *testing.T) {
+	trusted := worldOptions{trustMaster: true, trustSigner: true}
+	hanging := trusted
+	hanging.loginRC = "sleep 60\n"
+	for _, tc := range []struct {
+		name string
+		o    worldOptions
+		odd  string
+		mod  func(*transport.Build)
+		want string
+	}{
+		{"login shell hangs", hanging, "",
+			func(b *transport.Build) { b.StepTimeout = 2 * time.Second }, "look for guix-offload-agent"},
+		{"login shell hangs, no compression", hanging, "",
+			func(b *transport.Build) { b.StepTimeout, b.Compress = 2*time.Second, false }, "ask which inputs are missing"},
+		{"archive --missing hangs", trusted,
+			`if [ "$1" = archive ] && [ "$2" = --missing ]; then exec sleep 60; fi`,
+			func(b *transport.Build) { b.StepTimeout = 2 * time.Second }, "ask which inputs are missing"},
+		{"build never starts, no limits", trusted,
+			`if [ "$1" = build ]; then exec sleep 60; fi`,
+			func(b *transport.Build) { b.MaxSilent, b.Timeout, b.Stall = 0, 0, 2*time.Second }, "did not start"},
+		{"build never starts, with limits", trusted,
+			`if [ "$1" = build ]; then exec sleep 60; fi`,
+			func(b *transport.Build) { b.MaxSilent, b.Grace = time.Second, time.Second }, "did not start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runOddMachineWith(t, tc.o, tc.odd, tc.mod, tc.want)
+			if !errors.Is(err, transport.ErrUnresponsive) {
+				t.Errorf("error %q is not ErrUnresponsive", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+		})
 	}
 }
 
