@@ -15,13 +15,19 @@
 ;;; answers at once from that snapshot; without it, each request browses
 ;;; the LAN for up to a second and a half.
 
-(use-modules (ice-9 popen)
+(use-modules (ice-9 match)
+             (ice-9 popen)
              (ice-9 textual-ports))
 
 ;; Where guix-offload is.  guix-daemon runs the hook with its own PATH;
-;; an absolute file name is safest, such as
-;; "/run/current-system/profile/bin/guix-offload" on Guix System.
+;; an absolute file name is safest, such as "/usr/local/bin/guix-offload"
+;; (make install) or "/run/current-system/profile/bin/guix-offload".
 (define %guix-offload "guix-offload")
+
+;; The SSH private key Guix's hook logs in to discovered machines with
+;; (root's, for guix-daemon), such as "/root/.ssh/id_ed25519"; announced
+;; machines carry none.  #f leaves Guix's default, ~/.ssh/id_rsa.
+(define %private-key #f)
 
 ;; The snapshot kept by `guix-offload discover --watch --cache FILE'.
 (define %discover-cache "/var/cache/guix-offload/machines.json")
@@ -38,25 +44,63 @@
 ;; The module this file is loaded in: Guix binds build-machine there.
 (define %bridge-module (current-module))
 
+(define (bridge-warning fmt . args)
+  "Say on the standard error, which reaches guix-daemon's log, why only
+the static machines are used."
+  (apply format (current-error-port)
+         (string-append "machines.scm: " fmt
+                        "; using the static machines only~%")
+         args))
+
 (define (discovered-machines)
-  "Return the build machines guix-offload discovers, or '() when it cannot."
+  "Return the build machines guix-offload discovers, or '() when it cannot,
+saying why on the standard error."
   (catch #t
     (lambda ()
-      (let* ((port (open-pipe* OPEN_READ %guix-offload "discover"
-                               "--format=scm" "--timeout=3s"
-                               (string-append "--cache=" %discover-cache)))
+      (let* ((port (apply open-pipe* OPEN_READ %guix-offload "discover"
+                          "--format=scm" "--timeout=3"
+                          (string-append "--cache=" %discover-cache)
+                          (if %private-key
+                              (list (string-append "--private-key=" %private-key))
+                              '())))
              (text (get-string-all port))
-             (status (close-pipe port)))
-        (if (and (eqv? 0 (status:exit-val status))
-                 (not (string-null? text)))
-            (let ((machines (eval (call-with-input-string text read)
-                                  %bridge-module)))
-              (if (list? machines) machines '()))
-            '())))
+             (status (close-pipe port))
+             (code (status:exit-val status)))
+        (cond
+         ((eqv? code 127)
+          (bridge-warning "cannot run ~s (not installed? guix-daemon's PATH \
+is short: set %guix-offload to its absolute file name)" %guix-offload)
+          '())
+         ((not (eqv? code 0))
+          (bridge-warning "'~a discover' failed (~a; its error is above)"
+                          %guix-offload
+                          (if code
+                              (format #f "exit status ~a" code)
+                              (format #f "signal ~a" (status:term-sig status))))
+          '())
+         (else
+          (let ((datum (call-with-input-string text read)))
+            (if (eof-object? datum)
+                (begin
+                  (bridge-warning "'~a discover --format=scm' printed nothing"
+                                  %guix-offload)
+                  '())
+                (let ((machines (eval datum %bridge-module)))
+                  (if (list? machines)
+                      machines
+                      (begin
+                        (bridge-warning "'~a discover --format=scm' printed ~s, \
+not a list of machines" %guix-offload machines)
+                        '())))))))))
     (lambda (key . args)
-      (format (current-error-port)
-              "machines.scm: guix-offload discover failed (~a); using the static machines only~%"
-              key)
+      (match (cons key args)
+        (('system-error subr message message-args . _)
+         ;; Guile 3.0.9 and later: a program that cannot be run.
+         (bridge-warning "cannot run ~s: ~a" %guix-offload
+                         (apply format #f message message-args)))
+        (_
+         (bridge-warning "what '~a discover' printed cannot be used (~a: ~s)"
+                         %guix-offload key args)))
       '())))
 
 (append %static-machines (discovered-machines))

@@ -38,6 +38,7 @@ func TestCLIConventions(t *testing.T) {
 		{[]string{"discover", "--format", "xml"}, 2, `unknown format "xml"`},
 		{[]string{"discover", "--watch", "--format", "scm"}, 2, "--watch cannot print"},
 		{[]string{"discover", "extra"}, 2, `unknown command "extra"`},
+		{[]string{"discover", "--private-key", "id_ed25519"}, 2, "not an absolute file name"},
 		{[]string{"machines", "a.scm", "b.scm"}, 2, "accepts at most 1 arg"},
 		{[]string{"machines", "--format", "xml", "../../examples/machines.scm"}, 2, `unknown format "xml"`},
 		{[]string{"machines", "--eval", "perl", "../../examples/machines.scm"}, 2, `unknown evaluator "perl"`},

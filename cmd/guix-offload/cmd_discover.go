@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type discoverOptions struct {
 	resolvConf string
 	mdns       bool
 	cache      string
+	privateKey string
 	verbose    bool
 }
 
@@ -96,6 +98,7 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	f.StringVar(&opts.resolvConf, "resolv-conf", discovery.DefaultResolvConf, "resolver configuration for wide-area DNS-SD")
 	f.StringVar(&opts.cache, "cache", "", "with --watch: keep this snapshot file current; without: read it")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
+	f.StringVar(&opts.privateKey, "private-key", "", "the SSH private key each machine's entry names (default: Guix's, ~/.ssh/id_rsa of whoever evaluates machines.scm)")
 	return cmd
 }
 
@@ -109,6 +112,10 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		return cmdutil.Usage(cli.WithHint(
 			fmt.Errorf("--watch cannot print format %q", opts.format),
 			"use --format table or --format json with --watch"))
+	}
+	if opts.privateKey != "" && !filepath.IsAbs(opts.privateKey) {
+		return cmdutil.Usage(cli.WithHint(fmt.Errorf("--private-key %s is not an absolute file name", opts.privateKey),
+			"Guix's offload hook reads it from guix-daemon's working directory, /: give the full file name"))
 	}
 	level := slog.LevelError
 	if opts.verbose || opts.watch {
@@ -128,7 +135,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "guix-offload: warning: snapshot %s is stale (updated %s); is 'guix-offload discover --watch --cache' running? browsing instead\n",
 				opts.cache, s.Updated.Local().Format(time.DateTime))
 		default:
-			return discovery.Write(stdout, opts.format, s.Machines)
+			return discovery.Write(stdout, opts.format, withPrivateKey(s.Machines, opts.privateKey))
 		}
 	}
 
@@ -178,10 +185,22 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "guix-offload: warning: ignoring %q: %s\n", a.Instance, a.Ignored)
 		}
 	}
-	if err := discovery.Write(stdout, opts.format, as); err != nil {
+	if err := discovery.Write(stdout, opts.format, withPrivateKey(as, opts.privateKey)); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// withPrivateKey sets the private key of each announcement's machine, for
+// a machines.scm whose evaluator (root, for guix-daemon) logs in with
+// another key than Guix's default (the bridge's %private-key).
+func withPrivateKey(as []*discovery.Announcement, key string) []*discovery.Announcement {
+	if key != "" {
+		for _, a := range as {
+			a.PrivateKey = key
+		}
+	}
+	return as
 }
 
 // warnHandler prints log records as "guix-offload: warning: MSG", with
