@@ -124,15 +124,23 @@ func runDirect(ctx context.Context, b *Build, conn *daemonConn) error {
 
 	// Time limits are exactly the master daemon's (0: none); the log
 	// comes as the remote daemon writes it; no offloading from there.
-	if err := conn.SetOptions(worker.Options{
+	// These two answer at once from a working daemon; one that does not
+	// answer within Build.Stall must not hold the build (and its slot).
+	guard := newStallGuard(b.Stall, cancel)
+	guard.start(ctx)
+	var valid []string
+	err := conn.SetOptions(worker.Options{
 		MaxSilent: b.MaxSilent, Timeout: b.Timeout,
 		Verbosity: 1, Substitutes: true,
-	}); err != nil {
-		return daemonErr(ctx, "set the build options", err)
+	})
+	if err == nil {
+		valid, err = conn.ValidPaths(b.Inputs)
 	}
-
-	valid, err := conn.ValidPaths(b.Inputs)
-	if err != nil {
+	guard.stop()
+	switch {
+	case guard.stalled():
+		return fmt.Errorf("ask which inputs are missing: '%s' did not answer within %v", b.Host, guard.d)
+	case err != nil:
 		return daemonErr(ctx, "ask which inputs are missing", err)
 	}
 	have := make(map[string]bool, len(valid))

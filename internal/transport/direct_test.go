@@ -2,13 +2,17 @@ package transport_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/guix-offload/guix-offload/internal/transport"
+	"github.com/guix-offload/guix-offload/internal/worker"
 )
 
 const directLine = "talking to guix-daemon on 'builder' directly"
@@ -155,6 +159,108 @@ func TestRunDirectFallback(t *testing.T) {
 			if !w.master.Exists(j.out) {
 				t.Errorf("no output after the fallback")
 			}
+		})
+	}
+}
+
+// oddDaemon listens on the machine's daemon socket in place of
+// guix-daemon and greets each client properly, then lets misbehave take
+// over the connection.
+func oddDaemon(t *testing.T, w *world, greet bool, misbehave func(c net.Conn, r *worker.Reader, wr *worker.Writer)) {
+	t.Helper()
+	if err := os.MkdirAll(w.builder.SocketDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", w.builder.DaemonSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				r, wr := worker.NewReader(c), worker.NewWriter(c)
+				if greet {
+					_, _ = r.Int() // magic
+					wr.Int(worker.Magic2)
+					wr.Int(worker.Version)
+					_, _ = r.Int() // version
+					_, _ = r.Int() // affinity
+					_, _ = r.Int() // reserve space
+					wr.Int(worker.StderrLast)
+				}
+				misbehave(c, r, wr)
+			}()
+		}
+	}()
+}
+
+// TestRunDirectHostileDaemon: what answers on the machine's daemon
+// socket may be anything; it can fail the build (exit 1) or be passed
+// over, never hang the hook, blow up its memory or reach the store.
+func TestRunDirectHostileDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		greet     bool
+		misbehave func(c net.Conn, r *worker.Reader, wr *worker.Writer)
+		fallback  bool   // Run falls back to guix commands and succeeds
+		want      string // else: Run fails with exit 1 saying this
+	}{
+		{"not a daemon", false, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
+			_, _ = r.Int()
+			_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n\x00\x00\x00\x00"))
+		}, true, ""},
+		{"greets, then silence", true, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
+			_, _ = io.Copy(io.Discard, c)
+		}, false, "did not answer within"},
+		{"a frame of 2^60 bytes", true, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
+			wr.Int(worker.StderrNext)
+			wr.Int(1 << 60)
+			_, _ = io.Copy(io.Discard, c)
+		}, false, "more than"},
+		{"an unknown frame", true, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
+			wr.Int(0xdeadbeef)
+			_, _ = io.Copy(io.Discard, c)
+		}, false, "unknown frame"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
+			oddDaemon(t, w, tc.greet, tc.misbehave)
+			j := w.job(t, goodScript)
+			b, log, msg := w.build(j, func(b *transport.Build) {
+				b.ACL = w.master.ACL(t)
+				b.Stall = 2 * time.Second
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			err := transport.Run(ctx, b)
+			if tc.fallback {
+				if err != nil || !strings.Contains(msg.String(), fallbackLine) {
+					t.Fatalf("Run = %v, want a fallback that succeeds\nmessages:\n%s\nlog:\n%s", err, msg, log)
+				}
+				return
+			}
+			if transport.ExitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v (exit %d), want exit 1 saying %q\nmessages:\n%s", err, transport.ExitCode(err), tc.want, msg)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Errorf("Run took %v", d)
+			}
+			if w.master.Exists(j.out) {
+				t.Errorf("output in the store after a failure")
+			}
+			checkNoTemporaries(t, w.master)
 		})
 	}
 }
