@@ -347,5 +347,8 @@ func (w *wideArea) send(ctx context.Context, m *dns.Msg) error {
 		w.zone = ""
 		return fmt.Errorf("server %s is not authoritative for zone %s (NOTZONE): set server to the zone's primary", w.server, zone)
 	}
+	if resp.Rcode == dns.RcodeServerFailure {
+		return fmt.Errorf("server %s answered the update with SERVFAIL: its log says why (BIND 9.18.28 and later refuse a 101st machine unless the zone sets max-records-per-type, see docs/wide-area.md)", w.server)
+	}
 	return fmt.Errorf("server %s answered the update with %s", w.server, dns.RcodeToString[resp.Rcode])
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// (update-policy "subdomain" grants, relative to the zone); default:
 	// "_guix-offload._tcp" (any type) and "guix-offload" (A and AAAA).
 	AllowUpdateSubtrees []string
+	// QueryLog makes named log every query it answers ([Server.Output]),
+	// so a test can count them.
+	QueryLog bool
 }
 
 // Server is a running named.
@@ -118,16 +121,20 @@ func Start(t testing.TB, h *netns.Host, opts Options) *Server {
 	allow-transfer { any; };
 	notify no;
 	minimal-responses no;
+	querylog %[5]s;
 };
 controls { };
 include "%[1]s/agents.key";
 zone "%[3]s" {
 	type primary;
 	file "%[1]s/zone.db";
+	// BIND 9.18.28 and later hold at most 100 records of one type at
+	// one name by default: the service's PTR set has one per machine.
+	max-records-per-type 0;
 	update-policy {
 %[4]s	};
 };
-`, dir, h.Addr, zone, grants)
+`, dir, h.Addr, zone, grants, map[bool]string{true: "yes", false: "no"}[opts.QueryLog])
 	write("zone.db", zoneFile(zone, h.Addr, opts.Records))
 	i := 0
 	for name, lines := range opts.ExtraZones {
