@@ -14,6 +14,8 @@ import (
 
 // Service is one DNS-SD service instance to advertise.
 type Service struct {
+	// Type is the service type; empty means discovery.ServiceType.
+	Type string
 	// Instance is the instance name ("builder1").
 	Instance string
 	// Host is the SRV target host name ("builder1.local.").
@@ -71,7 +73,11 @@ func (ZeroconfAnnouncer) Announce(s Service) (Registration, error) {
 	// the kernel's host name.
 	// zeroconf appends the domain to the host name itself.
 	host := strings.TrimSuffix(s.Host, ".local.")
-	srv, err := zeroconf.RegisterProxy(s.Instance, discovery.ServiceType, "local.", s.Port, host, ips, txtSlice(s.TXT), s.Interfaces, zeroconf.TTL(TTL))
+	typ := s.Type
+	if typ == "" {
+		typ = discovery.ServiceType
+	}
+	srv, err := zeroconf.RegisterProxy(s.Instance, typ, "local.", s.Port, host, ips, txtSlice(s.TXT), s.Interfaces, zeroconf.TTL(TTL))
 	if err != nil {
 		return nil, fmt.Errorf("advertise %s on %s: %w", s.Instance, ifaceNames(s.Interfaces), err)
 	}

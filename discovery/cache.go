@@ -277,12 +277,15 @@ type askState struct {
 	interval time.Duration
 }
 
-func newCache(domain string, warn func(string, ...any)) *cache {
+func newCache(domain, service string, warn func(string, ...any)) *cache {
+	if service == "" {
+		service = ServiceType
+	}
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
 	c := &cache{
-		service:    dns.Fqdn(strings.ToLower(ServiceType + "." + domain)),
+		service:    dns.Fqdn(strings.ToLower(service + "." + domain)),
 		records:    make(map[string]map[rrKey]*cached),
 		targets:    make(map[string]map[string]bool),
 		ptrs:       make(map[string]rrKey),
@@ -1107,6 +1110,7 @@ func (c *cache) announcement(v *view, now time.Time) (*Announcement, error) {
 		a.Port = int(srv.Port)
 		a.Ignored = err.Error()
 		a.TrustReason = "ignored: " + err.Error()
+		a.raw = v.txt.rr.(*dns.TXT).Txt
 	}
 	a.Addresses = v.addrs
 	a.Source = "mdns"

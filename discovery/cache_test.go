@@ -76,7 +76,7 @@ type recorder struct {
 
 func newRecorder(t *testing.T) *recorder {
 	r := &recorder{t: t, now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
-	r.c = newCache("local.", func(msg string, args ...any) { r.warnings = append(r.warnings, fmt.Sprintf(msg, args...)) })
+	r.c = newCache("local.", "", func(msg string, args ...any) { r.warnings = append(r.warnings, fmt.Sprintf(msg, args...)) })
 	return r
 }
 

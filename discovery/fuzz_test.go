@@ -93,7 +93,7 @@ func FuzzCacheHandle(f *testing.F) {
 		f.Add(buf, buf)
 	}
 	f.Fuzz(func(t *testing.T, p1, p2 []byte) {
-		c := newCache("local.", nil)
+		c := newCache("local.", "", nil)
 		now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 		for i, p := range [][]byte{p1, p2, p1} {
 			m := new(dns.Msg)

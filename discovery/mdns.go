@@ -44,6 +44,10 @@ type MDNS struct {
 	Interfaces []string
 	// Domain is the DNS-SD domain; empty means "local.".
 	Domain string
+	// Service is the service type browsed; empty means [ServiceType].
+	// (Pairing windows are another type; their TXT records are not
+	// announcements and arrive as ignored ones, raw record kept.)
+	Service string
 	// Logger receives warnings (malformed announcements, floods); nil
 	// discards them.
 	Logger *slog.Logger
@@ -91,7 +95,7 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 	if domain == "" {
 		domain = "local."
 	}
-	c := newCache(domain, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
+	c := newCache(domain, m.Service, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
 	if m.Trust != nil {
 		c.trusted = m.Trust.Judge
 	}

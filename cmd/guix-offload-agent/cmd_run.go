@@ -35,28 +35,10 @@ func addRunFlags(root *cobra.Command) {
   guix-offload-agent --once --dry-run        # print the announcement and exit
   guix-offload-agent --speed 2 --features kvm,big-parallel`
 	f := root.Flags()
-	f.StringVarP(&opts.configFile, "config", "c", "", "configuration file (default "+agent.DefaultConfigFile+", if present)")
 	f.BoolVar(&opts.once, "once", false, "with --dry-run: print the announcement once and exit")
 	f.BoolVarP(&opts.dryRun, "dry-run", "n", false, "print the announcement that would be sent instead of sending it; touches no network")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "also log every refresh of the announcement")
-	// Tests drive the load and the detection through a fake tree.
-	f.StringVar(&opts.detectRoot, "detect-root", "", "read /proc, /dev, /etc and the store under this directory (for tests)")
-	_ = f.MarkHidden("detect-root")
-
-	c := &opts.cfg
-	f.StringVar(&c.Name, "name", "", "DNS-SD instance name (default: the host name)")
-	f.StringSliceVar(&c.Systems, "systems", nil, "system types offered, comma-separated (default: detected)")
-	f.IntVar(&c.ParallelBuilds, "parallel-builds", 0, "builds at once (default: guix-daemon's --max-jobs, else 1)")
-	f.Float64Var(&c.Speed, "speed", c.Speed, "relative speed factor")
-	f.StringSliceVar(&c.Features, "features", nil, "system features offered, comma-separated (default: kvm when /dev/kvm is usable)")
-	f.StringVar(&c.User, "user", c.User, "user masters log in as over SSH")
-	f.IntVar(&c.Port, "port", 0, "SSH port announced (default: sshd_config's Port, else 22)")
-	f.Var(&c.OverloadThreshold, "overload-threshold", "load (÷ cores) above which masters do not offload here, or #f")
-	f.StringVar(&c.HostKeyFile, "host-key-file", "", "SSH host public key announced (default: /etc/ssh/ssh_host_ed25519_key.pub, else RSA)")
-	f.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "Guix signing key that signs the announcement")
-	f.StringSliceVar(&c.Interfaces, "interfaces", nil, "interfaces to advertise on, comma-separated (default: every multicast one but loopback)")
-	f.StringVar(&c.Store, "store", c.Store, "store directory whose free space is announced")
-	f.Var(&c.RefreshInterval, "refresh-interval", "shortest time between two announcements of a changed load or free space")
+	opts.addConfigFlags(f)
 
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := opts.config(cmd.Flags())
@@ -81,6 +63,29 @@ func addRunFlags(root *cobra.Command) {
 		}
 		return a.Run(cmd.Context())
 	}
+}
+
+// addConfigFlags adds the configuration file and keys, shared by the
+// agent and `pair`.
+func (opts *runOptions) addConfigFlags(f *pflag.FlagSet) {
+	f.StringVarP(&opts.configFile, "config", "c", "", "configuration file (default "+agent.DefaultConfigFile+", if present)")
+	// Tests drive the load and the detection through a fake tree.
+	f.StringVar(&opts.detectRoot, "detect-root", "", "read /proc, /dev, /etc and the store under this directory (for tests)")
+	_ = f.MarkHidden("detect-root")
+	c := &opts.cfg
+	f.StringVar(&c.Name, "name", "", "DNS-SD instance name (default: the host name)")
+	f.StringSliceVar(&c.Systems, "systems", nil, "system types offered, comma-separated (default: detected)")
+	f.IntVar(&c.ParallelBuilds, "parallel-builds", 0, "builds at once (default: guix-daemon's --max-jobs, else 1)")
+	f.Float64Var(&c.Speed, "speed", c.Speed, "relative speed factor")
+	f.StringSliceVar(&c.Features, "features", nil, "system features offered, comma-separated (default: kvm when /dev/kvm is usable)")
+	f.StringVar(&c.User, "user", c.User, "user masters log in as over SSH")
+	f.IntVar(&c.Port, "port", 0, "SSH port announced (default: sshd_config's Port, else 22)")
+	f.Var(&c.OverloadThreshold, "overload-threshold", "load (÷ cores) above which masters do not offload here, or #f")
+	f.StringVar(&c.HostKeyFile, "host-key-file", "", "SSH host public key announced (default: /etc/ssh/ssh_host_ed25519_key.pub, else RSA)")
+	f.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "Guix signing key that signs the announcement")
+	f.StringSliceVar(&c.Interfaces, "interfaces", nil, "interfaces to advertise on, comma-separated (default: every multicast one but loopback)")
+	f.StringVar(&c.Store, "store", c.Store, "store directory whose free space is announced")
+	f.Var(&c.RefreshInterval, "refresh-interval", "shortest time between two announcements of a changed load or free space")
 }
 
 // config reads the configuration file over the defaults and applies the

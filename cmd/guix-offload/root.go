@@ -38,6 +38,7 @@ On the master, 'install-shim' makes guix-daemon run the hook, 'discover
 		newArchiveCommand(),
 		newHookCommand(),
 		newInstallShimCommand(),
+		newPairCommand(),
 	)
 	cmdutil.Setup(root, version)
 	return root

@@ -91,7 +91,7 @@ type machineEnv struct {
 
 func newMachineEnv(t *testing.T, withACL bool) *machineEnv {
 	root := t.TempDir()
-	for _, d := range []string{"etc/guix", "etc/guix-offload", "home"} {
+	for _, d := range []string{"etc/guix", "home"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +289,7 @@ func TestMasterApplyRemove(t *testing.T) {
 	root := t.TempDir()
 	m := &Master{ACL: filepath.Join(root, "etc/guix/acl"), OwnKey: testKey(t, 60),
 		Records: filepath.Join(root, "etc/guix-offload/pairing/machines"), SSHKey: filepath.Join(root, "root/.ssh/id_ed25519")}
-	for _, d := range []string{"etc/guix", "etc/guix-offload"} {
+	for _, d := range []string{"etc/guix"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -63,8 +63,11 @@ func (SystemAccounts) Lookup(name string) (string, int, int, error) {
 
 // Create implements [Accounts].
 func (SystemAccounts) Create(ctx context.Context, name, home, shell string) error {
+	// Password "*": no password login, but not "locked" ("!"), which
+	// sshd without PAM takes as a reason to refuse keys too.
 	cmd := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home",
-		"--home-dir", home, "--shell", shell, "--comment", "Guix build offloading (guix-offload pair)", name)
+		"--home-dir", home, "--shell", shell, "--password", "*",
+		"--comment", "Guix build offloading (guix-offload pair)", name)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("create login %s: useradd: %v: %s", name, err, strings.TrimSpace(string(out)))
 	}
@@ -157,6 +160,9 @@ func (m *Machine) apply(ctx context.Context, j *journal, master *Identity) error
 		return err
 	}
 	rec := &Record{Peer: *master, Paired: m.now().UTC()}
+	if err := ensureArea(j, m.Records); err != nil {
+		return err
+	}
 	if rec.ACL, err = authorize(j, m.ACL, gk, m.OwnKey); err != nil {
 		return err
 	}
@@ -276,6 +282,5 @@ func (m *Machine) remove(ctx context.Context, j *journal, p string, rec *Record)
 		}
 		removeDirs(acct.Dirs...)
 	}
-	removeDirs(filepath.Dir(m.Records), m.Records)
-	return nil
+	return cleanArea(j, m.Records)
 }

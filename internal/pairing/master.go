@@ -104,6 +104,9 @@ func (m *Master) ensureSSHKey(j *journal) (string, bool, error) {
 	if err := writeFile(j, m.SSHKey+".pub", []byte(pub+" root@guix-offload-pair\n"), 0o644, -1, -1); err != nil {
 		return "", false, err
 	}
+	if err := ensureArea(j, m.Records); err != nil {
+		return "", false, err
+	}
 	if err := writeShared(j, m.keyFile(), &shared{Created: true, What: m.SSHKey, Dirs: dirs}); err != nil {
 		return "", false, err
 	}
@@ -145,6 +148,9 @@ func (m *Master) apply(j *journal, machine *Identity) error {
 		now = m.Now
 	}
 	rec := &Record{Peer: *machine, Paired: now().UTC()}
+	if err := ensureArea(j, m.Records); err != nil {
+		return err
+	}
 	if rec.ACL, err = authorize(j, m.ACL, gk, m.OwnKey); err != nil {
 		return err
 	}
@@ -205,8 +211,7 @@ func (m *Master) remove(j *journal, p string, rec *Record) error {
 		os.Remove(m.SSHKey + ".pub" + BackupSuffix)
 		removeDirs(k.Dirs...)
 	}
-	removeDirs(filepath.Dir(m.Records), m.Records)
-	return nil
+	return cleanArea(j, m.Records)
 }
 
 func marshalSSH(k ssh.PublicKey) []byte { return ssh.MarshalAuthorizedKey(k) }

@@ -41,8 +41,8 @@ func writeRecord(j *journal, dir string, r *Record) error {
 	if err != nil {
 		return err
 	}
-	if err := j.mkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := ensureArea(j, dir); err != nil {
+		return err
 	}
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -139,6 +139,36 @@ func writeShared(j *journal, path string, s *shared) error {
 		return err
 	}
 	return writeAtomic(path, append(data, '\n'), 0o600, -1, -1)
+}
+
+// ensureArea creates the records directory and, when that made
+// directories, notes them so that the last removal deletes them again.
+func ensureArea(j *journal, records string) error {
+	made := len(j.made)
+	if err := j.mkdirAll(records, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", records, err)
+	}
+	if len(j.made) == made {
+		return nil
+	}
+	dirs := append([]string(nil), j.made[made:]...)
+	return writeShared(j, dirsFile(records), &shared{Created: true, What: "pairing records", Dirs: dirs})
+}
+
+func dirsFile(records string) string { return filepath.Join(records, "..", "dirs.json") }
+
+// cleanArea removes, after the last pairing is gone, the directories
+// that [ensureArea] made.
+func cleanArea(j *journal, records string) error {
+	d, err := readShared(dirsFile(records))
+	if err != nil || d == nil {
+		return err
+	}
+	if err := removeRecordFile(j, dirsFile(records)); err != nil {
+		return err
+	}
+	removeDirs(d.Dirs...)
+	return nil
 }
 
 // removeRecords removes a record file and, when it was the last, the

@@ -38,6 +38,10 @@ type Options struct {
 	// AuthorizedKeys are extra public key lines accepted besides the
 	// generated client key.
 	AuthorizedKeys []string
+	// UserKeys also accepts the keys of each user's own
+	// ~/.ssh/authorized_keys (as a default sshd does), for tests of what
+	// writes them.
+	UserKeys bool
 	// ExtraConfig is appended to sshd_config verbatim (e.g. "SetEnv PATH=…").
 	ExtraConfig string
 	// Dir holds the config, keys and logs; "" means t.TempDir().
@@ -135,7 +139,11 @@ func Start(t testing.TB, opts Options) *Server {
 	fmt.Fprintf(&cfg, "ListenAddress %s\n", addr)
 	fmt.Fprintf(&cfg, "HostKey %s\n", s.HostKeyFile)
 	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
-	fmt.Fprintf(&cfg, "AuthorizedKeysFile %s\n", authorized)
+	if opts.UserKeys {
+		fmt.Fprintf(&cfg, "AuthorizedKeysFile %s .ssh/authorized_keys\n", authorized)
+	} else {
+		fmt.Fprintf(&cfg, "AuthorizedKeysFile %s\n", authorized)
+	}
 	cfg.WriteString("StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n" +
 		"PasswordAuthentication no\nKbdInteractiveAuthentication no\n" +
 		"PubkeyAuthentication yes\nLogLevel VERBOSE\nUseDNS no\n" +
