@@ -176,6 +176,7 @@ func newPairSetup(t *testing.T) *pairSetup {
 		ListenAddress: m.net.Addr.String() + ":22",
 		ExtraConfig:   "SetEnv PATH=" + m.guix.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
 		UserKeys:      true,
+		Home:          m.root, // root's home as pairing sees it
 	})
 	s.hostKey = s.sshd.HostKeyFile + ".pub"
 
