@@ -64,9 +64,10 @@ snapshot instead of browsing, unless it is missing or stale.`,
   guix-offload discover --watch --cache /var/cache/guix-offload/machines.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("domain") || !cmd.Flags().Changed("resolv-conf") {
+			if fl := cmd.Flags(); !fl.Changed("domain") || !fl.Changed("resolv-conf") || !fl.Changed("mdns") {
 				// The watcher service feeds the hook: by default it
-				// browses the domains the hook is configured with.
+				// browses where the hook is configured to (hook.toml's
+				// domains, mdns and resolv-conf).
 				path := hook.ConfigPath(os.Getenv)
 				cfg, err := hook.LoadConfig(path, true)
 				switch {
@@ -78,6 +79,9 @@ snapshot instead of browsing, unless it is missing or stale.`,
 					}
 					if !cmd.Flags().Changed("resolv-conf") {
 						opts.resolvConf = cfg.ResolvConf
+					}
+					if !cmd.Flags().Changed("mdns") {
+						opts.mdns = cfg.MDNS
 					}
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/testenv/bind"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
@@ -58,8 +59,14 @@ type cluster struct {
 // machines are found on the LAN: each runs guix-offload-agent, announcing
 // itself signed with its Guix key, and the master runs `guix-offload
 // discover --watch --cache` for the hook.
+//
+// With wideArea too, the build machines also register in a DNS zone
+// (BIND's named on the master's host) and the master browses only that
+// zone (hook.toml's domains, mdns = false), which the watcher takes from
+// hook.toml: the machines are found through DNS alone.
 type clusterOptions struct {
 	discovered bool
+	wideArea   bool
 }
 
 func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
@@ -99,6 +106,21 @@ func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 	// (hook.toml's private-key), which every machine authorizes.
 	masterKey := filepath.Join(c.dir, "id_ed25519")
 	masterPub := sshd.GenerateKey(t, "", masterKey, "ed25519", "")
+	var dnsServer *bind.Server
+	var agentConfig, resolvConf string
+	if o.wideArea {
+		dnsServer = bind.Start(t, c.master, bind.Options{Zone: "builders.test."})
+		agentConfig = filepath.Join(c.dir, "agent.toml")
+		resolvConf = filepath.Join(c.dir, "resolv.conf")
+		for name, text := range map[string]string{
+			agentConfig: fmt.Sprintf("[wide-area]\ndomain = \"builders.test\"\ntsig-key = %q\nresolv-conf = %q\n", dnsServer.KeyFile, resolvConf),
+			resolvConf:  "nameserver " + dnsServer.Addr.String() + "\n",
+		} {
+			if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	var scm strings.Builder
 	scm.WriteString(";; machines.scm written by the end-to-end test\n(list\n")
 	for i, s := range specs {
@@ -132,6 +154,9 @@ func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 				"--features", strings.Join(s.features, ","), "--user", "root", "--port", "22",
 				"--overload-threshold", "#f", "--host-key-file", srv.HostKeyFile+".pub",
 				"--signing-key", g.SigningKeyFile, "--interfaces", h.Iface, "--store", store)
+			if o.wideArea {
+				args = append(args, "--config", agentConfig)
+			}
 			cmd := h.Command(context.Background(), prefix[0], args...)
 			c.agents = append(c.agents, h.StartCmd(t, cmd))
 			continue
@@ -165,6 +190,9 @@ store = %q
 compress = true
 connect-timeout = "10s"
 `, machines, filepath.Join(c.dir, "state"), c.guix.ACLFile, o.discovered, cache, masterKey, c.guix.Guix, store)
+	if o.wideArea {
+		cfg += fmt.Sprintf("domains = [\"builders.test\"]\nmdns = false\nresolv-conf = %q\n", resolvConf)
+	}
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -173,10 +201,20 @@ connect-timeout = "10s"
 		prefix := c.guix.Prefix()
 		cmd := c.master.Command(context.Background(), prefix[0], append(prefix[1:], offload, "discover", "--watch",
 			"--cache", cache, "--acl", c.guix.ACLFile, "--interface", c.master.Iface)...)
+		// The watcher browses where hook.toml says.
+		cmd.Env = append(os.Environ(), "GUIX_OFFLOAD_CONFIG="+c.config)
 		watcher := c.master.StartCmd(t, cmd)
 		ok := netns.Poll(30*time.Second, func() bool {
 			snap, err := discovery.ReadSnapshot(cache)
-			return err == nil && len(snap.Trusted()) == 2
+			if err != nil || len(snap.Trusted()) != 2 {
+				return false
+			}
+			for _, m := range snap.Trusted() {
+				if o.wideArea && m.Source != "dns:builders.test" {
+					t.Fatalf("with mdns = false, %s was found through %s", m.Instance, m.Source)
+				}
+			}
+			return true
 		})
 		if !ok {
 			t.Fatalf("the master did not discover both machines within 30 s; discover said:\n%s\nagents said:\n%s\n%s",
@@ -319,6 +357,16 @@ func TestOffloadDiscovered(t *testing.T) {
 // offloadCase offloads a fresh job for system and features and checks
 // that it succeeded on builder, with its log on fd 4 and its output in
 // the master's store.
+// TestOffloadWideArea: build machines that register in a DNS zone with
+// signed dynamic updates (BIND's named), found by a master that browses
+// only that zone (multicast DNS off), take builds as LAN-discovered ones
+// do.
+func TestOffloadWideArea(t *testing.T) {
+	c := newCluster(t, clusterOptions{discovered: true, wideArea: true})
+	c.offloadCase(t, "found through DNS, x86_64", x86, nil, "builder1")
+	c.offloadCase(t, "found through DNS, kvm", x86, []string{"kvm"}, "builder2")
+}
+
 func (c *cluster) offloadCase(t *testing.T, name, system string, features []string, builder string) {
 	t.Run(name, func(t *testing.T) {
 		j := c.job(t, strings.ReplaceAll(name, " ", "-"), system, features, goodScript)
