@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 
-	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
@@ -120,34 +117,7 @@ func (t *Threshold) Set(s string) error {
 func (t *Threshold) Type() string { return "number|#f" }
 
 // Duration is a time.Duration written as a Go duration string ("5s").
-type Duration time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"5s\"", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// String formats d as a Go duration.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// Set implements pflag.Value: on the command line a duration is also a
-// plain number of seconds, as Guix's options take it (--refresh-interval 5).
-func (d *Duration) Set(s string) error {
-	v, err := cli.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// Type implements pflag.Value.
-func (d *Duration) Type() string { return "duration" }
+type Duration = tomlconf.Duration
 
 // Defaults that are not detected.
 const (
@@ -203,34 +173,27 @@ func DefaultConfig() Config {
 // file and line when it came from a file.
 type ConfigError = tomlconf.Error
 
-// keyKind says what TOML value a key takes.
-type keyKind int
-
-const (
-	kindString keyKind = iota
-	kindStrings
-	kindInt
-	kindNumber
-	kindThreshold
-	kindDuration
-	kindWideArea
-)
-
-var configKeys = map[string]keyKind{
-	"name":               kindString,
-	"systems":            kindStrings,
-	"parallel-builds":    kindInt,
-	"speed":              kindNumber,
-	"features":           kindStrings,
-	"user":               kindString,
-	"port":               kindInt,
-	"overload-threshold": kindThreshold,
-	"host-key-file":      kindString,
-	"signing-key":        kindString,
-	"interfaces":         kindStrings,
-	"store":              kindString,
-	"refresh-interval":   kindDuration,
-	"wide-area":          kindWideArea,
+// configKeys are the keys of the agent's configuration file.
+var configKeys = tomlconf.Keys{
+	"name":               tomlconf.String,
+	"systems":            tomlconf.Strings,
+	"parallel-builds":    tomlconf.Int,
+	"speed":              tomlconf.Number,
+	"features":           tomlconf.Strings,
+	"user":               tomlconf.String,
+	"port":               tomlconf.Int,
+	"overload-threshold": func(v any) error { var t Threshold; return t.UnmarshalTOML(v) },
+	"host-key-file":      tomlconf.String,
+	"signing-key":        tomlconf.String,
+	"interfaces":         tomlconf.Strings,
+	"store":              tomlconf.String,
+	"refresh-interval":   tomlconf.DurationString,
+	"wide-area": tomlconf.Table(tomlconf.Keys{
+		"domain":      tomlconf.String,
+		"server":      tomlconf.String,
+		"tsig-key":    tomlconf.String,
+		"resolv-conf": tomlconf.String,
+	}, "[wide-area] with domain and tsig-key"),
 }
 
 // LoadConfig reads the TOML file at path over [DefaultConfig]. Every key
@@ -252,37 +215,8 @@ func LoadConfig(path string) (Config, error) {
 // errors) over cfg and validates the result.
 func DecodeConfig(file string, data []byte, cfg *Config) error {
 	text := string(data)
-	// First into a map, to check every key and its type ourselves: the
-	// TOML library's type errors carry neither the key nor the line in a
-	// form we can rely on.
-	var raw map[string]any
-	if _, err := toml.Decode(text, &raw); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)}
-		}
-		return &ConfigError{File: file, Err: err}
-	}
-	for _, key := range tomlconf.KeysInOrder(text, raw) {
-		kind, ok := configKeys[key]
-		if !ok {
-			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: key, Err: fmt.Errorf("unknown key%s", tomlconf.Suggest(key, slices.Collect(maps.Keys(configKeys))))}
-		}
-		if err := checkKind(kind, raw[key]); err != nil {
-			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: key, Err: err}
-		}
-		if kind == kindWideArea {
-			if err := checkWideArea(file, text, raw[key].(map[string]any)); err != nil {
-				return err
-			}
-		}
-	}
-	md, err := toml.Decode(text, cfg)
-	if err != nil {
-		return &ConfigError{File: file, Err: err}
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return &ConfigError{File: file, Line: tomlconf.KeyLine(text, und[0][0]), Key: und[0].String(), Err: errors.New("unknown key")}
+	if err := configKeys.Decode(file, text, cfg); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		var ce *ConfigError
@@ -292,50 +226,6 @@ func DecodeConfig(file string, data []byte, cfg *Config) error {
 			ce.Line = tomlconf.KeyLine(text, ce.Key[strings.LastIndexByte(ce.Key, '.')+1:])
 		}
 		return err
-	}
-	return nil
-}
-
-func checkKind(kind keyKind, v any) error {
-	switch kind {
-	case kindString:
-		if _, ok := v.(string); !ok {
-			return fmt.Errorf("must be a string, not %s", tomlconf.TypeName(v))
-		}
-	case kindStrings:
-		list, ok := v.([]any)
-		if !ok {
-			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlconf.TypeName(v))
-		}
-		for i, it := range list {
-			if _, ok := it.(string); !ok {
-				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlconf.TypeName(it))
-			}
-		}
-	case kindInt:
-		if _, ok := v.(int64); !ok {
-			return fmt.Errorf("must be an integer, not %s", tomlconf.TypeName(v))
-		}
-	case kindNumber:
-		switch v.(type) {
-		case int64, float64:
-		default:
-			return fmt.Errorf("must be a number, not %s", tomlconf.TypeName(v))
-		}
-	case kindThreshold:
-		var t Threshold
-		return t.UnmarshalTOML(v)
-	case kindWideArea:
-		if _, ok := v.(map[string]any); !ok {
-			return fmt.Errorf("must be a table ([wide-area] with domain and tsig-key), not %s", tomlconf.TypeName(v))
-		}
-	case kindDuration:
-		s, ok := v.(string)
-		if !ok {
-			return fmt.Errorf("must be a duration string such as \"5s\", not %s", tomlconf.TypeName(v))
-		}
-		var d Duration
-		return d.UnmarshalText([]byte(s))
 	}
 	return nil
 }
@@ -420,22 +310,6 @@ func checkNames(list []string) error {
 		}
 		if slices.Contains(list[:i], s) {
 			return fmt.Errorf("%q is listed twice", s)
-		}
-	}
-	return nil
-}
-
-// checkWideArea checks the keys of the [wide-area] table and their
-// types, naming file and line.
-func checkWideArea(file, text string, table map[string]any) error {
-	for _, key := range tomlconf.KeysInOrder(text, table) {
-		if !slices.Contains(wideAreaKeys, key) {
-			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: "wide-area." + key,
-				Err: fmt.Errorf("unknown key%s (known keys: %s)", tomlconf.Suggest(key, wideAreaKeys), strings.Join(wideAreaKeys, ", "))}
-		}
-		if _, ok := table[key].(string); !ok {
-			return &ConfigError{File: file, Line: tomlconf.KeyLine(text, key), Key: "wide-area." + key,
-				Err: fmt.Errorf("must be a string, not %s", tomlconf.TypeName(table[key]))}
 		}
 	}
 	return nil

@@ -87,9 +87,9 @@ func TestDecodeConfigErrors(t *testing.T) {
 		name, text string
 		want       string // the whole error, after "agent.toml:"
 	}{
-		{"unknown key", "user = \"x\"\n\nfoo = 1\n", "3: foo: unknown key"},
-		{"typo", "# c\nparalel-builds = 3\n", `2: paralel-builds: unknown key (did you mean "parallel-builds"?)`},
-		{"unknown table", "speed = 1.0\n[extra]\nx = 1\n", "2: extra: unknown key"},
+		{"unknown key", "user = \"x\"\n\nfoo = 1\n", "3: foo: unknown key (known keys: features, host-key-file, interfaces, name, overload-threshold, parallel-builds, port, refresh-interval, signing-key, speed, store, systems, user, wide-area)"},
+		{"typo", "# c\nparalel-builds = 3\n", `2: paralel-builds: unknown key (did you mean "parallel-builds"?) (known keys: features, host-key-file, interfaces, name, overload-threshold, parallel-builds, port, refresh-interval, signing-key, speed, store, systems, user, wide-area)`},
+		{"unknown table", "speed = 1.0\n[extra]\nx = 1\n", "2: extra: unknown key (known keys: features, host-key-file, interfaces, name, overload-threshold, parallel-builds, port, refresh-interval, signing-key, speed, store, systems, user, wide-area)"},
 		{"dotted key", "speed.x = 1\n", "1: speed: must be a number, not a table"},
 		{"port string", "port = \"22\"\n", "1: port: must be an integer, not a string"},
 		{"port float", "\nport = 22.5\n", "2: port: must be an integer, not a float"},
@@ -111,8 +111,8 @@ func TestDecodeConfigErrors(t *testing.T) {
 		{"name with dot", "name = \"a.b\"\n", `1: name: "a.b" contains a dot or a control character`},
 		{"store relative", "store = \"gnu/store\"\n", `1: store: "gnu/store" is not an absolute directory name`},
 		{"interface slash", "interfaces = [\"a/b\"]\n", `1: interfaces: "a/b" is not an interface name`},
-		{"duration bad", "refresh-interval = \"soon\"\n", `1: refresh-interval: "soon" is not a duration such as "5s"`},
-		{"duration int", "refresh-interval = 5\n", `1: refresh-interval: must be a duration string such as "5s", not an integer`},
+		{"duration bad", "refresh-interval = \"soon\"\n", `1: refresh-interval: bad duration "soon" (write it like "30s" or "5m")`},
+		{"duration int", "refresh-interval = 5\n", `1: refresh-interval: must be a duration string such as "30s", not an integer`},
 		{"duration small", "refresh-interval = \"10ms\"\n", "1: refresh-interval: 10ms is not between 1s and 4m"},
 		{"syntax", "speed = 1.0\nport =\n", "2: port: expected value but found '\\n' instead"},
 		{"quoted key", "\"port\" = \"x\"\n", "1: port: must be an integer, not a string"},

@@ -36,8 +36,6 @@ type WideAreaConfig struct {
 	ResolvConf string `toml:"resolv-conf"`
 }
 
-var wideAreaKeys = []string{"domain", "server", "tsig-key", "resolv-conf"}
-
 // validate checks w, returning a [*ConfigError] naming the first bad key.
 func (w *WideAreaConfig) validate() error {
 	bad := func(key, format string, args ...any) error {

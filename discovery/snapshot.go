@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 )
 
 // Snapshot is what a running browser knows, written to a file that the
@@ -152,7 +154,7 @@ func WriteSnapshot(path string, s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
-	if err := writeFileAtomic(path, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil

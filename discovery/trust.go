@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
@@ -286,7 +287,7 @@ func (p *TOFUPolicy) write(pins map[string]pin) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p.File, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(p.File, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write pins: %w", err)
 	}
 	return nil
@@ -299,36 +300,4 @@ func hostKeyBlob(k string) string {
 		return f[0] + " " + f[1]
 	}
 	return k
-}
-
-// writeFileAtomic replaces path with data: it writes a temporary file in
-// the same directory, syncs it and renames it over path, so a reader sees
-// either the old or the new contents, never a partial file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

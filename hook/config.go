@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 
 	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
@@ -88,23 +86,7 @@ type Config struct {
 }
 
 // Duration is a time.Duration written as a string ("30s", "5m") in TOML.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (write it like \"30s\" or \"5m\")", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes d as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// D is d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+type Duration = tomlconf.Duration
 
 // Candidates returns the options for loading the machines the hook
 // considers; env reads the environment (HOME).
@@ -175,39 +157,8 @@ func LoadConfig(path string, missingOK bool) (*Config, error) {
 		return nil, &ConfigError{File: path, Err: fmt.Errorf("read configuration: %w", err)}
 	}
 	text := string(data)
-	// First into a map, to check every key and its type with its line:
-	// the TOML library's type errors carry neither the key nor the line in
-	// a form we can rely on.
-	var raw map[string]any
-	if _, err := toml.Decode(text, &raw); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &ConfigError{File: path, Line: pe.Position.Line, Column: pe.Position.Col, Err: errors.New(pe.Message)}
-		}
-		return nil, &ConfigError{File: path, Err: err}
-	}
-	for _, key := range tomlconf.KeysInOrder(text, raw) {
-		kind, ok := configKeys[key]
-		if !ok {
-			return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, key), Key: key,
-				Err: fmt.Errorf("unknown key%s (known keys: %s)", tomlconf.Suggest(key, knownKeys()), strings.Join(knownKeys(), ", "))}
-		}
-		if err := checkKind(kind, raw[key]); err != nil {
-			return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, key), Key: key, Err: err}
-		}
-	}
-	md, err := toml.Decode(text, c)
-	if err != nil {
-		return nil, &ConfigError{File: path, Err: err}
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		sort.Strings(keys)
-		return nil, &ConfigError{File: path, Line: tomlconf.KeyLine(text, und[0][0]), Key: keys[0],
-			Err: fmt.Errorf("unknown key (known keys: %s)", strings.Join(knownKeys(), ", "))}
+	if err := configKeys.Decode(path, text, c); err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		var ce *ConfigError
@@ -220,60 +171,15 @@ func LoadConfig(path string, missingOK bool) (*Config, error) {
 	return c, nil
 }
 
-// keyKind says what TOML value a key takes.
-type keyKind int
-
-const (
-	kindString keyKind = iota
-	kindBool
-	kindDuration
-	kindStrings
-)
-
-var configKeys = map[string]keyKind{
-	"machines-file": kindString, "evaluator": kindString, "guile": kindString, "state-directory": kindString,
-	"acl": kindString, "trust": kindString, "pins": kindString, "cache": kindString, "discovery": kindBool,
-	"browse-timeout": kindDuration, "private-key": kindString, "user": kindString, "real-guix": kindString,
-	"store": kindString, "connect-timeout": kindDuration, "down-time": kindDuration,
-	"max-postpone": kindDuration, "compress": kindBool,
-	"domains": kindStrings, "mdns": kindBool, "resolv-conf": kindString,
-}
-
-func checkKind(kind keyKind, v any) error {
-	switch kind {
-	case kindString:
-		if _, ok := v.(string); !ok {
-			return fmt.Errorf("must be a string, not %s", tomlconf.TypeName(v))
-		}
-	case kindBool:
-		if _, ok := v.(bool); !ok {
-			return fmt.Errorf("must be true or false, not %s", tomlconf.TypeName(v))
-		}
-	case kindStrings:
-		list, ok := v.([]any)
-		if !ok {
-			return fmt.Errorf("must be a list of strings such as [\"a\", \"b\"], not %s", tomlconf.TypeName(v))
-		}
-		for i, it := range list {
-			if _, ok := it.(string); !ok {
-				return fmt.Errorf("item %d must be a string, not %s", i+1, tomlconf.TypeName(it))
-			}
-		}
-	case kindDuration:
-		s, ok := v.(string)
-		if !ok {
-			return fmt.Errorf("must be a duration string such as \"30s\", not %s", tomlconf.TypeName(v))
-		}
-		var d Duration
-		return d.UnmarshalText([]byte(s))
-	}
-	return nil
-}
-
-func knownKeys() []string {
-	return []string{"machines-file", "evaluator", "guile", "state-directory", "acl", "trust", "pins", "cache", "discovery",
-		"browse-timeout", "private-key", "user", "real-guix", "store", "connect-timeout", "down-time",
-		"max-postpone", "compress", "domains", "mdns", "resolv-conf"}
+// configKeys are the keys of the hook's configuration file.
+var configKeys = tomlconf.Keys{
+	"machines-file": tomlconf.String, "evaluator": tomlconf.String, "guile": tomlconf.String,
+	"state-directory": tomlconf.String, "acl": tomlconf.String, "trust": tomlconf.String, "pins": tomlconf.String,
+	"cache": tomlconf.String, "discovery": tomlconf.Bool, "browse-timeout": tomlconf.DurationString,
+	"private-key": tomlconf.String, "user": tomlconf.String, "real-guix": tomlconf.String, "store": tomlconf.String,
+	"connect-timeout": tomlconf.DurationString, "down-time": tomlconf.DurationString,
+	"max-postpone": tomlconf.DurationString, "compress": tomlconf.Bool,
+	"domains": tomlconf.Strings, "mdns": tomlconf.Bool, "resolv-conf": tomlconf.String,
 }
 
 // Validate checks every field and returns a *ConfigError naming the

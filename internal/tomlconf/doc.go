@@ -1,6 +1,7 @@
-// Package tomlconf helps the TOML configuration readers (the agent's and
-// the hook's) name the file, the line and the key in their errors, which
-// the TOML library does not do for type and validation errors. Start
-// with [KeysInOrder] and [KeyLine]; [TypeName] and [Suggest] word the
-// messages.
+// Package tomlconf is what the TOML configuration readers (the agent's
+// and the hook's) share: a table of the keys a file may set and the
+// [Kind] of each ([Keys], whose Decode checks every key and names the
+// file, the line and the key in its errors, which the TOML library does
+// not do for type errors), the [Error] type, and [Duration], the type of
+// every duration setting in files and on command lines.
 package tomlconf

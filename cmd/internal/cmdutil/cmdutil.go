@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/tomlconf"
 )
 
 // ExitUsage is the exit status of a usage error.
@@ -137,10 +138,10 @@ func Usage(err error) error {
 }
 
 // DurationVar defines a duration flag that takes plain seconds or a Go
-// duration ([cli.ParseDuration]).
+// duration ([tomlconf.ParseDuration]).
 func DurationVar(f *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
 	*p = value
-	f.Var((*cli.Duration)(p), name, usage+" (seconds, or with a unit: 30s, 5m)")
+	f.Var((*tomlconf.Duration)(p), name, usage+" (seconds, or with a unit: 30s, 5m)")
 }
 
 // addNegations gives every boolean flag of f that defaults to true a

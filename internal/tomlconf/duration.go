@@ -1,4 +1,4 @@
-package cli
+package tomlconf
 
 import (
 	"fmt"
@@ -25,12 +25,30 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// Duration is a time.Duration command-line flag (a pflag.Value) that
-// [ParseDuration] reads: `--timeout 30` and `--timeout 30s` are the same.
+// Duration is a time.Duration that a configuration file writes as a Go
+// duration string ("30s", "5m") and the command line (it is a
+// pflag.Value) also as a plain number of seconds, as Guix's options take
+// it ([ParseDuration]): `--timeout 30` and `--timeout 30s` are the same.
 type Duration time.Duration
 
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (write it like \"30s\" or \"5m\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
 // String formats d as a Go duration ("1m0s").
-func (d *Duration) String() string { return time.Duration(*d).String() }
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Set parses s with [ParseDuration].
 func (d *Duration) Set(s string) error {
