@@ -82,6 +82,8 @@ type Loader struct {
 	// browsed keeps the result of the one live browse of this Loader.
 	browsed     []*scm.Machine
 	browsedOnce bool
+	// failed keeps the failed evaluations of this process, by name.
+	failed map[string]*failure
 }
 
 // Load returns the static and the discovered machines, and notes worth a
@@ -90,12 +92,21 @@ type Loader struct {
 // means the static machines cannot be read.
 func (l *Loader) Load(ctx context.Context, o *Options, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
 	if o.MachinesFile != "" {
+		const name = "machines-scm"
 		salt := o.Evaluator + "\x00" + o.Guile
-		static, _, err = l.cached(o, "machines-scm", o.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
+		// A version of the file that failed is not evaluated again for
+		// a while: one that loops would cost every request the Guile
+		// bound.
+		if err := l.failedBefore(o, name, o.MachinesFile, salt, now); err != nil {
+			return nil, nil, nil, err
+		}
+		id, _ := statID(o.MachinesFile)
+		static, _, err = l.cached(o, name, o.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
 			ms, err := evalMachines(ctx, o)
 			return pointers(ms), time.Time{}, err
 		})
 		if err != nil {
+			l.rememberFailure(ctx, o, name, o.MachinesFile, salt, id, err, now)
 			return nil, nil, nil, err
 		}
 	}
@@ -105,17 +116,13 @@ func (l *Loader) Load(ctx context.Context, o *Options, now time.Time) (static, d
 	return static, discovered, notes, nil
 }
 
-// guileTimeout bounds an evaluation of machines.scm by the real Guile.
-const guileTimeout = 30 * time.Second
-
 // evalMachines evaluates the machines file with the configured
 // evaluator: the built-in one, the real Guile, or (auto) the built-in one
 // and, for a file it cannot evaluate, Guile.
 func evalMachines(ctx context.Context, o *Options) ([]scm.Machine, error) {
 	withGuile := func() ([]scm.Machine, error) {
-		gctx, cancel := context.WithTimeout(ctx, guileTimeout)
-		defer cancel()
-		return scm.EvalWithGuile(gctx, o.Guile, o.MachinesFile)
+		// Bounded by scm.GuileTimeout.
+		return scm.EvalWithGuile(ctx, o.Guile, o.MachinesFile)
 	}
 	switch o.Evaluator {
 	case "guile":

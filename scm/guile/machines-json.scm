@@ -26,7 +26,12 @@
   (fields %gom-machine-fields)
   (loc %gom-machine-loc))
 
+;; Set once a failure has been reported, so that the top-level handler
+;; does not report the exit that follows as an error of its own.
+(define %gom-failed? #f)
+
 (define (%gom-fail loc fmt . args)
+  (set! %gom-failed? #t)
   (let ((port (current-error-port)))
     (when loc
       (format port "~a:~a:~a: " (car loc) (cadr loc) (caddr loc)))
@@ -240,12 +245,28 @@
                     (set-current-module module)
                     (primitive-load file))))))
            (lambda (key . args)
-             ;; One line, as Guix's hook reports a bad machines file.
-             (%gom-fail #f "~a: ~a" file
-                        (string-trim-both
-                         (call-with-output-string
-                           (lambda (port)
-                             (print-exception port #f key args)))))))))
+             ;; One line, as Guix's hook reports a bad machines file, in
+             ;; words rather than Guile's "Throw to key" for throws that
+             ;; are not errors.
+             (cond
+              ((and (eq? key 'quit) %gom-failed?)
+               (exit 1))                  ;already said why
+              ((eq? key 'quit)
+               (%gom-fail #f "~a: the file exits~a instead of returning a list of build machines"
+                          file (match args
+                                 (((? integer? code) . _) (format #f " (status ~a)" code))
+                                 (_ ""))))
+              (else
+               (let ((text (string-trim-both
+                            (call-with-output-string
+                              (lambda (port)
+                                (print-exception port #f key args))))))
+                 (if (string-prefix? "Throw to key" text)
+                     (%gom-fail #f "~a: uncaught exception ~a~a" file key
+                                (if (null? args)
+                                    ""
+                                    (format #f " with ~s" args)))
+                     (%gom-fail #f "~a: ~a" file text)))))))))
     (unless (and (list? value) (every (lambda (m) (%gom-machine? m)) value))
       (%gom-fail #f "~a: the last expression returns ~a, not a list of build machines"
                  file (if (list? value)
