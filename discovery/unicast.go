@@ -200,9 +200,11 @@ func addrsOf(rrs []dns.RR, host string) []netip.Addr {
 
 // Unicast is the wide-area DNS-SD [Source] (RFC 6763 over unicast DNS):
 // it lists [ServiceType] in each domain from the zone's authoritative
-// servers, then asks for the zone's SOA serial every Poll and reads
-// again only what changed (through an incremental zone transfer, IXFR,
-// when the server allows one; else the whole listing).
+// servers (with one zone transfer when they allow it, else with
+// queries: PTR, then SRV, TXT and addresses of each instance), then
+// asks for the zone's SOA serial every Poll and reads again only what
+// changed (through an incremental zone transfer, IXFR, when the server
+// allows one; else the whole listing).
 type Unicast struct {
 	// Domains are the DNS-SD domains to browse ("builders.example.org").
 	// Empty means the browse domains the network offers (RFC 6763 §11):
@@ -519,7 +521,22 @@ func (u *Unicast) changedNames(ctx context.Context, d *uDomain, serial uint32) m
 func (u *Unicast) list(ctx context.Context, res *Resolver, d *uDomain, names map[string]bool, stream func(Event) bool) ([]Event, error) {
 	var todo []string // instance names to read
 	gone := map[string]bool{}
-	if names == nil || names[d.service] {
+	var fromXfr map[string]*resolved
+	if names == nil && d.server != "" {
+		// One zone transfer, when the server allows it, is much
+		// cheaper than three queries per machine.
+		fromXfr = u.transfer(ctx, d)
+	}
+	if fromXfr != nil {
+		for n := range fromXfr {
+			todo = append(todo, n)
+		}
+		for n := range d.inst {
+			if fromXfr[n] == nil {
+				gone[n] = true
+			}
+		}
+	} else if names == nil || names[d.service] {
 		m := new(dns.Msg)
 		m.SetQuestion(d.service, dns.TypePTR)
 		resp, err := u.ask(ctx, res, d, m)
@@ -592,6 +609,14 @@ func (u *Unicast) list(ctx context.Context, res *Resolver, d *uDomain, names map
 		}
 	}
 
+	if fromXfr != nil {
+		for _, n := range todo {
+			if !out(u.compare(d, n, fromXfr[n])...) {
+				return events, nil
+			}
+		}
+		return events, nil
+	}
 	type result struct {
 		name string
 		r    *resolved
@@ -635,6 +660,77 @@ func (u *Unicast) list(ctx context.Context, res *Resolver, d *uDomain, names map
 		}
 	}
 	return events, nil
+}
+
+// maxTransfer bounds the records of a zone transfer that [Unicast]
+// reads; a larger zone is listed with queries instead.
+const maxTransfer = 200_000
+
+// transfer lists d's instances from one full zone transfer (AXFR), or
+// returns nil when the server refuses one (many allow transfers to
+// their secondaries only) or the zone is too large.
+func (u *Unicast) transfer(ctx context.Context, d *uDomain) map[string]*resolved {
+	m := new(dns.Msg)
+	m.SetAxfr(d.zone.Name)
+	tr := &dns.Transfer{DialTimeout: queryTimeout, ReadTimeout: queryTimeout, WriteTimeout: queryTimeout}
+	ch, err := tr.In(m, d.server)
+	if err != nil {
+		return nil
+	}
+	var ptrs []string
+	srv := map[string]*dns.SRV{}
+	txt := map[string]*dns.TXT{}
+	addrs := map[string][]dns.RR{}
+	count, ok := 0, true
+	for env := range ch {
+		if env.Error != nil || !ok {
+			ok = false
+			continue // drain: the transfer goroutine ends when read to the end
+		}
+		for _, rr := range env.RR {
+			if count++; count > maxTransfer {
+				ok = false
+				break
+			}
+			name := strings.ToLower(rr.Header().Name)
+			switch rr := rr.(type) {
+			case *dns.PTR:
+				if name == d.service {
+					ptrs = append(ptrs, strings.ToLower(dns.Fqdn(rr.Ptr)))
+				}
+			case *dns.SRV:
+				srv[name] = rr
+			case *dns.TXT:
+				txt[name] = rr
+			case *dns.A, *dns.AAAA:
+				addrs[name] = append(addrs[name], rr)
+			}
+		}
+	}
+	if !ok || ctx.Err() != nil {
+		return nil
+	}
+	out := make(map[string]*resolved)
+	for _, n := range ptrs {
+		if !isInstanceOf(n, d.service) || out[n] != nil {
+			continue
+		}
+		if len(out) >= MaxInstances {
+			break
+		}
+		r := &resolved{srv: srv[n], txt: txt[n]}
+		if r.srv != nil {
+			target := strings.ToLower(dns.Fqdn(r.srv.Target))
+			r.addrs = addrsOf(addrs[target], target)
+			if len(r.addrs) == 0 && !dns.IsSubDomain(d.zone.Name, target) {
+				// A target outside the zone: ask for it.
+				r.addrs, _ = LookupAddrs(ctx, func(ctx context.Context, m *dns.Msg) (*dns.Msg, error) { return Exchange(ctx, d.server, m) }, target)
+			}
+			slices.SortFunc(r.addrs, compareAddr)
+		}
+		out[n] = r
+	}
+	return out
 }
 
 // resolved is what one instance's records say; nil fields are missing.

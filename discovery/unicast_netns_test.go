@@ -70,26 +70,31 @@ func writeResolvConf(t *testing.T, srv *bind.Server) string {
 
 // TestNetnsUnicastThousand: a zone with 1,000 signed build machines
 // (each TXT record over 512 bytes) is listed completely by `discover
-// --domain`, every machine trusted by the ACL policy.
+// --domain`, every machine trusted by the ACL policy: once through a
+// zone transfer, and once with queries alone (transfers refused).
 func TestNetnsUnicastThousand(t *testing.T) {
 	nw := netns.New(t, 2)
 	h := nw.Hosts()
 	const n = 1000
 	zone := "builders.test."
-	srv := bind.Start(t, h[0], bind.Options{Zone: zone, Records: zoneInstances(t, zone, "wa", n, h[1].Addr, true)})
-	start := time.Now()
-	as := lookup(t, h[1], "--domain", "builders.test", "--mdns=false", "--resolv-conf", writeResolvConf(t, srv), "--acl", absTestdata(t, "acl"))
-	t.Logf("listed %d machines in %v", len(as), time.Since(start).Round(time.Millisecond))
-	trusted := 0
-	for _, a := range as {
-		if a.Trusted {
-			trusted++
-		} else if trusted == 0 {
-			t.Logf("untrusted: %s: %s", a.Instance, a.TrustReason)
+	records := zoneInstances(t, zone, "wa", n, h[1].Addr, true)
+	for _, noTransfer := range []bool{false, true} {
+		srv := bind.Start(t, h[0], bind.Options{Zone: zone, Records: records, NoTransfer: noTransfer})
+		start := time.Now()
+		as := lookup(t, h[1], "--domain", "builders.test", "--mdns=false", "--resolv-conf", writeResolvConf(t, srv), "--acl", absTestdata(t, "acl"))
+		t.Logf("transfers refused %v: listed %d machines in %v", noTransfer, len(as), time.Since(start).Round(time.Millisecond))
+		trusted := 0
+		for _, a := range as {
+			if a.Trusted {
+				trusted++
+			} else if trusted == 0 {
+				t.Logf("untrusted: %s: %s", a.Instance, a.TrustReason)
+			}
 		}
-	}
-	if len(as) != n || trusted != n {
-		t.Errorf("listed %d machines, %d trusted; want %d, all trusted", len(as), trusted, n)
+		if len(as) != n || trusted != n {
+			t.Errorf("transfers refused %v: listed %d machines, %d trusted; want %d, all trusted", noTransfer, len(as), trusted, n)
+		}
+		srv.Stop()
 	}
 }
 
@@ -115,11 +120,10 @@ func TestNetnsUnicastWatchReadsOnlyChanges(t *testing.T) {
 		}
 		return adds == n
 	})
+	// The first listing is one zone transfer (named allows them here);
+	// what comes after is counted in named's query log.
 	txtQueries := func() int { return strings.Count(srv.Output(), " IN TXT ") }
 	before := txtQueries()
-	if before < n {
-		t.Fatalf("%d TXT queries for %d machines: is the query log on?", before, n)
-	}
 	svc := ServiceName(zone)
 	script := strings.Join([]string{
 		"update delete wa-0007." + svc + " TXT",
@@ -145,7 +149,7 @@ func TestNetnsUnicastWatchReadsOnlyChanges(t *testing.T) {
 		}
 	}
 	// The new machine and the changed one; a full listing would be 40.
-	if got := txtQueries() - before; got > 4 {
+	if got := txtQueries() - before; got < 1 || got > 4 {
 		t.Errorf("%d TXT queries after one change; want only the changed machines read", got)
 	}
 }

@@ -51,6 +51,9 @@ type Options struct {
 	// QueryLog makes named log every query it answers ([Server.Output]),
 	// so a test can count them.
 	QueryLog bool
+	// NoTransfer refuses zone transfers (allow-transfer { none; }), as
+	// many sites do for hosts that are not secondaries.
+	NoTransfer bool
 }
 
 // Server is a running named.
@@ -118,7 +121,7 @@ func Start(t testing.TB, h *netns.Host, opts Options) *Server {
 	listen-on-v6 { none; };
 	recursion no;
 	dnssec-validation no;
-	allow-transfer { any; };
+	allow-transfer { %[6]s; };
 	notify no;
 	minimal-responses no;
 	querylog %[5]s;
@@ -134,7 +137,8 @@ zone "%[3]s" {
 	update-policy {
 %[4]s	};
 };
-`, dir, h.Addr, zone, grants, map[bool]string{true: "yes", false: "no"}[opts.QueryLog])
+`, dir, h.Addr, zone, grants, map[bool]string{true: "yes", false: "no"}[opts.QueryLog],
+		map[bool]string{true: "none", false: "any"}[opts.NoTransfer])
 	write("zone.db", zoneFile(zone, h.Addr, opts.Records))
 	i := 0
 	for name, lines := range opts.ExtraZones {
