@@ -17,15 +17,19 @@ import (
 )
 
 // AuthorizedKeyOptions restrict the key a master logs in with to what
-// offloading needs (sshd(8), AUTHORIZED_KEYS FILE FORMAT): "restrict"
-// turns off pty allocation, agent, X11 and port forwarding (TCP and
-// stream-local), ~/.ssh/rc and any future facility; the hook only runs
-// commands over exec channels. Should the transport reach the machine's
-// daemon socket as a direct-streamlocal@openssh.com channel (DESIGN §7),
-// this is the one place to re-open it ("restrict,port-forwarding"; sshd
-// has no per-socket option for keys, so AllowStreamLocalForwarding and
-// permitopen="none"-style limits then belong in sshd_config).
-const AuthorizedKeyOptions = "restrict"
+// offloading needs (sshd(8), AUTHORIZED_KEYS FILE FORMAT). "restrict"
+// turns off pty allocation, agent and X11 forwarding, ~/.ssh/rc, port
+// forwarding and whatever a later OpenSSH adds. The hook runs commands
+// over exec channels, and its transport talks to the machine's
+// guix-daemon socket over a direct-streamlocal@openssh.com channel
+// (DESIGN §7), which sshd grants a key only with "port-forwarding" and
+// only without "permitopen" (sshd checks stream-local requests against
+// the permitopen list, which cannot name a socket). So local forwarding
+// stays open — a paired master runs commands as this login anyway, so
+// it gains nothing — while "permitlisten" holds remote (-R) listeners
+// to 127.0.0.1:1, a privileged port. Change it here only: pairing writes
+// this, and --remove finds its lines by the same text.
+const AuthorizedKeyOptions = `restrict,port-forwarding,permitlisten="127.0.0.1:1"`
 
 // keyComment marks the lines pairing adds, naming the master.
 const keyComment = "guix-offload-pair:"

@@ -19,6 +19,7 @@ import (
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
+	"github.com/guix-offload/guix-offload/internal/worker"
 	"github.com/guix-offload/guix-offload/test/standin/standintest"
 )
 
@@ -71,8 +72,8 @@ func newPairHost(t *testing.T, h *netns.Host, name string) *pairHost {
 // prefix runs a program with the host's own /etc, /root, /home and store.
 func (p *pairHost) prefix() []string {
 	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" /etc && mount --bind "$2" /root && mount --bind "$3" /home && mount --bind "$4" "$5" && shift 5 && exec "$@"`,
-		"pair-mounts", p.etc, p.root, p.home, p.guix.Backing, store}
+		`mount --bind "$1" /etc && mount --bind "$2" /root && mount --bind "$3" /home && mount --bind "$4" "$5" && mount --bind "$6" "$7" && shift 7 && exec "$@"`,
+		"pair-mounts", p.etc, p.root, p.home, p.guix.Backing, store, p.guix.SocketDir(), filepath.Dir(worker.DefaultSocket)}
 }
 
 func (p *pairHost) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
@@ -179,6 +180,15 @@ func newPairSetup(t *testing.T) *pairSetup {
 		Home:          m.root, // root's home as pairing sees it
 	})
 	s.hostKey = s.sshd.HostKeyFile + ".pub"
+	// The machine's guix-daemon (the stand-in's), which the hook's
+	// transport reaches over SSH through the paired key.
+	d := m.start(t, nil, m.guix.Guix, "daemon", "--listen="+worker.DefaultSocket)
+	if !netns.Poll(20*time.Second, func() bool {
+		fi, err := os.Stat(m.guix.DaemonSocket())
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	}) {
+		t.Fatalf("the machine's daemon did not listen:\n%s", d.Output())
+	}
 
 	machines := filepath.Join(s.master.dir, "machines.scm")
 	if err := os.WriteFile(machines, []byte("(list)\n"), 0o644); err != nil {
@@ -445,6 +455,10 @@ func TestPairing(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "verdict: usable") {
 			t.Errorf("guix-offload test: %v", err)
 		}
+		// The key's options leave the daemon's socket reachable.
+		if !strings.Contains(string(out), "builds talk to it directly") {
+			t.Errorf("guix-offload test did not reach the machine's daemon through the paired key")
+		}
 		watch.Stop(os.Interrupt)
 	})
 
@@ -504,7 +518,12 @@ func TestPairing(t *testing.T) {
 		// Port forwarding is refused for the master's key.
 		out, err = ssh("-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:2222:127.0.0.1:22", "offload@"+m.net.Addr.String(), "true")
 		if err == nil {
-			t.Errorf("port forwarding allowed for the master's key:\n%s", out)
+			t.Errorf("remote port forwarding allowed for the master's key:\n%s", out)
+		}
+		// No terminal either.
+		out, _ = ssh("-tt", "offload@"+m.net.Addr.String(), "true")
+		if !strings.Contains(out, "PTY allocation request failed") {
+			t.Errorf("a pty was allocated for the master's key:\n%s", out)
 		}
 
 		if out, err := s.master.run(t, s.master.offload, "pair", "--config", s.config, "--remove", "builder1"); err != nil {
