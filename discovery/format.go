@@ -84,13 +84,13 @@ var tableHeader = []string{"INSTANCE", "ADDRESS", "SYSTEMS", "JOBS", "SPEED", "L
 // then [tableHeader]'s): rows are printed as events come, so they cannot
 // be aligned on the longest value as [writeTable] does. A longer value
 // shifts the rest of its row only.
-var eventWidths = []int{7, 20, 20, 24, 4, 5, 5, 6}
+var eventWidths = []int{6, 18, 18, 23, 4, 5, 5, 5}
 
 func eventLine(kind string, cells []string) string {
 	var b strings.Builder
 	for i, c := range append([]string{kind}, cells...) {
 		if i > 0 {
-			b.WriteString(" ")
+			b.WriteString("  ")
 		}
 		b.WriteString(c)
 		if i < len(eventWidths) {
