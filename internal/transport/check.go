@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,22 +185,17 @@ func Check(ctx context.Context, p Probe) *Report {
 // item of the machine's, as Guix's `guix offload test` does.
 func roundTrip(ctx context.Context, client *ssh.Client, p Probe, r *Report) bool {
 	token := randomToken()
-	local := exec.CommandContext(ctx, lookGuix(p.Guix), "build", "-e",
-		fmt.Sprintf(`(plain-file "guix-offload-test-import-%s" "%s")`, token, token))
-	errBuf := &tail{max: 1024}
-	local.Stderr = errBuf
-	out, err := local.Output()
+	item, err := localTestItem(ctx, p, "guix-offload-test-import-"+token, token)
 	if err != nil {
-		r.add("import", false, "make a test item locally: %v: %s", err, lastLine(errBuf.String()))
+		r.add("import", false, "make a test item locally: %v", err)
 		return false
 	}
-	item := strings.TrimSpace(string(out))
 	b := &Build{Client: client, Host: p.Name, Drv: "-", Guix: p.Guix, RemoteGuix: p.RemoteGuix, Store: p.Store, Msg: io.Discard, Log: io.Discard}
 	if err := send(ctx, b, []string{item}, false); err != nil {
 		r.add("import", false, "%v", err)
 		return false
 	}
-	out, err = Output(ctx, client, Command(p.RemoteGuix, "archive", "--missing"), strings.NewReader(item+"\n"))
+	out, err := Output(ctx, client, Command(p.RemoteGuix, "archive", "--missing"), strings.NewReader(item+"\n"))
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		r.add("import", false, "%s is still missing on the machine after the import (%v)", item, err)
 		return false
@@ -209,13 +203,11 @@ func roundTrip(ctx context.Context, client *ssh.Client, p Probe, r *Report) bool
 	r.add("import", true, "the machine accepts our signature (%s)", filepath.Base(item))
 
 	content := "export " + token
-	out, err = Output(ctx, client, Command(p.RemoteGuix, "build", "-e",
-		fmt.Sprintf(`(plain-file "guix-offload-test-export-%s" "%s")`, token, content)), nil)
+	remote, err := remoteTextItem(ctx, client, p.RemoteGuix, p.Store, "guix-offload-test-export-"+token, content)
 	if err != nil {
 		r.add("export", false, "make a test item on the machine: %v", err)
 		return false
 	}
-	remote := strings.TrimSpace(lastLine(string(out)))
 	if err := fetchAndCheck(ctx, client, p, remote, content); err != nil {
 		r.add("export", false, "%v", err)
 		return false

@@ -2,11 +2,8 @@ package transport
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -65,7 +62,7 @@ func roundTripDirect(ctx context.Context, p Probe, r *Report, conn *daemonConn) 
 }
 
 // localTestItem adds a text item to the local store: through the local
-// daemon when it answers, else with `guix build -e '(plain-file …)'`.
+// daemon when it answers, else with the local `guix repl -t machine`.
 func localTestItem(ctx context.Context, p Probe, name, content string) (string, error) {
 	if p.LocalDaemon != NoDaemon {
 		socket := p.LocalDaemon
@@ -77,12 +74,5 @@ func localTestItem(ctx context.Context, p Probe, name, content string) (string, 
 			return local.AddText(name, content, nil)
 		}
 	}
-	cmd := exec.CommandContext(ctx, lookGuix(p.Guix), "build", "-e", fmt.Sprintf(`(plain-file "%s" "%s")`, name, content))
-	errBuf := &tail{max: 1024}
-	cmd.Stderr = errBuf
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%v: %s", err, lastLine(errBuf.String()))
-	}
-	return strings.TrimSpace(lastLine(string(out))), nil
+	return localTextItem(ctx, p.Guix, p.Store, name, content)
 }

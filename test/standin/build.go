@@ -130,7 +130,14 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 		if err != nil {
 			return g.fail("build", err)
 		}
-		outs = append(outs, o)
+		// As real Guix (observed at 210a42dd63): a plain-file lowers to
+		// a store item, not a derivation, and guix/scripts/build.scm
+		// hands it to show-derivation-outputs (guix/ui.scm), whose
+		// match has no clause for it. The item is in the store;
+		// nothing is printed on stdout; the exit status is 1.
+		fmt.Fprintf(g.stderr, "Backtrace:\nIn guix/ui.scm:\n    910:2  0 (show-derivation-outputs %q)\n\n", o)
+		fmt.Fprintf(g.stderr, "guix/ui.scm:910:2: Throw to key `match-error' with args `(\"match\" \"no matching pattern\" %q)'.\n", o)
+		return 1
 	}
 	// `guix build` renders the daemon's build traces as its own lines
 	// on stderr, which a hook must not pass on as the build log: "The
@@ -179,26 +186,7 @@ func (g *guix) plainFile(expr string) (string, error) {
 	if m == nil {
 		return "", fmt.Errorf("%s: the stand-in evaluates only (plain-file \"NAME\" \"CONTENT\")", expr)
 	}
-	unescape := func(s string) string {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-				switch s[i] {
-				case 'n':
-					b.WriteByte('\n')
-				case 't':
-					b.WriteByte('\t')
-				default:
-					b.WriteByte(s[i])
-				}
-				continue
-			}
-			b.WriteByte(s[i])
-		}
-		return b.String()
-	}
-	name, content := unescape(m[1]), unescape(m[2])
+	name, content := unescapeScheme(m[1]), unescapeScheme(m[2])
 	if !store.ValidName(name) {
 		return "", fmt.Errorf("invalid name for a store item: %q", name)
 	}

@@ -112,6 +112,8 @@ func (g *guix) run(ctx context.Context, args []string) int {
 		return g.cmdBuild(ctx, args[1:])
 	case "daemon":
 		return g.cmdDaemon(ctx, args[1:])
+	case "repl":
+		return g.cmdRepl(args[1:])
 	}
 	fmt.Fprintf(g.stderr, "guix: %s: command not found\n", args[0])
 	return 1

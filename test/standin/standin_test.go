@@ -153,10 +153,12 @@ func TestBuildFailures(t *testing.T) {
 
 func TestPlainFile(t *testing.T) {
 	e := newEnv(t)
-	if code := e.run("build", "-e", `(plain-file "guix-offload-test" "a \"quoted\" text")`); code != 0 {
+	// It exits 1 after adding the item, as real Guix does (see
+	// TestBuildExpressionCrashes).
+	if code := e.run("build", "-e", `(plain-file "guix-offload-test" "a \"quoted\" text")`); code != 1 {
 		t.Fatalf("exit %d: %s", code, e.stderr.String())
 	}
-	p := strings.TrimSpace(e.stdout.String())
+	p := store.TextPath(e.g.store.Dir, "guix-offload-test", `a "quoted" text`, nil)
 	if got, err := os.ReadFile(p); err != nil || string(got) != `a "quoted" text` {
 		t.Fatalf("%s: %q, %v", p, got, err)
 	}
@@ -191,4 +193,39 @@ func FuzzPlainFile(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// `guix build -e '(plain-file …)'` behaves as on real Guix: the item is
+// added, then printing it fails (match-error), nothing on stdout, exit 1.
+func TestBuildExpressionCrashes(t *testing.T) {
+	e := newEnv(t)
+	if code := e.run("build", "-e", `(plain-file "x" "y")`); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if e.stdout.Len() != 0 || !strings.Contains(e.stderr.String(), "Throw to key `match-error' with args `(\"match\" \"no matching pattern\" \""+e.g.store.Dir+"/") {
+		t.Fatalf("stdout %q, stderr %q", e.stdout.String(), e.stderr.String())
+	}
+	p := store.TextPath(e.g.store.Dir, "x", "y", nil)
+	if !e.g.store.Valid(p) {
+		t.Errorf("%s not added", p)
+	}
+}
+
+// `guix repl -t machine` evaluates add-text-to-store as Guix's own
+// `guix offload test` sends it, and answers in the REPL's protocol.
+func TestReplAddText(t *testing.T) {
+	e := newEnv(t)
+	e.g.stdin = strings.NewReader(`(begin (use-modules (guix)) (with-store store (add-text-to-store store "test" "Hello, build machine!")))` + "\n" +
+		"(+ 1 2)\n")
+	if code := e.run("repl", "-t", "machine"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.stderr.String())
+	}
+	p := store.TextPath(e.g.store.Dir, "test", "Hello, build machine!", nil)
+	want := "(repl-version 0 1 1)\n(values (value \"" + p + "\"))\n(exception misc-error (value "
+	if !strings.HasPrefix(e.stdout.String(), want) {
+		t.Fatalf("stdout %q, want it to start with %q", e.stdout.String(), want)
+	}
+	if got, err := os.ReadFile(p); err != nil || string(got) != "Hello, build machine!" {
+		t.Fatalf("%s holds %q, %v", p, got, err)
+	}
 }
