@@ -97,7 +97,7 @@ func machineProblem(err error) bool {
 	case errors.Is(err, transport.ErrBuildFailed), errors.Is(err, transport.ErrTimeout):
 		return false
 	case errors.Is(err, transport.ErrConnectionLost), errors.Is(err, transport.ErrRemoteCommandMissing),
-		errors.Is(err, transport.ErrUnresponsive),
+		errors.Is(err, transport.ErrUnresponsive), errors.Is(err, transport.ErrRefused),
 		errors.As(err, &re):
 		return true
 	}

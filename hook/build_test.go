@@ -22,6 +22,7 @@ func TestMachineProblem(t *testing.T) {
 		{"helper exits 127", fmt.Errorf("offload to 'm': %w", &transport.RemoteError{Command: "guix archive --missing", Status: 127}), true},
 		{"connection lost", fmt.Errorf("offload to 'm': %w: EOF", transport.ErrConnectionLost), true},
 		{"a step unanswered", fmt.Errorf("offload to 'm': ask which inputs are missing: %w (no answer within 1m0s)", transport.ErrUnresponsive), true},
+		{"daemon refused our items", fmt.Errorf("offload to 'm': send inputs: %w: guix-daemon: cannot import (status 1)", transport.ErrRefused), true},
 		{"build failed", fmt.Errorf("x: %w", transport.ErrBuildFailed), false},
 		{"timed out", fmt.Errorf("x: %w", transport.ErrTimeout), false},
 		{"ours, mentioning the phrase", errors.New("export inputs locally: /gnu/store/x not found on the machine"), false},

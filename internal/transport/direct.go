@@ -125,23 +125,28 @@ func runDirect(ctx context.Context, b *Build, conn *daemonConn) error {
 	// Time limits are exactly the master daemon's (0: none); the log
 	// comes as the remote daemon writes it; no offloading from there.
 	// These two answer at once from a working daemon; one that does not
-	// answer within Build.Stall must not hold the build (and its slot).
-	guard := newStallGuard(b.Stall, cancel)
-	guard.start(ctx)
+	// answer within Build.StepTimeout must not hold the build (and its
+	// slot).
 	var valid []string
-	err := conn.SetOptions(worker.Options{
-		MaxSilent: b.MaxSilent, Timeout: b.Timeout,
-		Verbosity: 1, Substitutes: true,
+	err := b.step(ctx, "ask which inputs are missing", func(sctx context.Context) error {
+		defer context.AfterFunc(sctx, func() { conn.ch.Close() })()
+		err := conn.SetOptions(worker.Options{
+			MaxSilent: b.MaxSilent, Timeout: b.Timeout,
+			Verbosity: 1, Substitutes: true,
+		})
+		if err == nil {
+			valid, err = conn.ValidPaths(b.Inputs)
+		}
+		if err != nil && sctx.Err() != nil {
+			return sctx.Err()
+		}
+		if err != nil {
+			return daemonErr(ctx, "", err)
+		}
+		return nil
 	})
-	if err == nil {
-		valid, err = conn.ValidPaths(b.Inputs)
-	}
-	guard.stop()
-	switch {
-	case guard.stalled():
-		return fmt.Errorf("ask which inputs are missing: '%s' did not answer within %v", b.Host, guard.d)
-	case err != nil:
-		return daemonErr(ctx, "ask which inputs are missing", err)
+	if err != nil {
+		return err
 	}
 	have := make(map[string]bool, len(valid))
 	for _, p := range valid {
@@ -170,11 +175,15 @@ func daemonErr(ctx context.Context, what string, err error) error {
 	var de *worker.Error
 	switch {
 	case errors.As(err, &de):
-		return fmt.Errorf("%s: %w", what, err)
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s: %w", what, ctx.Err())
+		err = ctx.Err()
+	default:
+		err = fmt.Errorf("%w: %v", ErrConnectionLost, err)
 	}
-	return fmt.Errorf("%s: %w: %v", what, ErrConnectionLost, err)
+	if what == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // sendDirect exports missing from the local store (through the local
@@ -208,7 +217,7 @@ func sendDirect(ctx context.Context, cancel context.CancelFunc, b *Build, conn *
 		return fmt.Errorf("send inputs: stalled: nothing moved for %v before '%s' finished the import: %w", guard.d, b.Host, ErrUnresponsive)
 	case errors.As(err, &de) && !strings.Contains(de.Message, "end-of-file"):
 		// The machine refused what we sent (a signature, a reference).
-		return fmt.Errorf("send inputs: '%s' refused them: %w", b.Host, err)
+		return fmt.Errorf("send inputs: %w: %w", ErrRefused, err)
 	case exportErr != nil && !errors.Is(exportErr, errImportEnded) && ctx.Err() == nil:
 		// The export failed; the import only saw a stream cut short.
 		return fmt.Errorf("export inputs locally: %w", exportErr)
@@ -217,6 +226,12 @@ func sendDirect(ctx context.Context, cancel context.CancelFunc, b *Build, conn *
 	}
 	return nil
 }
+
+// ErrRefused: the machine's daemon refused the inputs we sent it (our
+// signing key not in its ACL, a signature that does not match). It says
+// the machine is unusable for us whatever the derivation (exit 1), like
+// a failed `guix archive --import` on the commands path.
+var ErrRefused = errors.New("the machine refused our store items")
 
 // errImportEnded ends the pipe of the local export once the remote
 // import stopped reading.

@@ -222,7 +222,7 @@ func TestRunDirectHostileDaemon(t *testing.T) {
 		}, true, ""},
 		{"greets, then silence", true, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
 			_, _ = io.Copy(io.Discard, c)
-		}, false, "did not answer within"},
+		}, false, "no answer within"},
 		{"a frame of 2^60 bytes", true, func(c net.Conn, r *worker.Reader, wr *worker.Writer) {
 			wr.Int(worker.StderrNext)
 			wr.Int(1 << 60)
@@ -240,6 +240,7 @@ func TestRunDirectHostileDaemon(t *testing.T) {
 			b, log, msg := w.build(j, func(b *transport.Build) {
 				b.ACL = w.master.ACL(t)
 				b.Stall = 2 * time.Second
+				b.StepTimeout = 2 * time.Second
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
