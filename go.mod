@@ -6,7 +6,6 @@ require (
 	filippo.io/edwards25519 v1.2.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/klauspost/compress v1.20.4
-	github.com/libp2p/zeroconf/v2 v2.2.0
 	github.com/miekg/dns v1.1.73
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9

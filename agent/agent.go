@@ -48,7 +48,7 @@ type Agent struct {
 	// Detector finds what Config leaves unset; nil means the real
 	// machine.
 	Detector *Detector
-	// Announcer advertises; nil means [ZeroconfAnnouncer].
+	// Announcer advertises; nil means [MDNSAnnouncer].
 	Announcer Announcer
 	// Interfaces lists the network interfaces; nil means
 	// [SystemInterfaces].
@@ -324,7 +324,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	log := a.logger("mdns")
 	ann := a.Announcer
 	if ann == nil {
-		ann = ZeroconfAnnouncer{}
+		ann = MDNSAnnouncer{Logger: log}
 	}
 	ifPoll := a.InterfacePoll
 	if ifPoll <= 0 {

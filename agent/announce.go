@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/libp2p/zeroconf/v2"
 
 	"github.com/guix-offload/guix-offload/discovery"
 )
@@ -31,7 +30,7 @@ type Service struct {
 	Addrs []netip.Addr
 }
 
-// Announcer starts advertising services. [ZeroconfAnnouncer] is the real
+// Announcer starts advertising services. [MDNSAnnouncer] is the real
 // one; tests use fakes.
 type Announcer interface {
 	// Announce starts advertising s (probing and announcing in the
@@ -56,55 +55,28 @@ type Registration interface {
 // caches within two minutes.
 const TTL = 120
 
-// ZeroconfAnnouncer advertises with github.com/libp2p/zeroconf/v2's
-// responder: it answers queries on the chosen interfaces, announces with
-// the cache-flush bit, sends TXT updates and a goodbye on Shutdown.
-type ZeroconfAnnouncer struct{}
+// MDNSAnnouncer advertises with the multicast DNS responder of package
+// discovery ([discovery.Respond]): it probes, announces with the
+// cache-flush bit, answers queries on the chosen interfaces (Avahi's
+// included), announces TXT updates and says goodbye on Shutdown.
+type MDNSAnnouncer struct {
+	// Logger receives the responder's warnings; nil discards them.
+	Logger *slog.Logger
+}
 
 // Announce implements [Announcer].
-func (ZeroconfAnnouncer) Announce(s Service) (Registration, error) {
-	ips := make([]string, len(s.Addrs))
-	for i, a := range s.Addrs {
-		ips[i] = a.WithZone("").String()
-	}
-	// RegisterProxy, not Register: it takes the host name and addresses
-	// we give it, so the A/AAAA records are exactly the signed "addrs",
-	// and two agents on one kernel (network namespaces) do not both claim
-	// the kernel's host name.
-	// zeroconf appends the domain to the host name itself.
-	host := strings.TrimSuffix(s.Host, ".local.")
-	typ := s.Type
-	if typ == "" {
-		typ = discovery.ServiceType
-	}
-	srv, err := zeroconf.RegisterProxy(s.Instance, typ, "local.", s.Port, host, ips, txtSlice(s.TXT), s.Interfaces, zeroconf.TTL(TTL))
+func (m MDNSAnnouncer) Announce(s Service) (Registration, error) {
+	// The host name and addresses are ours, not the kernel's: the A and
+	// AAAA records are exactly the signed "addrs", and two agents on one
+	// kernel (network namespaces) do not both claim its host name.
+	r, err := discovery.Respond(discovery.ResponderConfig{
+		Service: s.Type, Instance: s.Instance, Host: s.Host, Port: s.Port, TXT: s.TXT,
+		Addrs: s.Addrs, Interfaces: s.Interfaces, TTL: TTL, Logger: m.Logger,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("advertise %s on %s: %w", s.Instance, ifaceNames(s.Interfaces), err)
 	}
-	return zeroconfReg{srv}, nil
-}
-
-type zeroconfReg struct{ srv *zeroconf.Server }
-
-// SetText implements [Registration]. zeroconf's Server.SetText assigns
-// the TXT slice while its receive goroutines may be reading it to answer
-// a query, without a lock we could take. txtSlice makes every TXT slice
-// it ever sees share one capacity, so that even a torn read of the slice
-// header (old pointer with new length, or the reverse) stays inside a
-// live array and yields at worst an empty string, never stray memory.
-func (r zeroconfReg) SetText(txt []string) { r.srv.SetText(txtSlice(txt)) }
-
-// Shutdown implements [Registration]; zeroconf's is safe to call twice.
-func (r zeroconfReg) Shutdown() { r.srv.Shutdown() }
-
-// maxTXTStrings bounds the strings of our TXT record (version 1 has 14
-// keys) with room to grow.
-const maxTXTStrings = 64
-
-func txtSlice(txt []string) []string {
-	out := make([]string, len(txt), max(maxTXTStrings, len(txt)))
-	copy(out, txt)
-	return out
+	return r, nil
 }
 
 // Iface is a network interface with its addresses.

@@ -159,7 +159,7 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	}
 	ann := a.Announcer
 	if ann == nil {
-		ann = ZeroconfAnnouncer{}
+		ann = MDNSAnnouncer{Logger: a.logger("mdns")}
 	}
 	fp := p.Key.Public().Fingerprint()
 	reg, err := ann.Announce(Service{Type: pairing.ServiceType, Instance: p.Instance, Host: p.Host, Port: port,

@@ -68,7 +68,10 @@ type MDNS struct {
 type packet struct {
 	data  []byte
 	iface string
-	src   netip.Addr
+	index int
+	// src is the sender's address, from its address and port.
+	src  netip.Addr
+	from netip.AddrPort
 }
 
 type mdnsConn struct {
@@ -422,12 +425,12 @@ func (mc *mdnsConn) readOne(ctx context.Context, buf []byte, names map[int]strin
 		}
 		names[index] = name
 	}
-	var src netip.Addr
+	var src netip.AddrPort
 	if u, ok := from.(*net.UDPAddr); ok {
-		src = u.AddrPort().Addr().Unmap()
+		src = u.AddrPort()
 	}
 	select {
-	case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name, src: src}:
+	case out <- packet{data: append([]byte(nil), buf[:n]...), iface: name, index: index, src: src.Addr().Unmap(), from: src}:
 		return false
 	case <-ctx.Done():
 		return true

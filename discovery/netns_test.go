@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/zeroconf/v2"
-
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 )
@@ -41,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // helper publish INSTANCE IFACE ADDR,ADDR… KEYFILE|- announces a build
-// machine with the zeroconf responder (the one guix-offload-agent uses),
+// machine with the responder guix-offload-agent uses ([Respond]),
 // signed with KEYFILE unless "-". Each SIGUSR1 raises the load by 0.5 and
 // re-announces the TXT record; SIGTERM says goodbye and exits.
 func helper(args []string) error {
@@ -55,6 +53,9 @@ func helper(args []string) error {
 		defer c.Close()
 		fmt.Println("holding")
 		select {}
+	}
+	if len(args) == 3 && args[0] == "respond-race" {
+		return respondRace(args[1], args[2])
 	}
 	if len(args) != 5 || args[0] != "publish" {
 		return errors.New("usage: discovery-helper publish INSTANCE IFACE ADDRS KEYFILE")
@@ -113,7 +114,8 @@ func helper(args []string) error {
 		}
 		ttl = uint32(n)
 	}
-	srv, err := zeroconf.RegisterProxy(instance, ServiceType, "local.", a.Port, instance+"-host", ips, text, []net.Interface{*ifi}, zeroconf.TTL(ttl))
+	srv, err := Respond(ResponderConfig{Instance: instance, Host: instance + "-host.local.", Port: a.Port, TXT: text,
+		Addrs: a.Addresses, Interfaces: []net.Interface{*ifi}, TTL: ttl})
 	if err != nil {
 		return err
 	}
@@ -430,10 +432,10 @@ func TestNetnsAvahiBrowseSeesUs(t *testing.T) {
 	}
 }
 
-// TestNetnsDiscoverBesideZeroconfResponder: discover shares port 5353
-// with a responder built on the zeroconf library (what guix-offload-agent
-// uses) on the same host, and lists that host's machine and another's.
-func TestNetnsDiscoverBesideZeroconfResponder(t *testing.T) {
+// TestNetnsDiscoverBesideResponder: discover shares port 5353 with the
+// responder guix-offload-agent uses on the same host, and lists that
+// host's machine and another's.
+func TestNetnsDiscoverBesideResponder(t *testing.T) {
 	nw := netns.New(t, 2)
 	h := nw.Hosts()
 	for i, name := range []string{"local-builder", "remote-builder"} {

@@ -50,9 +50,6 @@ func addRunFlags(root *cobra.Command) {
 			level = slog.LevelDebug
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		// The mDNS library logs with the standard log package; this
-		// routes it through the same handler.
-		slog.SetDefault(log.With("component", "zeroconf"))
 		a := &agent.Agent{Config: cfg, Log: log, Detector: &agent.Detector{Root: opts.detectRoot}}
 		switch {
 		case opts.dryRun:

@@ -1,0 +1,172 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/guix-offload/guix-offload/internal/testenv/netns"
+)
+
+// respondRace is the helper `respond-race IFACE ADDR`: a responder on
+// IFACE whose TXT record changes every millisecond for two seconds while
+// queries for it arrive, by multicast and by legacy unicast, from the
+// same host. Every answer must carry a whole TXT record, one of those
+// set. Run under -race (the test binary is), a data race ends it with
+// status 66.
+func respondRace(ifname, addr string) error {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return err
+	}
+	ip, err := netipParse(addr)
+	if err != nil {
+		return err
+	}
+	text := func(i int) []string {
+		return []string{"n=" + strconv.Itoa(i), "check=" + strings.Repeat(strconv.Itoa(i%10), 1+i%200)}
+	}
+	r, err := Respond(ResponderConfig{Instance: "racer", Host: "racer-host.local.", Port: 22, TXT: text(0),
+		Addrs: ip, Interfaces: []net.Interface{*ifi}})
+	if err != nil {
+		return err
+	}
+	defer r.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; ctx.Err() == nil; i++ {
+			r.SetText(text(i))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// Legacy unicast queries from an ephemeral port: answered every
+	// time.
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip[0].AsSlice()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var answers, bad atomic.Int64
+	var badText atomic.Value
+	check := func(buf []byte) {
+		m := new(dns.Msg)
+		if m.Unpack(buf) != nil || !m.Response {
+			return
+		}
+		for _, rr := range append(m.Answer, m.Extra...) {
+			txt, ok := rr.(*dns.TXT)
+			if !ok || !strings.HasPrefix(strings.ToLower(txt.Hdr.Name), "racer.") {
+				continue
+			}
+			answers.Add(1)
+			n, err := strconv.Atoi(strings.TrimPrefix(txt.Txt[0], "n="))
+			if err != nil || len(txt.Txt) != 2 || txt.Txt[1] != text(n)[1] {
+				bad.Add(1)
+				badText.Store(fmt.Sprint(txt.Txt))
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 9000)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			check(buf[:n])
+		}
+	}()
+	// Multicast queries from port 5353, answers read from the group.
+	mc, err := listen4("0.0.0.0:5353")
+	if err != nil {
+		return err
+	}
+	defer mc.closer.Close()
+	if err := mc.join(ifi); err != nil {
+		return err
+	}
+	packets := make(chan packet, 64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		mc.read(ctx, packets, func(any) {})
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case p := <-packets:
+				check(p.data)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	group := net.UDPAddrFromAddrPort(mdnsGroup4)
+	for i := 0; ctx.Err() == nil; i++ {
+		q := new(dns.Msg)
+		q.Id = uint16(i)
+		qt := []uint16{dns.TypeTXT, dns.TypeANY, dns.TypePTR}[i%3]
+		name := "racer." + ServiceType + ".local."
+		if qt == dns.TypePTR {
+			name = ServiceType + ".local."
+		}
+		q.Question = []dns.Question{{Name: name, Qtype: qt, Qclass: dns.ClassINET}}
+		buf, _ := q.Pack()
+		_, _ = c.WriteTo(buf, group)
+		mc.send(ifi, buf)
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.Close()
+	mc.closer.Close()
+	wg.Wait()
+	if bad.Load() > 0 {
+		return fmt.Errorf("%d of %d answers carried a torn TXT record, such as %v", bad.Load(), answers.Load(), badText.Load())
+	}
+	if answers.Load() < 100 {
+		return fmt.Errorf("only %d answers", answers.Load())
+	}
+	fmt.Printf("ok %d answers\n", answers.Load())
+	return nil
+}
+
+// Issue 12, item 8: the agent's responder has no data race between
+// SetText and answering queries (libp2p/zeroconf's had), and every
+// answer carries a whole TXT record.
+func TestNetnsResponderSetTextWhileQueried(t *testing.T) {
+	nw := netns.New(t, 1)
+	h := nw.Hosts()[0]
+	p := h.Start(t, os.Args[0], "discovery-helper", "respond-race", h.Iface, h.Addr.String())
+	if err := p.Wait(60 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, p.Output())
+	}
+	if !strings.Contains(p.Output(), "ok ") {
+		t.Fatalf("output:\n%s", p.Output())
+	}
+	t.Log(strings.TrimSpace(p.Output()))
+}
+
+func netipParse(s string) ([]netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return nil, err
+	}
+	return []netip.Addr{a}, nil
+}
