@@ -19,6 +19,7 @@ import (
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/hook"
 	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/pairing"
 )
 
 type discoverOptions struct {
@@ -51,7 +52,8 @@ each judged by the trust policy: by default a machine is accepted only when its
 announcement is signed by a key in /etc/guix/acl.
 
 By default it browses until answers stop arriving (bounded by --timeout)
-and prints what it found. --format=scm prints a machines.scm list of the
+and prints what it found; the table then also lists the build machines
+waiting to pair ('guix-offload-agent pair', _guix-offload-pair._tcp). --format=scm prints a machines.scm list of the
 accepted machines, for a /etc/guix/machines.scm that keeps Guix's own
 offload hook (see examples/machines-bridge.scm).
 
@@ -177,6 +179,17 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
+	// The table also lists build machines waiting to pair, browsed at
+	// the same time.
+	var windows <-chan []pairing.Window
+	if opts.format == "table" && opts.mdns {
+		ch := make(chan []pairing.Window, 1)
+		windows = ch
+		go func() {
+			ws, _ := pairing.FindWindows(ctx, opts.interfaces, opts.quiet)
+			ch <- ws
+		}()
+	}
 	as, err := discovery.Lookup(ctx, bopts, opts.quiet)
 	if errors.Is(err, discovery.ErrUnknownInterface) {
 		return cli.WithHint(err, "list the interfaces with 'ip link'")
@@ -191,6 +204,13 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	}
 	if err := discovery.Write(stdout, opts.format, withPrivateKey(as, opts.privateKey)); err != nil {
 		return fmt.Errorf("write output: %w", err)
+	}
+	if windows != nil {
+		if ws := <-windows; len(ws) > 0 {
+			fmt.Fprintln(stdout)
+			pairing.WriteWindows(stdout, ws)
+			fmt.Fprintln(stdout, "(pair with one: sudo guix-offload pair NAME)")
+		}
 	}
 	return nil
 }

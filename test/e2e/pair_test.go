@@ -288,6 +288,19 @@ func TestPairing(t *testing.T) {
 		sameFiles(t, "machine", s.machine.files(t), machineBefore)
 	}
 
+	t.Run("discover lists the window, Ctrl-C closes it", func(t *testing.T) {
+		agent := s.agentPair(t, nil, "root")
+		out, err := s.master.run(t, s.master.offload, "discover", "--trust", "any", "--interface", s.master.net.Iface)
+		if err != nil || !regexp.MustCompile(`(?m)^WAITING TO PAIR .*\n^builder1 +169\.254\.`).MatchString(out) {
+			t.Errorf("discover: %v\n%s", err, out)
+		}
+		if err := agent.Stop(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		failed(t, "the machine", agent, "")
+		unchanged(t)
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		mr, _ := stdinPipe(t)
 		br, bw := stdinPipe(t)
