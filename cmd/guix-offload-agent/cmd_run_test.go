@@ -129,6 +129,8 @@ func TestCLIConventions(t *testing.T) {
 		{[]string{"--config", conf, "--refresh-interval", "0.5", "--dry-run"}, 2, "refresh-interval"},
 		{[]string{"--config", conf, "--port", "99999", "--dry-run"}, 2, "--port: 99999 is not a TCP port"},
 		{[]string{"strem"}, 2, "did you mean stream?"},
+		{[]string{"stream", "sideways"}, 2, `unknown stream direction "sideways"`},
+		{[]string{"stream", "import", "x"}, 2, "stream import takes no argument"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/guix-offload/guix-offload/internal/cli"
@@ -25,8 +27,16 @@ so that archives cross the network zstd-compressed:
   stream export ITEM...  compress the output of 'guix archive --export ITEM...'
 
 Its exit status is guix's.`,
-		Example:   `  guix-offload-agent stream export /gnu/store/…-hello-2.12 > hello.zst`,
-		Args:      cobra.MinimumNArgs(1),
+		Example: `  guix-offload-agent stream export /gnu/store/…-hello-2.12 > hello.zst`,
+		Args: cobra.MatchAll(cobra.MinimumNArgs(1), func(_ *cobra.Command, args []string) error {
+			switch {
+			case args[0] != "import" && args[0] != "export":
+				return fmt.Errorf("unknown stream direction %q (want import or export)", args[0])
+			case args[0] == "import" && len(args) > 1:
+				return fmt.Errorf("stream import takes no argument, got %d", len(args)-1)
+			}
+			return nil
+		}),
 		ValidArgs: []string{"import", "export"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := transport.StreamCommand(cmd.Context(), opts.guix, args[0], args[1:],
