@@ -540,10 +540,26 @@ func (r *reader) hash() (Value, error) {
 	return nil, errorf(at, "unknown # syntax #%s", word)
 }
 
+// maxNumberLen bounds the characters of a number literal. Guile reads
+// numbers of any length, but converting a long one costs time that
+// grows faster than its length (a million digits took seconds), and no
+// build-machine field takes a number a fraction this long.
+const maxNumberLen = 1000
+
 // parseNumber parses tok as a Guile number. It returns ok false (and no
 // error) when tok is not a number and so is a symbol; an error when tok is
-// a number Guile would reject (such as 1e400).
-func parseNumber(tok string, at Pos) (Value, bool, error) {
+// a number Guile would reject (such as 1e400), or one longer than
+// maxNumberLen characters.
+func parseNumber(tok string, at Pos) (v Value, ok bool, err error) {
+	if len(tok) > maxNumberLen {
+		defer func() {
+			if ok {
+				v, ok, err = nil, false, errorf(at, "number of %d characters: numbers longer than %d characters are not read (no build-machine field takes one)", len(tok), maxNumberLen)
+			}
+		}()
+		// Only find out whether it is a number, without converting it.
+		tok = numberShape(tok)
+	}
 	orig := tok
 	radix, exact, inexact := 10, false, false
 	prefixed := false
@@ -645,6 +661,30 @@ func parseNumber(tok string, at Pos) (Value, bool, error) {
 	// Guile reads such numbers as +inf.0 or -inf.0 too.
 	f, _ := strconv.ParseFloat(tok, 64)
 	return Real{V: f, At: at}, true, nil
+}
+
+// numberShape returns a short token that is a number exactly when tok
+// is: tok with its runs of digits shortened to one digit, which keeps
+// the radix prefix, sign, point, slash and exponent that decide.
+func numberShape(tok string) string {
+	var b strings.Builder
+	prev := false
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		digit := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' && c != 'e' || c >= 'A' && c <= 'F' && c != 'E'
+		if i > 0 && tok[i-1] == '#' {
+			digit = false // the letter of a prefix such as #b or #d
+		}
+		if digit && prev {
+			continue
+		}
+		prev = digit
+		b.WriteByte(c)
+		if b.Len() > maxNumberLen {
+			break
+		}
+	}
+	return b.String()
 }
 
 func exactValue(q *big.Rat, inexact bool, at Pos) (Value, bool, error) {

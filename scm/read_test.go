@@ -305,3 +305,37 @@ func FuzzReadGcrypt(f *testing.F) {
 		}
 	})
 }
+
+// Issue 12, item 7: a number literal of a million digits (reading it
+// took 4 seconds) is an error naming its place, found without
+// converting it; a long symbol is still a symbol.
+func TestReadRejectsHugeNumbers(t *testing.T) {
+	for _, tok := range []string{
+		strings.Repeat("7", 1<<20),
+		"-" + strings.Repeat("1", 1<<20) + ".5",
+		"#e1." + strings.Repeat("3", 1<<20),
+		"#x" + strings.Repeat("f", 1<<20),
+		"1/" + strings.Repeat("3", 1<<20),
+		"#e#d" + strings.Repeat("4", 1<<20),
+	} {
+		_, err := Read([]byte("(list\n "+tok+")"), "machines.scm")
+		if err == nil || !strings.Contains(err.Error(), "machines.scm:2:2") || !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("%.12s…: %v", tok, err)
+		}
+	}
+	vs, err := Read([]byte(strings.Repeat("a", 1<<20)+"7"), "machines.scm")
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("long symbol: %v", err)
+	}
+	if _, ok := vs[0].(Symbol); !ok {
+		t.Errorf("long symbol read as %T", vs[0])
+	}
+	// Numbers up to the limit are read as before.
+	vs, err = Read([]byte(strings.Repeat("9", maxNumberLen)), "machines.scm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := vs[0].(Int); !ok || len(n.V.String()) != maxNumberLen {
+		t.Errorf("read %v", vs[0])
+	}
+}
