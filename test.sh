@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the real peers the tests talk to
-# (Guile, guile-gcrypt, Avahi, D-Bus, OpenSSH, iproute2, BIND 9; make and systemd-analyze
+# (Guile, guile-gcrypt, Avahi, D-Bus, OpenSSH, iproute2, BIND 9; make, systemd-analyze and strace
 # for the install and unit tests; systemd itself is never started) with apt-get when
 # run as root, then gofmt, go vet and go test -race over every package.
 # Under CI=true a test that cannot reach a real peer fails instead of
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(guile-3.0 guile-gcrypt avahi-daemon avahi-utils dbus openssh-server
-  openssh-client iproute2 procps make systemd bind9 bind9-dnsutils bind9-utils)
+  openssh-client iproute2 procps make systemd strace bind9 bind9-dnsutils bind9-utils)
 
 install_packages() {
   local missing=()
