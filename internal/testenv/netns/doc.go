@@ -12,7 +12,11 @@
 // (duplicate address detection is off, so it is usable at once). lo is up
 // in every host and multicast is on and unfiltered (no IGMP/MLD snooping on
 // the bridge). Names carry a random suffix, so parallel test runs never
-// collide. Everything is torn down in t.Cleanup, even when the test fails.
+// collide. Everything is torn down in t.Cleanup, even when the test fails;
+// when the test binary is killed before its cleanup can run (its
+// -timeout), the processes started in the namespaces die with it
+// (Pdeathsig), and the namespaces, whose names carry the test process's
+// pid, are deleted by the next [New] in any test process.
 //
 // A Go thread that switches namespace does not take its other goroutines
 // along, so tests run one process per namespace: build the program with

@@ -8,8 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,12 +65,18 @@ func New(t testing.TB, n int) *Net {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		t.Fatalf("netns.New: random suffix: %v", err)
 	}
+	// The namespaces' names carry this process's pid, so that a later
+	// run can remove those of a test binary killed before its cleanup
+	// (sweepStale); interface names only the random part (15 bytes at
+	// most).
 	suffix := hex.EncodeToString(rnd[:3]) // 6 hex digits
+	owner := fmt.Sprintf("p%d", os.Getpid())
+	sweepStale(t, ipPath)
 	// 169.254.0.0/24 and 169.254.255.0/24 are reserved (RFC 3927 §2.1).
 	runID := 1 + int(rnd[3])%254
 
 	nw := &Net{
-		Switch: "gs" + suffix,
+		Switch: "gs" + suffix + owner,
 		Bridge: "gb" + suffix,
 		Prefix: netip.MustParsePrefix("169.254.0.0/16"),
 		ip:     ipPath,
@@ -107,7 +117,7 @@ func New(t testing.TB, n int) *Net {
 
 	for i := 0; i < n; i++ {
 		h := &Host{
-			Name:  fmt.Sprintf("gh%s-%d", suffix, i),
+			Name:  fmt.Sprintf("gh%s%s-%d", suffix, owner, i),
 			Addr:  netip.AddrFrom4([4]byte{169, 254, byte(runID), byte(i + 1)}),
 			Iface: fmt.Sprintf("ge%s-%d", suffix, i),
 			Port:  fmt.Sprintf("gp%s-%d", suffix, i),
@@ -124,6 +134,37 @@ func New(t testing.TB, n int) *Net {
 		nw.hosts = append(nw.hosts, h)
 	}
 	return nw
+}
+
+// staleRE matches the names of the namespaces New makes; its group is
+// the pid of the test process that made them.
+var staleRE = regexp.MustCompile(`^g[sh][0-9a-f]{6}p([0-9]+)(?:-[0-9]+)?$`)
+
+// sweepStale deletes the namespaces that New made in a test process that
+// is gone: killed (by its -timeout, say) before its cleanup ran.
+// Deleting a namespace ends the interfaces in it; processes still inside
+// it went with their test binary (Pdeathsig, see Host.Command).
+func sweepStale(t testing.TB, ipPath string) {
+	t.Helper()
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := staleRE.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if out, err := exec.Command(ipPath, "netns", "delete", e.Name()).CombinedOutput(); err != nil {
+			t.Logf("netns: delete the stale namespace %s: %v: %s", e.Name(), err, bytes.TrimSpace(out))
+		} else {
+			t.Logf("netns: deleted the stale namespace %s of test process %d, which is gone", e.Name(), pid)
+		}
+	}
 }
 
 // sysctl writes value to /proc/sys/key inside namespace ns.

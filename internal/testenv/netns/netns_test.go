@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +250,41 @@ func TestBuildBinaryCaches(t *testing.T) {
 	}
 	if fi, err := os.Stat(p1); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("built program %s: %v", p1, err)
+	}
+}
+
+// TestSweepStale: the namespaces of a test process that died before its
+// cleanup (killed by its timeout) are deleted by the next New; those of
+// live processes are left alone.
+func TestSweepStale(t *testing.T) {
+	ipPath := "ip"
+	net := New(t, 1) // skips without root or ip
+	// A pid that is gone: a process that ran and was reaped.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	stale := fmt.Sprintf("gh000000p%d-0", dead)
+	alive := fmt.Sprintf("gh000000p%d-0", os.Getppid())
+	for _, name := range []string{stale, alive} {
+		if out, err := exec.Command(ipPath, "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		for _, name := range []string{stale, alive} {
+			_ = exec.Command(ipPath, "netns", "delete", name).Run()
+		}
+	})
+	New(t, 1)
+	if _, err := os.Stat("/run/netns/" + stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale namespace %s still there (%v)", stale, err)
+	}
+	if _, err := os.Stat("/run/netns/" + alive); err != nil {
+		t.Errorf("namespace %s of a live process removed: %v", alive, err)
+	}
+	if _, err := os.Stat("/run/netns/" + net.Switch); err != nil {
+		t.Errorf("this process's own namespace %s removed: %v", net.Switch, err)
 	}
 }

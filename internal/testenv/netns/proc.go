@@ -127,6 +127,9 @@ func setProcessGroup(cmd *exec.Cmd) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	// It goes with the test binary even when that is killed (its
+	// timeout) before any cleanup runs.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
 type lockedBuffer struct {
