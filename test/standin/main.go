@@ -1,6 +1,8 @@
 // Command standin plays Guix's command line (`guix`) on the hosts of the
 // end-to-end tests, where Guix itself cannot be installed. It is a
-// stand-in for tests only and is never shipped.
+// stand-in for tests only and is never shipped. REAL-GUIX.md lists the
+// real Guix behaviours it imitates and where in Guix's sources each
+// comes from.
 //
 // It keeps what the offload transport depends on real: the NAR and
 // `guix archive --export` formats, Guix signature S-expressions made and
@@ -15,6 +17,8 @@
 //	guix archive --export [-r] PATH…   (signed export stream on stdout, dependencies first)
 //	guix archive --import              (export stream on stdin; all-or-nothing)
 //	guix build [--max-silent-time=N] [--timeout=N] [--no-offload] DRV…
+//	guix build -e '(plain-file "NAME" "CONTENT")'   (adds the item, then crashes printing it, as real Guix)
+//	guix repl -t machine               (evaluates add-text-to-store only; see repl.go)
 //	guix daemon [--listen=SOCKET] [--protocol-version=V]   (guix-daemon's store protocol; see cmdDaemon)
 //
 // Where things are comes from the environment, with Guix's paths as
