@@ -77,8 +77,10 @@ func NewHost(t testing.TB, name, store string, env ...string) *Host {
 	}
 	dirs := []string{h.Backing, h.Bin, filepath.Join(dir, "state"), h.Store, h.SocketDir()}
 	if store != "" {
-		// The mount point of the socket directory, as on a Guix system.
-		dirs = append(dirs, filepath.Dir(worker.DefaultSocket))
+		// The mount points: the store and the socket directory, as on
+		// a Guix system; removed after the tests when they made them.
+		MountPoint(t, store)
+		MountPoint(t, filepath.Dir(worker.DefaultSocket))
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
