@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // DefaultConfigFile is where the agent reads its configuration when no
@@ -125,7 +125,7 @@ const (
 	DefaultSpeed             = 1.0
 	DefaultOverloadThreshold = 0.8
 	DefaultSigningKey        = "/etc/guix/signing-key.sec"
-	DefaultStore             = "/gnu/store"
+	DefaultStore             = scm.DefaultStore
 	DefaultRefreshInterval   = 5 * time.Second
 )
 

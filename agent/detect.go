@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // Detector works out what this machine offers. Its zero value looks at
@@ -219,11 +221,12 @@ func maxJobs(args []string) int {
 	return n
 }
 
-// SSHPort returns the first Port in /etc/ssh/sshd_config, or 22.
+// SSHPort returns the first Port in /etc/ssh/sshd_config, or
+// [scm.DefaultPort].
 func (d *Detector) SSHPort() int {
 	f, err := os.Open(d.path("/etc/ssh/sshd_config"))
 	if err != nil {
-		return 22
+		return scm.DefaultPort
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -245,7 +248,7 @@ func (d *Detector) SSHPort() int {
 			}
 		}
 	}
-	return 22
+	return scm.DefaultPort
 }
 
 // HostKeyFile returns the SSH host public key to announce: the Ed25519

@@ -113,7 +113,7 @@ func tableRow(a *Announcement) []string {
 }
 
 func hostPort(a *Announcement) string {
-	if a.Port == 22 {
+	if a.Port == scm.DefaultPort {
 		return a.Name
 	}
 	if strings.Contains(a.Name, ":") {

@@ -62,14 +62,14 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 	switch {
 	case err == nil:
 		s.sayf("done with offloaded '%s' on %s", acc.req.Drv, acc.machine.Label())
-	case code == 100:
+	case code == transport.ExitBuildFailed:
 		s.sayf("build of '%s' failed on %s: %v", acc.req.Drv, acc.machine.Label(), err)
-	case code == 101:
+	case code == transport.ExitTimedOut:
 		s.sayf("build of '%s' timed out on %s: %v", acc.req.Drv, acc.machine.Label(), err)
 	default:
 		s.sayf("error: %v", err)
-		if code == 0 || code == 100 || code == 101 {
-			code = 1 // never claim success or a permanent failure for our own problem
+		if code != transport.ExitError {
+			code = transport.ExitError // never claim success or a permanent failure for our own problem
 		}
 		if ctx.Err() == nil && machineProblem(err) {
 			// Other hook processes skip it instead of failing their builds too.

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // DefaultConfigFile is where the hook reads its configuration unless the
@@ -119,7 +119,7 @@ func DefaultConfig() *Config {
 		PrivateKey:     "",
 		User:           "",
 		RealGuix:       "",
-		Store:          "/gnu/store",
+		Store:          scm.DefaultStore,
 		ConnectTimeout: Duration(10 * time.Second),
 		DownTime:       Duration(5 * time.Minute),
 		MaxPostpone:    Duration(30 * time.Minute),

@@ -364,7 +364,7 @@ func (s *server) firstPostponed(drv string, now time.Time) time.Time {
 	if s.postponed == nil {
 		s.postponed = make(map[string]time.Time)
 	}
-	if mem, ok := s.postponed[drv]; ok && mem.Before(first) && now.Sub(mem) < 24*time.Hour {
+	if mem, ok := s.postponed[drv]; ok && mem.Before(first) && now.Sub(mem) < postponedLife {
 		return mem
 	}
 	s.postponed[drv] = first

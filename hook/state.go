@@ -111,6 +111,11 @@ func (s State) postponedPath(drv string) string {
 	return filepath.Join(s.Dir, "postponed", hex.EncodeToString(h[:12]))
 }
 
+// postponedLife is how long the first postponement of a derivation is
+// remembered: an older one was a past attempt (the daemon gave up on it
+// or built it elsewhere).
+const postponedLife = 24 * time.Hour
+
 // FirstPostponed returns when drv was first postponed for want of a
 // usable machine, recording now when it was not yet. Records older than
 // a day are stale (a past attempt) and restart. The error says the record
@@ -120,7 +125,7 @@ func (s State) FirstPostponed(drv string, now time.Time) (time.Time, error) {
 	p := s.postponedPath(drv)
 	if data, err := os.ReadFile(p); err == nil {
 		var t time.Time
-		if t.UnmarshalText([]byte(strings.TrimSpace(string(data)))) == nil && now.Sub(t) < 24*time.Hour && !t.After(now) {
+		if t.UnmarshalText([]byte(strings.TrimSpace(string(data)))) == nil && now.Sub(t) < postponedLife && !t.After(now) {
 			return t, nil
 		}
 	}
@@ -139,7 +144,7 @@ func (s State) prunePostponed(now time.Time) {
 		return
 	}
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > 24*time.Hour {
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > postponedLife {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

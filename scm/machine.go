@@ -157,6 +157,9 @@ const (
 	DefaultSpeed             = 1.0
 )
 
+// DefaultStore is the store directory of a standard Guix installation.
+const DefaultStore = "/gnu/store"
+
 // DefaultMachinesFile is where Guix reads its static build machines.
 const DefaultMachinesFile = "/etc/guix/machines.scm"
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // Sentinels for errors.Is on what [Dial] returns.
@@ -35,7 +37,7 @@ var (
 // Target is the machine to connect to.
 type Target struct {
 	Host string
-	Port int // 0 means 22
+	Port int // 0 means scm.DefaultPort, 22
 	User string
 	// PrivateKeyFile is an OpenSSH (or PEM) private key without passphrase:
 	// Ed25519, RSA or ECDSA.
@@ -49,7 +51,7 @@ type Target struct {
 func (t Target) Addr() string {
 	port := t.Port
 	if port == 0 {
-		port = 22
+		port = scm.DefaultPort
 	}
 	return net.JoinHostPort(t.Host, strconv.Itoa(port))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/sshconn"
 	"github.com/guix-offload/guix-offload/internal/worker"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // Probe is one machine for [Check]: where it is and what to test.
@@ -115,7 +116,7 @@ func Check(ctx context.Context, p Probe) *Report {
 		p.RemoteGuix = "guix"
 	}
 	if p.Store == "" {
-		p.Store = "/gnu/store"
+		p.Store = scm.DefaultStore
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/worker"
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // Sentinels for errors.Is on what [Run] returns; [ExitCode] maps them.
@@ -121,18 +122,28 @@ func Run(ctx context.Context, b *Build) error {
 	return err
 }
 
+// The offload hook's exit statuses, as guix-daemon reads them (DESIGN
+// §2): only a build that ran and failed is a permanent failure.
+const (
+	ExitOK          = 0
+	ExitError       = 1   // anything else: the daemon may try again
+	ExitBuildFailed = 100 // the build failed (permanent)
+	ExitTimedOut    = 101 // the build timed out
+)
+
 // ExitCode maps an error from [Run] to the hook's exit status as
-// guix-daemon reads it: 0, 100 (permanent failure), 101 (timeout) or 1.
+// guix-daemon reads it: [ExitOK], [ExitBuildFailed], [ExitTimedOut] or
+// [ExitError].
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
-		return 0
+		return ExitOK
 	case errors.Is(err, ErrTimeout):
-		return 101
+		return ExitTimedOut
 	case errors.Is(err, ErrBuildFailed):
-		return 100
+		return ExitBuildFailed
 	}
-	return 1
+	return ExitError
 }
 
 func (b *Build) check() error {
@@ -147,7 +158,7 @@ func (b *Build) check() error {
 		return fmt.Errorf("offload %s: no ACL to verify the outputs with", b.Drv)
 	}
 	if b.Store == "" {
-		b.Store = "/gnu/store"
+		b.Store = scm.DefaultStore
 	}
 	if b.RemoteGuix == "" {
 		b.RemoteGuix = "guix"
