@@ -394,6 +394,12 @@ func TestPairing(t *testing.T) {
 	}
 
 	t.Run("paired", func(t *testing.T) {
+		// The machine's agent runs meanwhile, as its service would:
+		// announcing it and opening a pairing window go side by side.
+		m := s.machine
+		m.start(t, nil, m.agent, "--name", "builder1", "--systems", x86, "--parallel-builds", "1",
+			"--user", "root", "--port", "22", "--overload-threshold", "#f", "--host-key-file", s.hostKey,
+			"--interfaces", m.net.Iface, "--store", store)
 		mr, mw := stdinPipe(t)
 		br, bw := stdinPipe(t)
 		agent := s.agentPair(t, br, "root")
@@ -450,10 +456,6 @@ func TestPairing(t *testing.T) {
 
 		// guix-offload test passes for the machine, found through its
 		// agent's signed announcement now that its key is trusted.
-		m := s.machine
-		m.start(t, nil, m.agent, "--name", "builder1", "--systems", x86, "--parallel-builds", "1",
-			"--user", "root", "--port", "22", "--overload-threshold", "#f", "--host-key-file", s.hostKey,
-			"--interfaces", m.net.Iface, "--store", store)
 		watch := s.master.start(t, nil, s.master.offload, "discover", "--watch", "--cache", s.cache,
 			"--acl", "/etc/guix/acl", "--interface", s.master.net.Iface)
 		if !netns.Poll(30*time.Second, func() bool {
