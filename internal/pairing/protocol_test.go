@@ -410,3 +410,29 @@ func TestIdentityValidate(t *testing.T) {
 		t.Errorf("good identity: %v", err)
 	}
 }
+
+// A master that goes away after the machine applied its changes (a crash,
+// a cut cable) leaves nothing on the machine: without "done" it undoes.
+func TestMasterVanishes(t *testing.T) {
+	master := testIdentity(t, RoleMaster, "master", 1)
+	machine := testIdentity(t, RoleMachine, "builder1", 2)
+	mc, bc := net.Pipe()
+	var ms, bs side
+	mo := ms.options(master, 10, accept)
+	ctx, cancel := context.WithCancel(t.Context())
+	mo.Apply = func(context.Context, *Identity) (Undo, error) {
+		mc.Close() // gone before it could say done
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	done := make(chan struct{})
+	go func() { _, _ = Initiate(ctx, mc, mo); close(done) }()
+	defer func() { cancel(); <-done }()
+	_, err := Respond(t.Context(), bc, bs.options(machine, 11, accept))
+	if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("machine: %v, want the lost connection", err)
+	}
+	if bs.applied == nil || !bs.undone {
+		t.Errorf("the machine kept its changes (applied %v, undone %v)", bs.applied != nil, bs.undone)
+	}
+}
