@@ -92,6 +92,10 @@ func TestCompletion(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "discover") {
 		t.Errorf("__complete disc: status %d\n%s%s", code, stdout, stderr)
 	}
+	code, stdout, _ = runCLI(t, "__complete", "discover", "--trust", "")
+	if code != 0 || !strings.Contains(stdout, "tofu") {
+		t.Errorf("__complete discover --trust: status %d\n%s", code, stdout)
+	}
 	code, stdout, _ = runCLI(t, "__complete", "test", "--no-")
 	if code != 0 || !strings.Contains(stdout, "--no-discovered") {
 		t.Errorf("__complete test --no-: status %d\n%s", code, stdout)

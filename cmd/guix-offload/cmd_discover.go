@@ -105,6 +105,8 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	f.StringVar(&opts.cache, "cache", "", "with --watch: keep this snapshot file current; without: read it")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
 	f.StringVar(&opts.privateKey, "private-key", "", "the SSH private key each machine's entry names (default: Guix's, ~/.ssh/id_rsa of whoever evaluates machines.scm)")
+	cmdutil.Choices(cmd, "format", discovery.Formats...)
+	cmdutil.Choices(cmd, "trust", "acl", "tofu", "any")
 	return cmd
 }
 

@@ -63,6 +63,8 @@ need more of it.`,
 	f.StringVar(&opts.format, "format", "table", "output format: "+strings.Join(scm.Formats, ", "))
 	f.StringVar(&opts.eval, "eval", "builtin", "evaluator: builtin, or guile for the real Guile")
 	f.StringVar(&opts.guile, "guile", "guile", "the Guile program for --eval=guile")
+	cmdutil.Choices(cmd, "format", scm.Formats...)
+	cmdutil.Choices(cmd, "eval", "builtin", "guile")
 	return cmd
 }
 

@@ -144,6 +144,11 @@ func DurationVar(f *pflag.FlagSet, p *time.Duration, name string, value time.Dur
 	f.Var((*tomlconf.Duration)(p), name, usage+" (seconds, or with a unit: 30s, 5m)")
 }
 
+// Choices makes the shell completions offer values for cmd's flag name.
+func Choices(cmd *cobra.Command, name string, values ...string) {
+	_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+}
+
 // addNegations gives every boolean flag of f that defaults to true a
 // --no-NAME flag setting it to false.
 func addNegations(f *pflag.FlagSet) {
