@@ -152,7 +152,7 @@ func TestMachineApplyAndUndo(t *testing.T) {
 			t.Errorf("authorized_keys is %q, want %q", ak, want)
 		}
 		rc, _ := os.ReadFile(filepath.Join(e.root, "home/offload/.bashrc"))
-		if !strings.Contains(string(rc), "export PATH='/var/guix/profiles/per-user/root/current-guix/bin':\"$PATH\"") {
+		if !strings.Contains(string(rc), "export PATH=/var/guix/profiles/per-user/root/current-guix/bin:\"$PATH\"") {
 			t.Errorf(".bashrc is %q", rc)
 		}
 		if _, ok := e.accounts.homes["offload"]; !ok {

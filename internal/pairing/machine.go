@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/transport"
 )
 
 // AuthorizedKeyOptions restrict the key a master logs in with to what
@@ -214,7 +215,7 @@ func (m *Machine) login(ctx context.Context, j *journal) (string, int, int, erro
 	}
 	if m.Guix != "" {
 		rc := filepath.Join(home, ".bashrc")
-		text := "# Written by guix-offload pair: masters run guix over SSH.\nexport PATH=" + shellQuote(filepath.Dir(m.Guix)) + `:"$PATH"` + "\n"
+		text := "# Written by guix-offload pair: masters run guix over SSH.\nexport PATH=" + transport.Quote(filepath.Dir(m.Guix)) + `:"$PATH"` + "\n"
 		if err := writeFile(j, rc, []byte(text), 0o644, uid, gid); err != nil {
 			return "", 0, 0, err
 		}
@@ -224,8 +225,6 @@ func (m *Machine) login(ctx context.Context, j *journal) (string, int, int, erro
 	}
 	return home, uid, gid, nil
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Remove undoes what pairing with master added: its key in the ACL and
 // in authorized_keys, and, with the last master gone, the login pairing
