@@ -107,10 +107,15 @@ func TestSystemdUnits(t *testing.T) {
 		if err != nil || c.Name() != "discover" {
 			t.Fatalf("%v: %v", argv, err)
 		}
-		cache, _ := c.Flags().GetString("cache")
-		m := regexp.MustCompile(`(?m)^CacheDirectory=(\S+)$`).FindSubmatch(unitText(t, units["guix-offload-discover.service"]))
-		if m == nil || filepath.Dir(cache) != filepath.Join("/var/cache", string(m[1])) {
-			t.Errorf("--cache %s is not in the unit's CacheDirectory= (%q)", cache, m)
+		for _, d := range []struct{ flag, setting, under string }{
+			{"cache", "CacheDirectory", "/var/cache"},
+			{"pins", "StateDirectory", "/var/lib"},
+		} {
+			file, _ := c.Flags().GetString(d.flag)
+			m := regexp.MustCompile(`(?m)^`+d.setting+`=(\S+)$`).FindSubmatch(unitText(t, units["guix-offload-discover.service"]))
+			if m == nil || filepath.Dir(file) != filepath.Join(d.under, string(m[1])) {
+				t.Errorf("--%s %s is not in the unit's %s= (%q): the watcher could not write it", d.flag, file, d.setting, m)
+			}
 		}
 	})
 }

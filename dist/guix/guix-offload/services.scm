@@ -49,6 +49,7 @@
             guix-offload-discover-configuration-cache
             guix-offload-discover-configuration-acl
             guix-offload-discover-configuration-trust
+            guix-offload-discover-configuration-pins
             guix-offload-discover-configuration-extra-options
             guix-offload-discover-configuration-log-file
             guix-offload-discover-shepherd-service
@@ -154,6 +155,10 @@ guix-offload can offload builds to it.")))
                  (default "/etc/guix/acl"))
   (trust         guix-offload-discover-configuration-trust ;"acl" | "tofu" | "any"
                  (default "acl"))
+  ;; Where the watcher pins host keys with trust "tofu": a directory of its
+  ;; own, never /var/lib/guix-offload, where root's shim lives.
+  (pins          guix-offload-discover-configuration-pins ;string
+                 (default "/var/lib/guix-offload-discover/tofu-pins.json"))
   (extra-options guix-offload-discover-configuration-extra-options ;list of strings
                  (default '()))
   (log-file      guix-offload-discover-configuration-log-file ;string
@@ -178,11 +183,13 @@ guix-offload can offload builds to it.")))
 (define (guix-offload-discover-activation config)
   #~(begin
       (use-modules (guix build utils))
-      (let ((directory #$(cache-directory config))
-            (user (getpwnam #$%guix-offload-user)))
-        (mkdir-p directory)
-        (chown directory (passwd:uid user) (passwd:gid user))
-        (chmod directory #o755))))
+      (let ((user (getpwnam #$%guix-offload-user)))
+        (for-each (lambda (directory)
+                    (mkdir-p directory)
+                    (chown directory (passwd:uid user) (passwd:gid user))
+                    (chmod directory #o755))
+                  (list #$(cache-directory config)
+                        #$(dirname (guix-offload-discover-configuration-pins config)))))))
 
 (define (guix-offload-discover-shepherd-service config)
   "Return the Shepherd service that keeps CONFIG's snapshot current."
@@ -190,6 +197,7 @@ guix-offload can offload builds to it.")))
         (cache (guix-offload-discover-configuration-cache config))
         (acl (guix-offload-discover-configuration-acl config))
         (trust (valid-trust (guix-offload-discover-configuration-trust config)))
+        (pins (guix-offload-discover-configuration-pins config))
         (extra (guix-offload-discover-configuration-extra-options config))
         (log-file (guix-offload-discover-configuration-log-file config)))
     (list (shepherd-service
@@ -202,6 +210,7 @@ a snapshot of them for the offload hook.")
                            "--cache" #$cache
                            "--acl" #$acl
                            "--trust" #$trust
+                           "--pins" #$pins
                            #$@extra)
                      #:user #$%guix-offload-user
                      #:group #$%guix-offload-user

@@ -98,7 +98,8 @@
   (check "discover argv"
          (equal? argv '("/usr/local/bin/guix-offload" "discover" "--watch"
                         "--cache" "/var/cache/guix-offload/machines.json"
-                        "--acl" "/etc/guix/acl" "--trust" "acl"))
+                        "--acl" "/etc/guix/acl" "--trust" "acl"
+                        "--pins" "/var/lib/guix-offload-discover/tofu-pins.json"))
          argv)
   (check "discover runs unprivileged"
          (and (tree-contains? (start-options watcher) #:user)
@@ -108,8 +109,10 @@
                                (user-account-system? a) (not (user-account-create-home-directory? a))))
               accounts))
   (check "discover group" (any (lambda (g) (and (user-group? g) (user-group-system? g))) accounts))
-  (check "discover makes its cache directory"
-         (and (gexp? activation) (tree-contains? (gexp-body activation) "/var/cache/guix-offload")))
+  (check "discover makes its cache and pins directories"
+         (and (gexp? activation)
+              (tree-contains? (gexp-body activation) "/var/cache/guix-offload")
+              (tree-contains? (gexp-body activation) "/var/lib/guix-offload-discover")))
   (print-argv "discover" argv))
 
 (let ((config (guix-offload-discover-configuration (trust "tofu") (extra-options '("--interface" "eth0")))))
