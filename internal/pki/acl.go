@@ -16,6 +16,10 @@ const DefaultACLFile = "/etc/guix/acl"
 // archives ("(tag (guix import))").
 type ACL struct {
 	keys []*PublicKey
+	// index holds the keys' identities (see [PublicKey.id]), so that
+	// Authorizes costs one lookup, not a comparison per entry: a master
+	// with a thousand build machines judges a thousand announcements.
+	index map[string]bool
 	// Unsupported lists entries whose keys are well formed but of a kind
 	// no Guix signature can be checked with here (another curve, DSA); they
 	// authorize nothing.
@@ -36,6 +40,9 @@ func (a *ACL) Authorizes(k *PublicKey) bool {
 	if a == nil || k == nil {
 		return false
 	}
+	if a.index != nil {
+		return a.index[k.id()]
+	}
 	for _, e := range a.keys {
 		if e.Equal(k) {
 			return true
@@ -44,8 +51,23 @@ func (a *ACL) Authorizes(k *PublicKey) bool {
 	return false
 }
 
+// add appends k to the keys and the index.
+func (a *ACL) add(k *PublicKey) {
+	if a.index == nil {
+		a.index = make(map[string]bool)
+	}
+	a.keys = append(a.keys, k)
+	a.index[k.id()] = true
+}
+
 // NewACL returns an ACL authorizing keys.
-func NewACL(keys ...*PublicKey) *ACL { return &ACL{keys: append([]*PublicKey(nil), keys...)} }
+func NewACL(keys ...*PublicKey) *ACL {
+	a := &ACL{index: make(map[string]bool)}
+	for _, k := range keys {
+		a.add(k)
+	}
+	return a
+}
 
 // MarshalSexp returns the ACL in the advanced form `guix archive
 // --authorize` writes.
@@ -81,7 +103,7 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 	if len(l) == 0 || head(v) != "acl" {
 		return nil, fmt.Errorf("read ACL: %s: expected (acl (entry …) …)", v.Pos())
 	}
-	a := &ACL{}
+	a := &ACL{index: make(map[string]bool)}
 	for _, e := range l[1:] {
 		el := items(e)
 		if len(el) != 3 || head(e) != "entry" {
@@ -98,7 +120,7 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read ACL: %w", err)
 		}
-		a.keys = append(a.keys, k)
+		a.add(k)
 	}
 	return a, nil
 }

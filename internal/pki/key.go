@@ -58,6 +58,12 @@ func (k *PublicKey) Equal(o *PublicKey) bool {
 	return k.typ == o.typ && bytes.Equal(k.node().canonical(), o.node().canonical())
 }
 
+// id identifies k as [PublicKey.Equal] compares keys: two keys are
+// equal exactly when their ids are.
+func (k *PublicKey) id() string {
+	return k.typ + "\x00" + string(k.node().canonical())
+}
+
 // node returns the key's normalized S-expression: what libgcrypt itself
 // writes for such a key.
 func (k *PublicKey) node() node {
