@@ -170,6 +170,7 @@ func (w *wideArea) run(ctx context.Context) {
 		if pending == nil {
 			continue
 		}
+		sent := w.bytes.Load()
 		err := w.update(ctx, registered, pending)
 		if ctx.Err() != nil {
 			continue
@@ -188,6 +189,7 @@ func (w *wideArea) run(ctx context.Context) {
 			w.log.Info("wide-area: registered", "domain", w.cfg.Domain, "zone", w.zone, "server", w.server,
 				"instance", discovery.InstanceName(pending.Instance, w.domain))
 		}
+		w.log.Debug("wide-area: updated", "bytes", w.bytes.Load()-sent, "txt-only", txtOnly(registered, pending))
 		failing, backoff, retryAt = "", 0, time.Time{}
 		registered, pending = pending, nil
 	}
@@ -247,8 +249,7 @@ func (w *wideArea) update(ctx context.Context, prev, s *Service) error {
 	m := new(dns.Msg)
 	m.SetUpdate(w.zone)
 	txt := &dns.TXT{Hdr: hdr(inst, dns.TypeTXT), Txt: s.TXT}
-	full := prev == nil || prev.Port != s.Port || !slices.Equal(prev.Addrs, s.Addrs) || prev.Instance != s.Instance
-	if !full {
+	if txtOnly(prev, s) {
 		// Only the TXT record changed (load, free space, signature
 		// time): the smallest update.
 		m.RemoveRRset([]dns.RR{&dns.TXT{Hdr: hdr(inst, dns.TypeTXT)}})
@@ -273,6 +274,12 @@ func (w *wideArea) update(ctx context.Context, prev, s *Service) error {
 		m.Insert(rrs)
 	}
 	return w.send(ctx, m)
+}
+
+// txtOnly reports whether going from prev to s changes only the TXT
+// record (the load, free space or signature time).
+func txtOnly(prev, s *Service) bool {
+	return prev != nil && prev.Port == s.Port && slices.Equal(prev.Addrs, s.Addrs) && prev.Instance == s.Instance
 }
 
 // remove deletes the records of s: its SRV, TXT and address records and

@@ -2,7 +2,7 @@
 # bench/run.sh — guix-offload's benchmark suite (issue 7).
 #
 #   bench/run.sh                      # every row group
-#   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint offload
+#   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint offload widearea
 #   bench/run.sh --results            # also rewrite bench/RESULTS.md and docs/benchmarks.md's table
 #   bench/run.sh --quick transfer     # small sizes, for a quick look (not for RESULTS.md)
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 usage() { sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-groups=(decide accept transfer discover footprint offload)
+groups=(decide accept transfer discover footprint offload widearea)
 selected=()
 results=no
 quick=()
@@ -43,7 +43,7 @@ fi
 
 # The real peers the rows compare against, and the tools the rows use.
 packages=(guile-3.0 guile-ssh openssh-server openssh-client iproute2 avahi-daemon
-  avahi-utils dbus procps util-linux)
+  avahi-utils dbus procps util-linux bind9 bind9-dnsutils bind9-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

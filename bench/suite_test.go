@@ -53,6 +53,7 @@ var groups = []group{
 	{"discover", "4", runDiscover},
 	{"footprint", "5", runFootprint},
 	{"offload", "14", runOffload},
+	{"widearea", "15", runWideArea},
 }
 
 func groupNames() []string {
