@@ -98,7 +98,7 @@ func (o *BrowseOptions) source() Source {
 	if o.NoMulticast {
 		return wide
 	}
-	return Merge(&MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}, wide)
+	return Merge(o.Trust, &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}, wide)
 }
 
 func (o *BrowseOptions) now() time.Time {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Merge returns a [Source] that runs every one of sources (multicast DNS
@@ -14,18 +15,23 @@ import (
 // see once: the announcement with the newest signature time (an
 // unusable one only when no source has a usable one), with Source
 // naming every source that sees it ("mdns:eth0,dns:builders.example.org").
-// Instances are told apart by name, as on one LAN. Run ends with the
-// first error of a source (a bad interface name, say): the others stop
-// too.
-func Merge(sources ...Source) Source {
+// Instances are told apart by name ([Announcement.ListKey]), as on one
+// LAN. When the sources disagree about a name's machine (another host
+// or signing key: someone on the LAN claims the name of a machine the
+// zone has, say), the one trust accepts wins whatever its time, so a
+// stranger cannot hide a trusted machine behind a fresher announcement
+// (trust nil: the newest wins). Run ends with the first error of a
+// source (a bad interface name, say): the others stop too.
+func Merge(trust Policy, sources ...Source) Source {
 	if len(sources) == 1 {
 		return sources[0]
 	}
-	return &merged{sources: sources}
+	return &merged{sources: sources, trust: trust}
 }
 
 type merged struct {
 	sources []Source
+	trust   Policy
 }
 
 type taggedEvent struct {
@@ -88,7 +94,7 @@ func (m *merged) Run(ctx context.Context, events chan<- Event) error {
 			return err
 		case t := <-in:
 			a := t.ev.Announcement
-			key := strings.ToLower(a.Instance)
+			key := a.ListKey()
 			mi := known[key]
 			if mi == nil {
 				mi = &mergedInstance{per: map[int]*Announcement{}}
@@ -99,7 +105,7 @@ func (m *merged) Run(ctx context.Context, events chan<- Event) error {
 			} else {
 				mi.per[t.src] = a
 			}
-			for _, ev := range mi.events() {
+			for _, ev := range mi.events(m.accepts) {
 				select {
 				case events <- ev:
 				case <-ctx.Done():
@@ -113,8 +119,25 @@ func (m *merged) Run(ctx context.Context, events chan<- Event) error {
 	}
 }
 
-// events returns what to report after a change of mi.per.
-func (mi *mergedInstance) events() []Event {
+// accepts says whether m's policy accepts a (judged on a copy: the
+// browser judges what is reported).
+func (m *merged) accepts(a *Announcement) (ok bool) {
+	if m.trust == nil {
+		return true
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	b := *a
+	ok, _ = m.trust.Judge(&b, time.Now())
+	return ok
+}
+
+// events returns what to report after a change of mi.per; accepts
+// judges candidates that disagree about the machine.
+func (mi *mergedInstance) events(accepts func(*Announcement) bool) []Event {
 	if len(mi.per) == 0 {
 		if mi.sent == nil {
 			return nil
@@ -128,7 +151,21 @@ func (mi *mergedInstance) events() []Event {
 		srcs = append(srcs, i)
 	}
 	slices.Sort(srcs)
+	disagree := false
+	for _, i := range srcs {
+		a, b := mi.per[i], mi.per[srcs[0]]
+		if a.HostKey != b.HostKey || a.SigningKey != b.SigningKey {
+			disagree = true
+		}
+	}
+	trusted := map[int]bool{}
+	if disagree {
+		for _, i := range srcs {
+			trusted[i] = mi.per[i].Ignored == "" && accepts(mi.per[i])
+		}
+	}
 	var best *Announcement
+	bestTrusted := false
 	var names []string
 	for _, i := range srcs {
 		a := mi.per[i]
@@ -139,13 +176,17 @@ func (mi *mergedInstance) events() []Event {
 		}
 		switch {
 		case best == nil:
-			best = a
+			best, bestTrusted = a, trusted[i]
 		case (best.Ignored != "") != (a.Ignored != ""):
 			if best.Ignored != "" {
-				best = a
+				best, bestTrusted = a, trusted[i]
+			}
+		case bestTrusted != trusted[i]:
+			if trusted[i] {
+				best, bestTrusted = a, true
 			}
 		case a.Time.After(best.Time):
-			best = a
+			best, bestTrusted = a, trusted[i]
 		}
 	}
 	b := *best

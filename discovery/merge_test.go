@@ -33,7 +33,7 @@ func TestMerge(t *testing.T) {
 	defer cancel()
 	out := make(chan Event)
 	done := make(chan error, 1)
-	go func() { done <- Merge(a, b).Run(ctx, out) }()
+	go func() { done <- Merge(nil, a, b).Run(ctx, out) }()
 	t0 := time.Unix(1_800_000_000, 0)
 	ann := func(src string, ts time.Time) *Announcement {
 		return &Announcement{Instance: "Builder", Source: src, Time: ts}
@@ -68,5 +68,34 @@ func TestMerge(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// onlyKey accepts announcements signed by one key (standing in for an
+// ACL).
+type onlyKey string
+
+func (k onlyKey) Judge(a *Announcement, now time.Time) (bool, string) {
+	return a.SigningKey == string(k), "by key"
+}
+
+// TestMergeStrangerCannotShadow: a stranger on the LAN announcing the
+// name of a machine the zone has, with a fresher time, does not hide
+// the machine the policy trusts.
+func TestMergeStrangerCannotShadow(t *testing.T) {
+	lan, zone := make(chanSource), make(chanSource)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := make(chan Event)
+	go func() { _ = Merge(onlyKey("good"), lan, zone).Run(ctx, out) }()
+	t0 := time.Unix(1_800_000_000, 0)
+	real := &Announcement{Instance: "builder1", Source: "dns:example.org", Time: t0, SigningKey: "good"}
+	fake := &Announcement{Instance: "builder1", Source: "mdns:eth0", Time: t0.Add(time.Minute), SigningKey: "evil"}
+	zone <- Event{Kind: Add, Announcement: real}
+	<-out
+	lan <- Event{Kind: Add, Announcement: fake}
+	ev := <-out
+	if ev.Announcement.SigningKey != "good" {
+		t.Errorf("the stranger's announcement won: %+v", ev.Announcement)
 	}
 }
