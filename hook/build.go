@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/guix-offload/guix-offload/internal/transport"
@@ -56,6 +57,8 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		// The machine's guix-daemon, reached over the SSH connection
 		// (the record's daemon-socket, as for Guix's own hook).
 		RemoteDaemon: acc.machine.DaemonSocket,
+		// Guix keeps the signing key beside the ACL (/etc/guix).
+		SigningKey: signingKeyBeside(s.cfg.ACL),
 	}
 	err = s.o.Transport(ctx, b)
 	code = transport.ExitCode(err)
@@ -120,4 +123,13 @@ func readPaths(in *bufio.Reader) ([]string, error) {
 		}
 	}
 	return paths, nil
+}
+
+// signingKeyBeside is the signing key in the directory of the ACL file
+// acl, where Guix keeps both; "" (the default) when acl is empty.
+func signingKeyBeside(acl string) string {
+	if acl == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(acl), "signing-key.sec")
 }

@@ -211,6 +211,12 @@ func validPath(p string) bool {
 // [ExportWriter.Close].
 type ExportWriter struct {
 	w *writer
+	// CheckNAR, when set, is called with each item's NAR digest and size
+	// after its NAR was written and before its metadata and signature:
+	// an error stops the item there, unsigned and incomplete, so that a
+	// reader imports nothing of it. The daemon's exportPath refuses a
+	// path whose contents no longer match its recorded hash likewise.
+	CheckNAR func(narHash [32]byte, narSize uint64) error
 }
 
 // NewExportWriter returns a writer of an export stream to w.
@@ -233,10 +239,20 @@ func (x *ExportWriter) WriteItem(path string, refs []string, deriver, fsPath str
 	w := x.w
 	w.u64(1)
 	signed := sha256.New()
-	w.hashes = []hash.Hash{signed}
+	narHash := &countingHash{Hash: sha256.New()}
+	w.hashes = []hash.Hash{signed, narHash}
 	if err := dump(w, fsPath); err != nil {
 		w.hashes = nil
 		return fmt.Errorf("export %s: %w", path, err)
+	}
+	w.hashes = []hash.Hash{signed}
+	if x.CheckNAR != nil && w.err == nil {
+		var sum [32]byte
+		copy(sum[:], narHash.Sum(nil))
+		if err := x.CheckNAR(sum, narHash.n); err != nil {
+			w.hashes = nil
+			return fmt.Errorf("export %s: %w", path, err)
+		}
 	}
 	w.u64(exportMagic)
 	w.str(path)
@@ -269,4 +285,15 @@ func (x *ExportWriter) WriteItem(path string, refs []string, deriver, fsPath str
 func (x *ExportWriter) Close() error {
 	x.w.u64(0)
 	return x.w.err
+}
+
+// countingHash is a hash that also counts what it was fed.
+type countingHash struct {
+	hash.Hash
+	n uint64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += uint64(len(p))
+	return c.Hash.Write(p)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/guix-offload/guix-offload/internal/pki"
@@ -195,5 +196,44 @@ func TestExportReaderErrors(t *testing.T) {
 	bad[0x80] ^= 1 // NIXE marker
 	if _, err := NewExportReader(bytes.NewReader(bad)).Next(""); !errors.Is(err, ErrFormat) {
 		t.Errorf("bad NIXE marker: %v", err)
+	}
+}
+
+// TestExportWriterCheckNAR: CheckNAR sees the NAR's digest and size, as a
+// reader computes them, and an error from it leaves the item unsigned
+// and incomplete.
+func TestExportWriterCheckNAR(t *testing.T) {
+	dir := t.TempDir()
+	item := filepath.Join(dir, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x")
+	if err := os.WriteFile(item, []byte("hello\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	xw := NewExportWriter(&buf)
+	var seen [32]byte
+	var size uint64
+	xw.CheckNAR = func(h [32]byte, n uint64) error { seen, size = h, n; return nil }
+	if err := xw.WriteItem("/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x", nil, "", item, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := xw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	it, err := NewExportReader(bytes.NewReader(buf.Bytes())).Next(filepath.Join(dir, "restored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.NarHash != seen || it.NarSize != size {
+		t.Errorf("CheckNAR saw %x (%d bytes), the reader %x (%d bytes)", seen, size, it.NarHash, it.NarSize)
+	}
+
+	buf.Reset()
+	xw = NewExportWriter(&buf)
+	xw.CheckNAR = func([32]byte, uint64) error { return errors.New("changed") }
+	if err := xw.WriteItem("/gnu/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x", nil, "", item, nil); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("WriteItem = %v", err)
+	}
+	if _, err := NewExportReader(bytes.NewReader(buf.Bytes())).Next(filepath.Join(dir, "restored2")); err == nil {
+		t.Error("a reader accepted the item cut after its NAR")
 	}
 }

@@ -2,18 +2,22 @@ package transport
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guix-offload/guix-offload/internal/nar"
+	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/internal/worker"
 )
 
@@ -253,6 +257,9 @@ func exportLocal(ctx context.Context, b *Build, paths []string, w io.Writer) err
 			if err != nil {
 				return fmt.Errorf("local guix-daemon: %w", err)
 			}
+			if key := readSigningKey(b.SigningKey); key != nil {
+				return exportSigned(local, sorted, key, w)
+			}
 			if err := local.ExportStream(sorted, true, w); err != nil {
 				return fmt.Errorf("local guix-daemon: %w", err)
 			}
@@ -267,6 +274,64 @@ func exportLocal(ctx context.Context, b *Build, paths []string, w io.Writer) err
 		return fmt.Errorf("%s archive --export: %v: %s", cmd.Path, err, lastLine(errBuf.String()))
 	}
 	return nil
+}
+
+// readSigningKey reads the master's signing key, or returns nil when it
+// cannot (no such file, no permission, a type we cannot sign with): the
+// local daemon then signs.
+func readSigningKey(file string) *pki.PrivateKey {
+	if file == NoDaemon {
+		return nil
+	}
+	if file == "" {
+		file = DefaultSigningKey
+	}
+	key, err := pki.ReadPrivateKey(file)
+	if err != nil {
+		return nil
+	}
+	if _, err := key.Sign([32]byte{}); err != nil {
+		return nil
+	}
+	return key
+}
+
+// DefaultSigningKey is where Guix keeps the master's signing key.
+const DefaultSigningKey = "/etc/guix/signing-key.sec"
+
+// exportSigned writes the export stream of paths (in that order) to w,
+// signed with key: the NARs dumped from the store here, references,
+// deriver and recorded NAR hash from the local daemon. An item whose
+// contents no longer match the hash the daemon recorded stops the stream
+// before its signature, as the daemon's exportPath refuses it. This saves
+// the daemon's start of its `guix authenticate` signing helper (a Guile
+// process) on every build.
+func exportSigned(local *daemonConn, paths []string, key *pki.PrivateKey, w io.Writer) error {
+	infos := make([]*worker.PathInfo, len(paths))
+	for i, p := range paths {
+		info, err := local.PathInfo(p)
+		if err != nil {
+			return fmt.Errorf("local guix-daemon: %s: %w", p, err)
+		}
+		infos[i] = info
+	}
+	xw := nar.NewExportWriter(w)
+	for i, p := range paths {
+		info := infos[i]
+		want := strings.TrimPrefix(info.Hash, "sha256:")
+		xw.CheckNAR = func(sum [32]byte, _ uint64) error {
+			if got := hex.EncodeToString(sum[:]); want != got && want != strings.Repeat("0", 64) {
+				return fmt.Errorf("hash of path `%s' has changed from `%s' to `%s'", p, want, got)
+			}
+			return nil
+		}
+		refs := append([]string(nil), info.References...)
+		sort.Strings(refs)
+		if err := xw.WriteItem(p, refs, info.Deriver, p, key.Sign); err != nil {
+			return err
+		}
+	}
+	return xw.Close()
 }
 
 // lastOutput is a log writer that remembers when it last wrote.

@@ -22,12 +22,17 @@ const fallbackLine = "cannot talk to guix-daemon on 'builder' directly"
 // SSH connection: no guix command there; the inputs come from the local
 // daemon when there is one, from `guix archive --export` otherwise.
 func TestRunDirect(t *testing.T) {
-	for _, local := range []bool{true, false} {
-		name := "local guix archive"
-		if local {
-			name = "local daemon"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		local  bool   // a local daemon
+		signer string // the master's signing key for Build.SigningKey
+	}{
+		{"local daemon, signed here", true, "master"},
+		{"local daemon signs", true, transport.NoDaemon},
+		{"local guix archive", false, "master"},
+	} {
+		local := tc.local
+		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: true, masterDaemon: local})
 			j := w.job(t, goodScript)
 			// The machine has no guix command: everything must go
@@ -36,6 +41,10 @@ func TestRunDirect(t *testing.T) {
 				b.ACL = w.master.ACL(t)
 				b.RemoteGuix = "/nonexistent/guix"
 				b.LocalDaemon = w.master.DaemonSocket()
+				b.SigningKey = tc.signer
+				if tc.signer == "master" {
+					b.SigningKey = w.master.SigningKeyFile
+				}
 				if local {
 					b.Guix = "/nonexistent/guix" // the local daemon exports
 				}

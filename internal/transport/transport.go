@@ -105,6 +105,12 @@ type Build struct {
 	// which exports the inputs; empty means the same default, NoDaemon
 	// or an unreachable socket means `guix archive --export`.
 	RemoteDaemon, LocalDaemon string
+	// SigningKey is the master's signing key (Guix's
+	// /etc/guix/signing-key.sec when empty, [NoDaemon] for none): with
+	// the local daemon, the inputs are signed with it here rather than
+	// by the daemon, which would start its `guix authenticate` helper.
+	// When it cannot be read, the local daemon signs.
+	SigningKey string
 }
 
 // Run transfers the missing inputs, builds remotely and retrieves the

@@ -40,6 +40,7 @@ const (
 	OpAddTempRoot     Op = 11
 	OpExportPath      Op = 16
 	OpSetOptions      Op = 19
+	OpQueryPathInfo   Op = 26
 	OpImportPaths     Op = 27
 	OpQueryValidPaths Op = 31
 )
@@ -438,4 +439,43 @@ func (c *Conn) AddText(name, text string, refs []string) (string, error) {
 		return "", err
 	}
 	return c.r.String(MaxPath, "store path")
+}
+
+// PathInfo is what the daemon records about a valid store item.
+type PathInfo struct {
+	Deriver    string   // "" when unknown
+	Hash       string   // the NAR's SHA-256, base 16 (printHash)
+	References []string // store paths it refers to
+	// Registered is when it became valid (seconds since the epoch);
+	// NarSize the size of its NAR.
+	Registered, NarSize uint64
+}
+
+// PathInfo returns what the daemon records about path
+// (wopQueryPathInfo); an invalid path is an [*Error].
+func (c *Conn) PathInfo(path string) (*PathInfo, error) {
+	if err := c.op(OpQueryPathInfo, func(w *Writer) { w.String(path) }); err != nil {
+		return nil, err
+	}
+	if err := c.process(nil, nil); err != nil {
+		return nil, err
+	}
+	var info PathInfo
+	var err error
+	if info.Deriver, err = c.r.String(MaxPath, "deriver"); err != nil {
+		return nil, err
+	}
+	if info.Hash, err = c.r.String(256, "hash"); err != nil {
+		return nil, err
+	}
+	if info.References, err = c.r.Strings(MaxPath, "store path"); err != nil {
+		return nil, err
+	}
+	if info.Registered, err = c.r.Int(); err != nil {
+		return nil, err
+	}
+	if info.NarSize, err = c.r.Int(); err != nil {
+		return nil, err
+	}
+	return &info, nil
 }

@@ -21,7 +21,7 @@
 //     byte, minor in the low one), the operation numbers (wopIsValidPath
 //     1, wopQueryReferences 5, wopAddTextToStore 8, wopBuildPaths 9,
 //     wopAddTempRoot 11, wopExportPath 16, wopSetOptions 19,
-//     wopImportPaths 27, wopQueryValidPaths 31) and the frame tags
+//     wopQueryPathInfo 26, wopImportPaths 27, wopQueryValidPaths 31) and the frame tags
 //     STDERR_NEXT 0x6f6c6d67 (a log string), STDERR_READ 0x64617461 (the
 //     daemon wants up to N bytes of the client's data), STDERR_WRITE
 //     0x64617416 (data for the client's sink), STDERR_LAST 0x616c7473
@@ -38,7 +38,9 @@
 //     pairs (≥ 12) in which build-max-silent-time and build-timeout are
 //     taken from any client; since minor 0x61 max-jobs, max-silent-time
 //     and cores are no longer fields. An unknown operation is "invalid
-//     operation N" and closes the connection.
+//     operation N" and closes the connection. wopQueryPathInfo answers
+//     the deriver, the NAR hash (printHash: base 16), the references,
+//     the registration time and the NAR size.
 //   - nix/libstore/build.cc: Worker::exitStatus, the status of a failed
 //     wopBuildPaths: 101 when a build timed out, 100 when one failed
 //     permanently, 1 otherwise (e.g. a failure the daemon blames on a

@@ -58,7 +58,7 @@ func FuzzReplies(f *testing.F) {
 		w.Int(Magic2)
 		w.Int(Version)
 		w.Int(StderrLast)
-		for op := 0; op < 7; op++ {
+		for op := 0; op < 8; op++ {
 			c, err := Handshake(&script{in: bytes.NewReader(append(hs.Bytes(), data...))})
 			if err != nil {
 				t.Fatal(err)
@@ -82,6 +82,8 @@ func FuzzReplies(f *testing.F) {
 				_ = c.SetOptions(Options{})
 			case 6:
 				_, _ = c.SortByReferences([]string{"/gnu/store/a", "/gnu/store/b"})
+			case 7:
+				_, _ = c.PathInfo("/gnu/store/a")
 			}
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +132,17 @@ type session struct {
 	trusted bool
 	opts    buildOptions
 	working bool // between startWork and stopWork: log frames may be sent
+	authed  bool // the `guix authenticate` helper was started
+}
+
+// authenticate plays guix-daemon starting its signing helper, `guix
+// authenticate` (a Guile process), the first time a connection's worker
+// signs or checks a signature: it costs the stand-in's startup time once.
+func (s *session) authenticate() {
+	if !s.authed {
+		s.authed = true
+		time.Sleep(s.g.startup)
+	}
 }
 
 // daemonError is a failure reported to the client with a status.
@@ -366,6 +379,33 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		}
 		s.stopWork(nil)
 		s.w.Strings(info.References)
+	case worker.OpQueryPathInfo:
+		p, err := s.storePath()
+		if err != nil {
+			return err
+		}
+		s.startWork()
+		info, err := g.store.Query(p)
+		if err != nil {
+			return err
+		}
+		// The stand-in keeps no hashes: the NAR's, computed now, is
+		// what the daemon recorded when the item became valid.
+		h := sha256.New()
+		cw := &countWriter{w: h}
+		if err := nar.Dump(cw, p); err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		s.stopWork(nil)
+		s.w.String(info.Deriver)
+		s.w.String(hex.EncodeToString(h.Sum(nil)))
+		s.w.Strings(info.References)
+		s.w.Int(uint64(fi.ModTime().Unix()))
+		s.w.Int(cw.n)
 	case worker.OpAddTextToStore:
 		name, err := s.r.String(worker.MaxPath, "name")
 		if err != nil {
@@ -427,6 +467,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 			return err
 		}
 		s.startWork()
+		if sign {
+			s.authenticate()
+		}
 		if err := g.exportItem(p, sign, &tunnelSink{s: s}); err != nil {
 			return err
 		}
@@ -440,6 +483,7 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		s.stopWork(nil)
 	case worker.OpImportPaths:
 		s.startWork()
+		s.authenticate()
 		paths, err := g.importStream(ctx)
 		if err != nil {
 			return err
@@ -567,4 +611,16 @@ func (g *guix) importStream(ctx context.Context) ([]string, error) {
 	var paths []string
 	err := g.importArchiveFunc(ctx, func(info store.Info) { paths = append(paths, info.Path) })
 	return paths, err
+}
+
+// countWriter counts what goes through it.
+type countWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
 }

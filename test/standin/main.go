@@ -34,7 +34,9 @@
 // FROM with TO (same length) in each exported NAR after it was signed.
 // For benchmarks, GUIX_STANDIN_STARTUP=DURATION (e.g. 500ms) makes every
 // command but `guix daemon` wait that long first, as a real `guix` spends
-// starting Guile.
+// starting Guile; the stand-in daemon waits that long once per connection
+// before its first signature or signature check, as guix-daemon starts
+// its `guix authenticate` helper (a Guile process) when it first needs it.
 package main
 
 import (
@@ -60,6 +62,8 @@ type guix struct {
 	// says about builds as it renders the daemon's build traces; nil
 	// when the stand-in plays the daemon.
 	events io.Writer
+	// startup is GUIX_STANDIN_STARTUP: what a Guile start costs.
+	startup time.Duration
 }
 
 // eventf prints one of the client's build event lines (guix/status.scm,
@@ -91,10 +95,11 @@ func main() {
 		stdout:         os.Stdout,
 		stderr:         os.Stderr,
 	}
-	if d, err := time.ParseDuration(os.Getenv("GUIX_STANDIN_STARTUP")); err == nil && len(os.Args) > 1 && os.Args[1] != "daemon" {
+	g.startup, _ = time.ParseDuration(os.Getenv("GUIX_STANDIN_STARTUP"))
+	if len(os.Args) > 1 && os.Args[1] != "daemon" {
 		// What starting Guile and loading Guix's modules costs a real
 		// `guix` command, for benchmarks.
-		time.Sleep(d)
+		time.Sleep(g.startup)
 	}
 	code := g.run(ctx, os.Args[1:])
 	stop()
