@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/guix-offload/guix-offload/internal/nar"
 	"github.com/guix-offload/guix-offload/internal/pki"
@@ -36,6 +37,11 @@ func (g *guix) cmdArchive(ctx context.Context, args []string) int {
 			}
 			paths = append(paths, a)
 		}
+	}
+	if op == "--export" || op == "--import" {
+		// The real command's daemon signs or checks signatures through
+		// its `guix authenticate` helper, another Guile start.
+		time.Sleep(g.startup)
 	}
 	switch op {
 	case "--missing":

@@ -34,9 +34,11 @@
 // FROM with TO (same length) in each exported NAR after it was signed.
 // For benchmarks, GUIX_STANDIN_STARTUP=DURATION (e.g. 500ms) makes every
 // command but `guix daemon` wait that long first, as a real `guix` spends
-// starting Guile; the stand-in daemon waits that long once per connection
-// before its first signature or signature check, as guix-daemon starts
-// its `guix authenticate` helper (a Guile process) when it first needs it.
+// starting Guile; `guix archive --export` and `--import` wait that long
+// twice, and the stand-in daemon once per connection before its first
+// signature or signature check, as guix-daemon starts its `guix
+// authenticate` helper (a Guile process) in each connection's worker when
+// it first needs it.
 package main
 
 import (
