@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/guix-offload/guix-offload/internal/testenv"
 )
 
 // TestStaticBuild builds both programs the way docs/install.md says
@@ -18,9 +20,7 @@ func TestStaticBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds both programs")
 	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed (test.sh installs it)")
-	}
+	testenv.LookPath(t, "make", "make")
 	out := t.TempDir()
 	cmd := exec.Command("make", "-s", "-C", filepath.Join("..", ".."), "build", "OUT="+out)
 	// The environment must not decide: a developer's CGO_ENABLED=1 is
@@ -79,9 +79,7 @@ func TestMakeInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds both programs")
 	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed (test.sh installs it)")
-	}
+	testenv.LookPath(t, "make", "make")
 	stage, out := t.TempDir(), t.TempDir()
 	make := func(target string) {
 		t.Helper()
