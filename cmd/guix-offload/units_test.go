@@ -112,7 +112,7 @@ func TestSystemdUnits(t *testing.T) {
 			{"pins", "StateDirectory", "/var/lib"},
 		} {
 			file, _ := c.Flags().GetString(d.flag)
-			m := regexp.MustCompile(`(?m)^`+d.setting+`=(\S+)$`).FindSubmatch(unitText(t, units["guix-offload-discover.service"]))
+			m := regexp.MustCompile(`(?m)^` + d.setting + `=(\S+)$`).FindSubmatch(unitText(t, units["guix-offload-discover.service"]))
 			if m == nil || filepath.Dir(file) != filepath.Join(d.under, string(m[1])) {
 				t.Errorf("--%s %s is not in the unit's %s= (%q): the watcher could not write it", d.flag, file, d.setting, m)
 			}
