@@ -20,6 +20,8 @@ import (
 	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // Timing of an [Agent] that is not configurable.
@@ -224,10 +226,10 @@ func (a *Agent) Prepare() (*Plan, error) {
 // readHostKey reads an OpenSSH public key file (or PATH.pub for a private
 // key PATH) and returns the key as "TYPE BASE64", without comment.
 func readHostKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := boundedread.ReadFile(path, boundedread.Key)
 	if err == nil && strings.HasPrefix(string(b), "-----BEGIN") {
 		path += ".pub"
-		b, err = os.ReadFile(path)
+		b, err = boundedread.ReadFile(path, boundedread.Key)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read SSH host key: %w", err)

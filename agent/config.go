@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
 	"github.com/guix-offload/guix-offload/scm"
 )
@@ -200,7 +201,7 @@ var configKeys = tomlconf.Keys{
 // is optional; an unknown key, a value of the wrong type or an invalid
 // value is a [*ConfigError] naming path, the line and the key.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Config)
 	if err != nil {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/guix-offload/guix-offload/internal/atomicfile"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // Snapshot is what a running browser knows, written to a file that the
@@ -60,7 +61,7 @@ func (s *Snapshot) Trusted() []*Announcement {
 
 // ReadSnapshot reads a snapshot file written by [WriteSnapshot].
 func ReadSnapshot(path string) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
 	}

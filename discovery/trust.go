@@ -16,6 +16,8 @@ import (
 
 	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/internal/pki"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // How fresh a signed announcement must be: signed at most MaxAge ago and
@@ -269,7 +271,7 @@ func (p *TOFUPolicy) lock() (unlock func(), err error) {
 
 func (p *TOFUPolicy) read() (map[string]pin, error) {
 	pins := make(map[string]pin)
-	data, err := os.ReadFile(p.File)
+	data, err := boundedread.ReadFile(p.File, boundedread.Snapshot)
 	if errors.Is(err, fs.ErrNotExist) {
 		return pins, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 	"github.com/guix-offload/guix-offload/internal/candidates"
 	"github.com/guix-offload/guix-offload/internal/tomlconf"
 	"github.com/guix-offload/guix-offload/scm"
@@ -149,7 +150,7 @@ func ConfigPath(env func(string) string) string {
 // defaults are returned then.
 func LoadConfig(path string, missingOK bool) (*Config, error) {
 	c := DefaultConfig()
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Config)
 	if err != nil {
 		if missingOK && errors.Is(err, os.ErrNotExist) {
 			return c, c.Validate()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // Machine is a build machine: a machines.scm build-machine record with
@@ -214,7 +216,7 @@ var machineFields = []string{
 // offload hook does. A missing file means no machines: it returns nil and
 // no error.
 func LoadMachines(file string) ([]Machine, error) {
-	data, err := os.ReadFile(file)
+	data, err := boundedread.ReadFile(file, boundedread.Machines)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/guix-offload/guix-offload/internal/atomicfile"
 	"github.com/guix-offload/guix-offload/scm"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // Options say where the machines come from and how discovered ones are
@@ -200,7 +201,7 @@ func (l *Loader) cached(o *Options, name, file, salt string, load func() ([]*scm
 		return c.Machines, c.Updated, nil
 	}
 	cachePath := filepath.Join(o.StateDirectory, "cache", name)
-	if data, err := os.ReadFile(cachePath); err == nil {
+	if data, err := boundedread.ReadFile(cachePath, boundedread.Snapshot); err == nil {
 		if c, err := decodeMachineCache(data); err == nil && valid(c) {
 			l.remember(name, c)
 			return c.Machines, c.Updated, nil

@@ -3,9 +3,10 @@ package pki
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/guix-offload/guix-offload/scm"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // DefaultACLFile is where guix-daemon keeps the keys it accepts archives
@@ -84,7 +85,7 @@ func (a *ACL) MarshalSexp() []byte {
 // error wrapping fs.ErrNotExist: Guix then trusts only the machine's own
 // key, and the caller decides what that means.
 func ReadACL(path string) (*ACL, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.ACL)
 	if err != nil {
 		return nil, fmt.Errorf("read ACL: %w", err)
 	}

@@ -12,12 +12,13 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os"
 	"strings"
 
 	"filippo.io/edwards25519"
 
 	"github.com/guix-offload/guix-offload/scm"
+
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 )
 
 // Key types, as returned by [PublicKey.Type].
@@ -160,7 +161,7 @@ func ParsePrivateKey(data []byte, file string) (*PrivateKey, error) {
 // ReadPublicKey reads a public key file such as
 // /etc/guix/signing-key.pub.
 func ReadPublicKey(path string) (*PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
@@ -170,7 +171,7 @@ func ReadPublicKey(path string) (*PublicKey, error) {
 // ReadPrivateKey reads a secret key file such as
 // /etc/guix/signing-key.sec.
 func ReadPrivateKey(path string) (*PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}

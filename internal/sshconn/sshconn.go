@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guix-offload/guix-offload/internal/boundedread"
 	"github.com/guix-offload/guix-offload/scm"
 )
 
@@ -103,7 +104,7 @@ func LoadPrivateKey(path string) (ssh.Signer, error) {
 	if path == "" {
 		return nil, errors.New("no private key file given")
 	}
-	data, err := os.ReadFile(path)
+	data, err := boundedread.ReadFile(path, boundedread.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
