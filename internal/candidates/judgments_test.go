@@ -2,6 +2,7 @@ package candidates
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	}
 	// The snapshot is fresh at both decisions below (now, and nearly
 	// MaxAge later), so only the signatures' time tells them apart.
-	snap := &discovery.Snapshot{Updated: now.Add(discovery.MaxAge - time.Minute), Machines: []*discovery.Announcement{
+	snap := &discovery.Snapshot{Updated: now, Machines: []*discovery.Announcement{
 		mk("good", "169.254.1.1", "169.254.1.1", key, now.Add(-time.Minute)),
 		mk("stranger", "169.254.1.2", "169.254.1.2", stranger, now),
 		mk("replayed", "169.254.1.3", "169.254.9.9", key, now),
@@ -115,7 +116,27 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	if len(v) != 5 {
 		t.Errorf("%d judgments kept, want 5 (every signed machine)", len(v))
 	}
-	names, notes = machines(&Loader{}, now.Add(discovery.MaxAge-30*time.Second))
+	// The watcher goes on writing the file meanwhile (a snapshot from
+	// the future would be stale).
+	later := now.Add(discovery.MaxAge - 30*time.Second)
+	setUpdated := func(from, to time.Time) {
+		t.Helper()
+		data, err := os.ReadFile(o.Cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := json.Marshal(from.UTC())
+		tt, _ := json.Marshal(to.UTC())
+		edited := strings.Replace(string(data), `"updated": `+string(f), `"updated": `+string(tt), 1)
+		if edited == string(data) {
+			t.Fatalf("no updated time %s in the snapshot", f)
+		}
+		if err := os.WriteFile(o.Cache, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setUpdated(now, later)
+	names, notes = machines(&Loader{}, later)
 	if got := strings.Join(names, ","); got != "writer-rejected" {
 		t.Errorf("%s later: trusted %s, want writer-rejected\nnotes:\n%s", discovery.MaxAge, got, notes)
 	}
@@ -124,6 +145,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	}
 
 	// Commands that show what the hook sees judge the same way.
+	setUpdated(later, now)
 	ms, why, err := Considered(context.Background(), o, now)
 	if err != nil || len(ms) != 2 || ms[0].Status.Instance != "good" || ms[1].Status.Instance != "writer-rejected" {
 		t.Errorf("Considered: %d machines, %v, notes %q", len(ms), err, why)
@@ -143,6 +165,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 
 	// Under trust "any" the writer's judgment stands.
 	o.Trust = "any"
+	snap.Updated = now
 	if err := discovery.WriteSnapshot(o.Cache, snap); err != nil {
 		t.Fatal(err)
 	}
