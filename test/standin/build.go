@@ -125,8 +125,8 @@ func (g *guix) cmdBuild(ctx context.Context, args []string) int {
 		return g.fail("build", errors.New("no derivation specified"))
 	}
 	var outs []string
-	for _, e := range exprs {
-		o, err := g.plainFile(e)
+	if len(exprs) > 0 {
+		o, err := g.plainFile(exprs[0])
 		if err != nil {
 			return g.fail("build", err)
 		}
