@@ -530,6 +530,10 @@ func (a *Agent) DryRun(w io.Writer) error {
 	for _, m := range missing {
 		fmt.Fprintf(w, "interface: %s missing, down or without address\n", m)
 	}
+	if wc := a.Config.WideArea; wc != nil {
+		inst, host := newWideArea(*wc, nil).names(&Service{Instance: p.Instance})
+		fmt.Fprintf(w, "wide-area: %s (host %s, key %s)\n", inst, host, wc.TSIGKey)
+	}
 	fmt.Fprintf(w, "signed: %v\n", p.Key != nil)
 	fmt.Fprintln(w, "txt:")
 	for _, s := range an.TXT() {

@@ -527,6 +527,21 @@ func TestDryRun(t *testing.T) {
 	}
 }
 
+// TestDryRunWideArea: the dry run names the records the agent would
+// register in the zone.
+func TestDryRunWideArea(t *testing.T) {
+	a, _, _, _ := newTestAgent(t, nil)
+	a.Config.WideArea = &WideAreaConfig{Domain: "Builders.Example.org", TSIGKey: "/etc/guix-offload/agents.key"}
+	var out bytes.Buffer
+	if err := a.DryRun(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := "wide-area: builder1._guix-offload._tcp.builders.example.org. (host builder1.guix-offload.builders.example.org., key /etc/guix-offload/agents.key)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("dry run output lacks %q:\n%s", want, out.String())
+	}
+}
+
 func TestMeaningful(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

@@ -491,14 +491,18 @@ func (u *Unicast) changedNames(ctx context.Context, d *uDomain, serial uint32) m
 		return nil
 	}
 	names := make(map[string]bool)
-	soas := 0
+	soas, count := 0, 0
 	ok := true
 	for env := range ch {
-		if env.Error != nil {
+		if env.Error != nil || !ok {
 			ok = false
-			continue
+			continue // drain: the transfer goroutine ends when read to the end
 		}
 		for _, rr := range env.RR {
+			if count++; count > maxTransfer {
+				ok = false // a huge increment: read everything instead
+				break
+			}
 			if _, isSOA := rr.(*dns.SOA); isSOA {
 				soas++
 				continue
