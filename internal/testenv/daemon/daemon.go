@@ -190,7 +190,9 @@ func StartHook(opts Options) (*Hook, error) {
 	cmd.Stdout = outW // stdout and stderr: the same pipe
 	cmd.Stderr = outW
 	cmd.ExtraFiles = []*os.File{null, logW} // fd 3 harmless, fd 4 the build log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Pdeathsig: the hook goes with the test binary even when that is
+	// killed (its timeout) before any cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	inR.Close()
 	outW.Close()

@@ -215,6 +215,10 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
+// Pid is the process id of sshd's listener (or of the Prefix program it
+// runs under).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Logs returns what sshd wrote so far.
 func (s *Server) Logs() string { return s.logs.String() }
 

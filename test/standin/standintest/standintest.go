@@ -165,7 +165,9 @@ func (h *Host) StartDaemon(t testing.TB, extra ...string) {
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: it goes with the test binary even when that is killed
+	// (its timeout) before any cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the stand-in daemon: %v", err)
 	}
