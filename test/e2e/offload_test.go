@@ -391,6 +391,13 @@ func (c *cluster) offloadCase(t *testing.T, name, system string, features []stri
 		if !strings.Contains(string(res.Log), "building on the machine") {
 			t.Errorf("fd 4 lacks the build log:\n%s", res.Log)
 		}
+		// The builder's output only, as with Guix's hook: not the
+		// remote guix build's own lines nor the output path.
+		for _, chatter := range []string{"will be built", "successfully built", j.out + "\n"} {
+			if strings.Contains(string(res.Log), chatter) {
+				t.Errorf("fd 4 has %q, which is guix build's, not the build's:\n%s", chatter, res.Log)
+			}
+		}
 		if !strings.Contains(msgs, "@ build-remote "+j.drv) {
 			t.Errorf("no @ build-remote trace:\n%s", msgs)
 		}
