@@ -255,6 +255,12 @@ func addKeyLine(j *journal, file, line string, uid, gid int) (*KeyLineChange, er
 		}
 		ch.CreatedDir = true
 	}
+	if err := ownedBy(dir, uid, true); err != nil {
+		return nil, err
+	}
+	if err := ownedBy(file, uid, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	old, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -277,6 +283,37 @@ func addKeyLine(j *journal, file, line string, uid, gid int) (*KeyLineChange, er
 	}
 	ch.Added = true
 	return ch, nil
+}
+
+// ownedBy checks, as sshd's StrictModes does, that path (a directory
+// when dir) is the login's: owned by uid (or by root, reached without a
+// symbolic link) and not writable by others. The
+// login may own its home and could otherwise point ~/.ssh at another
+// account's, root's included, for root to write into.
+func ownedBy(path string, uid int, dir bool) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	o, ok := statOwner(st)
+	switch {
+	case !ok:
+	case dir && !st.IsDir(), !dir && !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a %s", path, map[bool]string{true: "directory", false: "regular file"}[dir])
+	case o[0] == 0 && uid != 0 && !direct(path):
+		return fmt.Errorf("%s leads through a symbolic link to root's files, not to the login's (uid %d): fix it, then pair again", path, uid)
+	case o[0] != uid && o[0] != 0:
+		return fmt.Errorf("%s belongs to uid %d, not to the login (uid %d) or root: fix its owner, then pair again", path, o[0], uid)
+	case st.Mode().Perm()&0o002 != 0:
+		return fmt.Errorf("%s is writable by anyone: fix its mode, then pair again", path)
+	}
+	return nil
+}
+
+// direct reports whether path names itself, through no symbolic link.
+func direct(path string) bool {
+	r, err := filepath.EvalSymlinks(path)
+	return err == nil && r == filepath.Clean(path)
 }
 
 func (ch *KeyLineChange) undo(j *journal) error {

@@ -51,6 +51,11 @@ func snapshot(t *testing.T, root string, noBackups bool) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			out[rel] = "symlink " + target
+			return err
+		}
 		if d.IsDir() {
 			out[rel] = "dir " + st.Mode().String()
 			return nil
@@ -327,4 +332,43 @@ func TestMasterApplyRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFiles(t, "after removal", snapshot(t, root, true), before)
+}
+
+// A login that points its ~/.ssh at another account's (root's) does not
+// get root to write there.
+func TestAuthorizedKeysElsewhere(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to own files as another uid")
+	}
+	e := newMachineEnv(t, true)
+	home := filepath.Join(e.root, "home/offload")
+	victim := filepath.Join(e.root, "root/.ssh")
+	for _, d := range []string{home, victim} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(victim, filepath.Join(home, ".ssh")); err != nil {
+		t.Fatal(err)
+	}
+	acct := &otherUID{fakeAccounts: e.accounts, uid: 4242}
+	acct.homes["offload"] = home
+	e.machine.Accounts = acct
+	before := snapshot(t, e.root, false)
+	m1 := testIdentity(t, RoleMaster, "master1", 1)
+	if _, err := e.machine.Apply(t.Context(), &m1); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Apply: %v, want a refusal naming the owner", err)
+	}
+	sameFiles(t, "after a refused write", snapshot(t, e.root, false), before)
+}
+
+// otherUID is a login with another uid than this process's.
+type otherUID struct {
+	*fakeAccounts
+	uid int
+}
+
+func (o *otherUID) Lookup(name string) (string, int, int, error) {
+	h, _, _, err := o.fakeAccounts.Lookup(name)
+	return h, o.uid, o.uid, err
 }
