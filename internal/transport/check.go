@@ -118,9 +118,19 @@ func Check(ctx context.Context, p Probe) *Report {
 	if p.Store == "" {
 		p.Store = scm.DefaultStore
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	defer r.judge(p)
+	// A step cut by the check's deadline failed because the machine did
+	// not answer (a login shell or a guix that hangs): say so, as the
+	// hook does for its steps, not "context deadline exceeded".
+	defer func() {
+		if n := len(r.Steps); n > 0 && !r.Steps[n-1].OK && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) &&
+			strings.Contains(r.Steps[n-1].Detail, context.DeadlineExceeded.Error()) {
+			r.Steps[n-1].Detail = fmt.Sprintf("%v (nothing within the check's %v; a login shell or a guix that hangs?)", ErrUnresponsive, p.Timeout)
+		}
+	}()
 
 	start := time.Now()
 	client, err := sshconn.Dial(ctx, p.Target, &sshconn.Options{Timeout: min(p.Timeout, 15*time.Second)})

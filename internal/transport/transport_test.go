@@ -739,3 +739,23 @@ func testCheck(t *testing.T, direct bool, steps string) {
 	}
 	checkNoTemporaries(t, w.master)
 }
+
+// TestCheckLoginShellHangs: `test` on a machine whose login shell hangs
+// ends within its timeout, unusable, saying the machine did not answer
+// in time rather than quoting a context error.
+func TestCheckLoginShellHangs(t *testing.T) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, loginRC: "sleep 60\n"})
+	p := w.probe(t)
+	p.Timeout = 3 * time.Second
+	start := time.Now()
+	r := transport.Check(context.Background(), p)
+	var out strings.Builder
+	_ = transport.WriteReports(&out, []*transport.Report{r})
+	t.Logf("after %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	if r.Usable || !strings.Contains(r.Verdict, "did not answer in time") || strings.Contains(r.Verdict, "context deadline") {
+		t.Errorf("verdict %q", r.Verdict)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
