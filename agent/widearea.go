@@ -179,8 +179,8 @@ func (w *wideArea) run(ctx context.Context) {
 			backoff = min(max(2*backoff, wideAreaRetryMin), wideAreaRetryMax)
 			retryAt = time.Now().Add(backoff)
 			timer.Reset(backoff)
-			if msg := err.Error(); msg != failing {
-				failing = msg
+			if kind := failureKind(err); kind != failing {
+				failing = kind
 				w.log.Warn("wide-area: registration failed; retrying with backoff, multicast announcing goes on", "domain", w.cfg.Domain, "error", err)
 			}
 			continue
@@ -193,6 +193,20 @@ func (w *wideArea) run(ctx context.Context) {
 		failing, backoff, retryAt = "", 0, time.Time{}
 		registered, pending = pending, nil
 	}
+}
+
+// failureKind says which failure err is, for logging each kind once:
+// the messages of network errors name an ephemeral port that changes
+// with every attempt.
+func failureKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBadKey):
+		return "bad key"
+	case errors.As(err, &ne):
+		return "unreachable"
+	}
+	return err.Error()
 }
 
 // locate finds the zone of the domain and the server to update.

@@ -271,3 +271,41 @@ func TestWideAreaBrowseDomains(t *testing.T) {
 		t.Errorf("ignored: %+v", got)
 	}
 }
+
+// TestWideAreaServerDown: while the name server does not answer, the
+// agent says so once and retries with backoff, announcing over
+// multicast DNS all along; when the server comes up it registers.
+func TestWideAreaServerDown(t *testing.T) {
+	n := netns.New(t, 2)
+	nsHost, a := n.Hosts()[0], n.Hosts()[1]
+	// The configuration names the server before it runs.
+	conf := filepath.Join(t.TempDir(), "agent.toml")
+	keyDir := t.TempDir()
+	keyFile := filepath.Join(keyDir, "agents.key")
+	text := fmt.Sprintf("[wide-area]\ndomain = \"builders.test\"\nserver = %q\ntsig-key = %q\n", nsHost.Addr, keyFile)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agent, _ := startAgent(t, a, "builder-a", "--config", conf)
+	netns.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(agent.Output(), "wide-area: registration failed") })
+	time.Sleep(4 * time.Second)
+	if n := strings.Count(agent.Output(), "wide-area: registration failed"); n != 1 {
+		t.Errorf("%d failure lines while the server is down; want one:\n%s", n, agent.Output())
+	}
+	srv := bind.Start(t, nsHost, bind.Options{})
+	key, err := os.ReadFile(srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Backoff doubles from 1 s: within about 30 s of the first failure.
+	netns.WaitFor(t, 40*time.Second, func() bool { return strings.Contains(agent.Output(), "wide-area: registered") })
+	if got := strings.TrimSpace(srv.Dig(t, "_guix-offload._tcp."+srv.Zone, "PTR")); got != "builder-a._guix-offload._tcp."+srv.Zone {
+		t.Errorf("dig PTR after the server came up: %q", got)
+	}
+	if agent.Exited() || !strings.Contains(agent.Output(), "msg=advertising") {
+		t.Errorf("multicast announcing stopped:\n%s", agent.Output())
+	}
+}

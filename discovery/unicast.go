@@ -315,8 +315,15 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 				return nil
 			}
 			if err != nil {
-				if msg := err.Error(); msg != d.warned {
-					d.warned = msg
+				// Network errors name an ephemeral port that changes
+				// with every attempt: warn once for all of them.
+				kind := err.Error()
+				var ne net.Error
+				if errors.As(err, &ne) {
+					kind = "unreachable"
+				}
+				if kind != d.warned {
+					d.warned = kind
 					log.Warn(fmt.Sprintf("wide-area: browse %s: %v (trying again every %s)", d.name, err, poll))
 				}
 				continue
