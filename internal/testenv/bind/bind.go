@@ -157,7 +157,11 @@ zone "%[3]s" {
 		return strings.Contains(s.proc.Output(), "running") || s.proc.Exited()
 	})
 	if s.proc.Exited() {
-		t.Fatalf("bind: named exited:\n%s", s.proc.Output())
+		hint := ""
+		if strings.Contains(s.proc.Output(), "permission denied") {
+			hint = "\n(an AppArmor profile for /usr/sbin/named may forbid its temporary directory: aa-complain /usr/sbin/named)"
+		}
+		t.Fatalf("bind: named exited:\n%s%s", s.proc.Output(), hint)
 	}
 	t.Cleanup(s.Stop)
 	return s
