@@ -2,7 +2,7 @@
 # bench/run.sh — guix-offload's benchmark suite (issue 7).
 #
 #   bench/run.sh                      # every row group
-#   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint offload widearea
+#   bench/run.sh decide transfer      # a subset: decide accept transfer discover footprint offload widearea hostile
 #   bench/run.sh --results            # also rewrite bench/RESULTS.md and docs/benchmarks.md's table
 #   bench/run.sh --quick transfer     # small sizes, for a quick look (not for RESULTS.md)
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 usage() { sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-groups=(decide accept transfer discover footprint offload widearea)
+groups=(decide accept transfer discover footprint offload widearea hostile)
 selected=()
 results=no
 quick=()

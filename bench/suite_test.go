@@ -54,6 +54,7 @@ var groups = []group{
 	{"footprint", "5", runFootprint},
 	{"offload", "14", runOffload},
 	{"widearea", "15", runWideArea},
+	{"hostile", "12", runHostile},
 }
 
 func groupNames() []string {
@@ -92,6 +93,13 @@ func (s *suite) note(format string, args ...any) {
 }
 
 func TestMain(m *testing.M) {
+	if len(os.Args) >= 2 && os.Args[1] == "bench-flood" {
+		if err := floodHelper(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-flood:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	flag.Parse()
 	code := m.Run()
 	netns.CleanupBinaries() // the stand-in, built for the offload rows

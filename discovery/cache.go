@@ -30,13 +30,13 @@ const (
 	// budgets are parts of it. Records are charged their estimated size
 	// in memory ([recordSize]), so the browser stays well below 64 MB
 	// whatever arrives.
-	maxCacheBytes = 16 << 20
+	maxCacheBytes = 8 << 20
 	// maxOrphanBytes is the budget of records of instances that no PTR
 	// names (garbage: a responder sends the PTR with them).
-	maxOrphanBytes = 2 << 20
+	maxOrphanBytes = 1 << 20
 	// maxSourceBytes is the budget of the records one sender address may
 	// fill, except those of machines the trust policy accepts.
-	maxSourceBytes = 4 << 20
+	maxSourceBytes = 2 << 20
 	// maxTTL caps the time to live a record is kept for: 75 minutes,
 	// the longest any responder we serve uses (RFC 6762 §10: Avahi's
 	// PTR and TXT records); our agents use 120 s.
@@ -152,6 +152,7 @@ func recordSize(key rrKey, rr dns.RR) int {
 // records cost and how readily it is evicted.
 type entry struct {
 	name  string
+	src   netip.Addr // the sender of its first record
 	rank  int
 	bytes int
 	elem  *list.Element // in cache.lru[rank], least recently heard first
@@ -516,7 +517,7 @@ func (c *cache) charge(name string, src netip.Addr, n int) {
 	}
 	e := c.entries[name]
 	if e == nil {
-		e = &entry{name: name}
+		e = &entry{name: name, src: src}
 		c.entries[name] = e
 		c.setRank(e, c.rankOf(name))
 	}
@@ -716,6 +717,18 @@ func (c *cache) makeRoom(name, o string, rtype uint16, src netip.Addr, size int,
 	if o != "" {
 		rank = c.rankOf(o)
 	}
+	if rtype == dns.TypePTR {
+		rank = max(rank, rankUnusable) // no orphan once it is cached
+	}
+	// What must not be evicted for this record: its instance, or for an
+	// address record the instances whose SRV names the host.
+	keep := map[string]bool{o: true}
+	if o == "" {
+		keep = c.targets[name]
+		for inst := range keep {
+			rank = max(rank, c.rankOf(inst))
+		}
+	}
 	switch rtype {
 	case dns.TypeA, dns.TypeAAAA:
 		if c.count(name, dns.TypeA, dns.TypeAAAA) >= maxAddrs {
@@ -738,20 +751,31 @@ func (c *cache) makeRoom(name, o string, rtype uint16, src netip.Addr, size int,
 		}
 	case dns.TypePTR:
 		for len(c.ptrs) >= MaxInstances {
-			if !c.evict(now, rankUnusable, rankUntrusted, "instances", o) {
+			if !c.evict(now, rankUnusable, rankUntrusted, "instances", keep) {
 				c.warnOnce(now, "instances", "mdns: more than %d instances of %s; ignoring new ones (a flood?)", MaxInstances, c.service)
 				return false
 			}
 		}
 	}
-	if rank != rankTrusted && c.srcBytes[src]+size > maxSourceBytes {
-		c.warnOnce(now, "source "+src.String(), "mdns: %s sent more than %d bytes of records for %s; ignoring new ones from it (a flood?)",
-			srcName(src), maxSourceBytes, c.service)
-		return false
+	if rank != rankTrusted {
+		// A sender over its share makes room among its own records
+		// (its address may be forged: refusing would let a forger keep
+		// a new machine out).
+		limit := rankUntrusted
+		if rank == rankOrphan {
+			limit = rankOrphan
+		}
+		for c.srcBytes[src]+size > maxSourceBytes {
+			if !c.evictFrom(now, src, limit, keep) {
+				c.warnOnce(now, "source "+src.String(), "mdns: %s sent more than %d bytes of records for %s; ignoring new ones from it (a flood?)",
+					srcName(src), maxSourceBytes, c.service)
+				return false
+			}
+		}
 	}
 	if rank == rankOrphan {
 		for c.rankBytes[rankOrphan]+size > maxOrphanBytes {
-			if !c.evict(now, rankOrphan, rankOrphan, "orphans", o) {
+			if !c.evict(now, rankOrphan, rankOrphan, "orphans", keep) {
 				return false
 			}
 		}
@@ -761,7 +785,7 @@ func (c *cache) makeRoom(name, o string, rtype uint16, src netip.Addr, size int,
 		if rank == rankOrphan {
 			limit = rankOrphan
 		}
-		if !c.evict(now, rankOrphan, limit, "bytes", o) {
+		if !c.evict(now, rankOrphan, limit, "bytes", keep) {
 			c.warnOnce(now, "records", "mdns: the record cache for %s is full of machines the trust policy accepts; ignoring new records", c.service)
 			return false
 		}
@@ -778,16 +802,37 @@ func srcName(src netip.Addr) string {
 
 // evict drops the least recently heard instance of the lowest rank from
 // from to limit, other than keep, and reports whether it dropped one.
-func (c *cache) evict(now time.Time, from, limit int, why, keep string) bool {
+func (c *cache) evict(now time.Time, from, limit int, why string, keep map[string]bool) bool {
 	for rank := from; rank <= limit; rank++ {
 		for el := c.lru[rank].Front(); el != nil; el = el.Next() {
 			e := el.Value.(*entry)
-			if e.name == keep {
+			if keep[e.name] {
 				continue
 			}
 			c.warnOnce(now, "evict "+why, "mdns: too many records for %s; dropping those of unusable or untrusted instances (a flood?)", c.service)
 			// Forget what was reported now, not at the next tick: the
 			// room must be free for the newcomer.
+			c.evicted = append(c.evicted, c.forget(e.name)...)
+			return true
+		}
+	}
+	return false
+}
+
+// evictFrom drops the least recently heard instance first heard from
+// src, of rank up to limit, other than those in keep, looking at the oldest few
+// of each rank only (a sender over its share has many there), and
+// reports whether it dropped one.
+func (c *cache) evictFrom(now time.Time, src netip.Addr, limit int, keep map[string]bool) bool {
+	for rank := rankOrphan; rank <= limit; rank++ {
+		n := 0
+		for el := c.lru[rank].Front(); el != nil && n < 64; el, n = el.Next(), n+1 {
+			e := el.Value.(*entry)
+			if e.src != src || keep[e.name] {
+				continue
+			}
+			c.warnOnce(now, "evict source "+src.String(), "mdns: %s sent more than %d bytes of records for %s; dropping its oldest unusable or untrusted ones (a flood?)",
+				srcName(src), maxSourceBytes, c.service)
 			c.evicted = append(c.evicted, c.forget(e.name)...)
 			return true
 		}

@@ -432,7 +432,7 @@ func TestCacheFloodOfUntrustedCannotCrowdOut(t *testing.T) {
 	r.advance(time.Second)
 	evs := r.feed(response("real", "realhost", 22, signed("real", fixtureKey(t)), 4500, "169.254.1.2"), "veth0")
 	if !slices.ContainsFunc(evs, func(ev Event) bool { return ev.Kind == Add && ev.Announcement.Instance == "real" }) {
-		t.Fatalf("the trusted machine did not get in: %q", kinds(evs))
+		t.Fatalf("the trusted machine did not get in: %q (warnings %q)", kinds(evs), r.warnings)
 	}
 	flood(MaxInstances+100, MaxInstances+100)
 	if st := r.c.state["real."+svc]; st == nil || st.kind != Add || st.untrusted {

@@ -161,6 +161,13 @@ func WriteSnapshot(path string, s *Snapshot) error {
 	return nil
 }
 
+// WatchMemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit)
+// that a long-running watcher (`discover --watch`) sets for its process
+// unless GOMEMLIMIT is set: the record cache is bounded (8 MB), but under
+// a flood the garbage of decoding packets would otherwise let the heap
+// grow to twice what is live.
+const WatchMemoryLimit = 48 << 20
+
 // snapshotDelay gathers a burst of events into one write, and
 // snapshotInterval spaces writes, so that a flood of changes costs one
 // write (and fsync) a second at most.

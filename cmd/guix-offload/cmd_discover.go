@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -163,6 +164,9 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		Logger:      logger,
 	}
 	if opts.watch {
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(discovery.WatchMemoryLimit)
+		}
 		if opts.format == "table" {
 			if err := discovery.WriteEventHeader(stdout); err != nil {
 				return err
