@@ -139,13 +139,6 @@ func runDirect(ctx context.Context, b *Build, conn *daemonConn) error {
 			Verbosity: 1, Substitutes: true,
 		})
 		if err == nil {
-			// The inputs the machine has must outlive a garbage
-			// collection there until the build is done: temporary
-			// roots of this connection (the ones we send get theirs
-			// from the import).
-			err = conn.AddTempRoots(b.Inputs)
-		}
-		if err == nil {
 			valid, err = conn.ValidPaths(b.Inputs)
 		}
 		if err != nil && sctx.Err() != nil {

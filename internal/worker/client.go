@@ -308,32 +308,6 @@ func (c *Conn) AddTempRoot(path string) error {
 	return c.ack()
 }
 
-// AddTempRoots is AddTempRoot for each of paths, pipelined: all the
-// requests go in one write, then the answers are read, so that many
-// paths cost one round trip.
-func (c *Conn) AddTempRoots(paths []string) error {
-	for _, p := range paths {
-		c.w.Int(uint64(OpAddTempRoot))
-		c.w.String(p)
-	}
-	if err := c.flush(); err != nil {
-		return err
-	}
-	var first error
-	for range paths {
-		if err := c.ack(); err != nil {
-			var de *Error
-			if !errors.As(err, &de) {
-				return err // the connection is beyond use
-			}
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	return first
-}
-
 // ack reads the frames and the 1 that ends an operation without result.
 func (c *Conn) ack() error {
 	if err := c.process(nil, nil); err != nil {

@@ -54,6 +54,12 @@
 //     set-build-options, export-paths, import-paths, build-things,
 //     add-text-to-store), which this package follows in what it sends.
 //
+// One request at a time: the daemon reads a request, then, while it works,
+// takes any byte from the client as a protocol error (nix-daemon.cc's
+// startWork checks that the socket has nothing to read, and SIGPOLL ends
+// the work when something arrives). So [Conn] never pipelines requests and
+// sends data only when asked (STDERR_READ).
+//
 // Everything read from the daemon is bounded (strings, lists, frames), so
 // a hostile build machine cannot make the hook allocate without limit.
 package worker

@@ -58,7 +58,7 @@ func FuzzReplies(f *testing.F) {
 		w.Int(Magic2)
 		w.Int(Version)
 		w.Int(StderrLast)
-		for op := 0; op < 9; op++ {
+		for op := 0; op < 8; op++ {
 			c, err := Handshake(&script{in: bytes.NewReader(append(hs.Bytes(), data...))})
 			if err != nil {
 				t.Fatal(err)
@@ -84,8 +84,6 @@ func FuzzReplies(f *testing.F) {
 				_, _ = c.SortByReferences([]string{"/gnu/store/a", "/gnu/store/b"})
 			case 7:
 				_, _ = c.PathInfo("/gnu/store/a")
-			case 8:
-				_ = c.AddTempRoots([]string{"/gnu/store/a", "/gnu/store/b"})
 			}
 		}
 	})

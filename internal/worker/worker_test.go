@@ -158,28 +158,3 @@ func TestBounds(t *testing.T) {
 		t.Errorf("a log string longer than MaxMessage: %v", err)
 	}
 }
-
-func TestAddTempRootsPipelined(t *testing.T) {
-	s := daemonSays(func(w *Writer) {
-		for i := 0; i < 3; i++ {
-			w.Int(StderrLast)
-			w.Int(1)
-		}
-	})
-	c, err := Handshake(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := s.out.Len()
-	if err := c.AddTempRoots([]string{"/gnu/store/a", "/gnu/store/b", "/gnu/store/c"}); err != nil {
-		t.Fatal(err)
-	}
-	r := NewReader(bytes.NewReader(s.out.Bytes()[n:]))
-	for _, want := range []string{"/gnu/store/a", "/gnu/store/b", "/gnu/store/c"} {
-		op, _ := r.Int()
-		p, _ := r.String(100, "path")
-		if op != uint64(OpAddTempRoot) || p != want {
-			t.Errorf("request %d %q, want %d %q", op, p, OpAddTempRoot, want)
-		}
-	}
-}

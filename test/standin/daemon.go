@@ -124,6 +124,7 @@ func (g *guix) cmdDaemon(ctx context.Context, args []string) int {
 // session is one client connection of the stand-in daemon.
 type session struct {
 	g       *guix // with stdin, stdout, stderr tunnelled to the client
+	br      *bufio.Reader
 	r       *worker.Reader
 	bw      *bufio.Writer
 	mu      sync.Mutex // the frame writer: log frames come from the builder's goroutine
@@ -156,7 +157,8 @@ func (e *daemonError) Error() string { return e.msg }
 // serve runs the protocol on conn until the client hangs up or a request
 // it cannot recover from.
 func (g *guix) serve(ctx context.Context, conn io.ReadWriter, version uint64, trusted bool) error {
-	s := &session{r: worker.NewReader(bufio.NewReader(conn)), bw: bufio.NewWriter(conn), trusted: trusted}
+	br := bufio.NewReader(conn)
+	s := &session{br: br, r: worker.NewReader(br), bw: bufio.NewWriter(conn), trusted: trusted}
 	s.w = worker.NewWriter(s.bw)
 	gc := *g
 	gc.stderr = logSink{s}
@@ -194,7 +196,9 @@ func (g *guix) serve(ctx context.Context, conn io.ReadWriter, version uint64, tr
 			return err
 		}
 	}
-	s.startWork()
+	if err := s.startWork(); err != nil {
+		return err
+	}
 	if worker.Major(s.client) != worker.Major(worker.Version) || worker.Minor(s.client) < worker.Minor(worker.MinVersion) {
 		s.stopWork(&daemonError{fmt.Sprintf("protocol version too old: the stand-in daemon speaks %#x and later, the client %#x", worker.MinVersion, s.client), 1})
 		return s.flush()
@@ -245,10 +249,20 @@ func (s *session) flush() error {
 	return s.bw.Flush()
 }
 
-func (s *session) startWork() {
+// startWork starts an operation's work, when log frames may be sent.
+// Like nix-daemon.cc's startWork (isFarSideClosed), it refuses a client
+// that already sent more: while the daemon works the client must be
+// silent, so bytes waiting are a protocol error (the real daemon reads
+// one of them and throws "EOF expected (protocol error?)", which leaves
+// the stream out of step; the stand-in closes the connection).
+func (s *session) startWork() error {
+	if s.br.Buffered() > 0 {
+		return errors.New("EOF expected (protocol error?)")
+	}
 	s.mu.Lock()
 	s.working = true
 	s.mu.Unlock()
+	return nil
 }
 
 // stopWork ends the frames of an operation: STDERR_LAST, or STDERR_ERROR
@@ -310,6 +324,11 @@ func (t *tunnelSource) Read(p []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, errors.New("unexpected end-of-file")
 	}
+	if s.br.Buffered() > 0 {
+		// More than the chunk asked for: the daemon's TunnelSource
+		// starts work again and refuses it.
+		return 0, errors.New("EOF expected (protocol error?)")
+	}
 	return copy(p, b), nil
 }
 
@@ -347,7 +366,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		if err := g.store.CheckPath(p); err != nil {
 			return fmt.Errorf("path `%s' is not in the Nix store", p)
 		}
@@ -358,7 +379,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		var valid []string
 		for _, p := range paths {
 			if g.store.Valid(p) {
@@ -372,7 +395,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		info, err := g.store.Query(p)
 		if err != nil {
 			return err
@@ -384,7 +409,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		info, err := g.store.Query(p)
 		if err != nil {
 			return err
@@ -419,7 +446,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		p, err := g.addText(name, text, refs)
 		if err != nil {
 			return err
@@ -438,7 +467,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if mode == 2 && !s.trusted {
 			return errors.New("repairing is not supported when building through the Nix daemon")
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		for _, d := range drvs {
 			if _, err := g.build(ctx, d, s.opts); err != nil {
 				var eb *errBuild
@@ -454,7 +485,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if _, err := s.storePath(); err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		s.stopWork(nil)
 		s.w.Int(1)
 	case worker.OpExportPath:
@@ -466,7 +499,9 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		if sign {
 			s.authenticate()
 		}
@@ -479,10 +514,14 @@ func (s *session) perform(ctx context.Context, op worker.Op) error {
 		if err := s.setOptions(); err != nil {
 			return err
 		}
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		s.stopWork(nil)
 	case worker.OpImportPaths:
-		s.startWork()
+		if err := s.startWork(); err != nil {
+			return err
+		}
 		s.authenticate()
 		paths, err := g.importStream(ctx)
 		if err != nil {

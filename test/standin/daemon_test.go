@@ -184,6 +184,26 @@ func TestDaemonRefuses(t *testing.T) {
 			t.Error("the connection stays open after an invalid operation")
 		}
 	})
+	t.Run("pipelined requests", func(t *testing.T) {
+		conn := e.dial(t, worker.Version)
+		if _, err := worker.Handshake(conn); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		w := worker.NewWriter(&b)
+		for i := 0; i < 2; i++ {
+			w.Int(uint64(worker.OpQueryValidPaths))
+			w.Strings(nil)
+		}
+		go func() { _, _ = conn.Write(b.Bytes()) }()
+		r := worker.NewReader(conn)
+		if tag, _ := r.Int(); tag != worker.StderrError {
+			t.Fatalf("frame %#x, want STDERR_ERROR", tag)
+		}
+		if msg, _ := r.String(1024, "message"); !strings.Contains(msg, "EOF expected") {
+			t.Errorf("message %q", msg)
+		}
+	})
 	t.Run("path outside the store", func(t *testing.T) {
 		c := e.connect(t)
 		_, err := c.ValidPaths([]string{"/etc/passwd"})
