@@ -14,15 +14,20 @@ func TestReadProc(t *testing.T) {
 	if before.RSS <= 0 || before.HWM < before.RSS {
 		t.Errorf("RSS %d, HWM %d: want 0 < RSS ≤ HWM", before.RSS, before.HWM)
 	}
-	// Burn some CPU so that utime moves by at least a few ticks.
-	deadline := time.Now().Add(100 * time.Millisecond)
+	// Burn CPU until utime moves by a tick. A wall-clock burn of a fixed
+	// length is not enough on a loaded machine, where the process may get
+	// no CPU at all in that time; the generous deadline only bounds a
+	// broken ReadProc.
+	deadline := time.Now().Add(30 * time.Second)
 	x := 0
-	for time.Now().Before(deadline) {
-		x++
-	}
-	after, err := ReadProc(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	after := before
+	for after.CPU <= before.CPU && time.Now().Before(deadline) {
+		for range 1_000_000 {
+			x++
+		}
+		if after, err = ReadProc(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if after.CPU <= before.CPU {
 		t.Errorf("CPU time did not move: %v → %v (after %d iterations)", before.CPU, after.CPU, x)
