@@ -18,10 +18,12 @@
 // one operation on that channel and no guix process starts on either
 // side: set the build options (max-silent-time and timeout exactly the
 // master daemon's, 0 meaning none; no offloading from there); query
-// which inputs are valid; import the missing ones, exported signed by
-// the local daemon ([Build].LocalDaemon; `guix archive --export` when it
-// cannot be reached), the machine's daemon checking the signatures
-// against its ACL; build, the log arriving as the daemon writes it and
+// which inputs are valid; import the missing ones, exported here and
+// signed with the master's key ([Build].SigningKey) from what the local
+// daemon ([Build].LocalDaemon) records about them (or signed by that
+// daemon when the key cannot be read; `guix archive --export` when the
+// daemon cannot be reached), the machine's daemon checking the
+// signatures against its ACL; build, the log arriving as the daemon writes it and
 // the outcome being the daemon's own status (101 timeout; 100, 102 or
 // 104 permanent; anything else transient, exit 1); export the outputs
 // signed by the machine's key, restored as in step 4 below. Run says
