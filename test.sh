@@ -2,7 +2,8 @@
 # Runs the whole test suite: installs the real peers the tests talk to
 # (Guile, guile-gcrypt, Avahi, D-Bus, OpenSSH, iproute2, BIND 9; make, systemd-analyze and strace
 # for the install and unit tests; systemd itself is never started) with apt-get when
-# run as root, then gofmt, go vet and go test -race over every package.
+# run as root, then gofmt, go vet, staticcheck (a pinned version), go mod
+# tidy -diff and go test -race over every package.
 # Under CI=true a test that cannot reach a real peer fails instead of
 # skipping.
 set -euo pipefail
@@ -48,5 +49,14 @@ go vet ./...
 # The benchmark suite (bench/run.sh) is behind a build tag: vet it too, so
 # it cannot rot unseen.
 go vet -tags bench ./bench
+# staticcheck at a pinned version, built from the module proxy (a fresh
+# CI machine needs nothing but Go), and go.mod and go.sum as tidy as
+# `go mod tidy` leaves them.
+staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+echo "test.sh: staticcheck ($staticcheck)"
+go run "$staticcheck" ./...
+go run "$staticcheck" -tags bench ./bench
+echo "test.sh: go mod tidy -diff"
+go mod tidy -diff
 echo "test.sh: go test -race"
 go test -race -count=1 -timeout 30m ./... "$@"

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/guix-offload/guix-offload/discovery"
-	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/hint"
 	"github.com/guix-offload/guix-offload/internal/pki"
 	"github.com/guix-offload/guix-offload/scm"
 
@@ -125,7 +125,7 @@ func (a *Agent) Prepare() (*Plan, error) {
 		}
 		h, err := hostname()
 		if err != nil {
-			return nil, cli.WithHint(fmt.Errorf("find instance name: %w", err), "set name in the configuration")
+			return nil, hint.With(fmt.Errorf("find instance name: %w", err), "set name in the configuration")
 		}
 		p.Instance, _, _ = strings.Cut(h, ".")
 	}
@@ -148,7 +148,7 @@ func (a *Agent) Prepare() (*Plan, error) {
 	if m.Systems == nil {
 		s, err := d.Systems()
 		if err != nil {
-			return nil, cli.WithHint(fmt.Errorf("detect systems: %w", err), "set systems in the configuration")
+			return nil, hint.With(fmt.Errorf("detect systems: %w", err), "set systems in the configuration")
 		}
 		m.Systems = s
 	}
@@ -174,14 +174,14 @@ func (a *Agent) Prepare() (*Plan, error) {
 	if keyFile == "" {
 		f, err := d.HostKeyFile()
 		if err != nil {
-			return nil, cli.WithHint(fmt.Errorf("find SSH host key: %w", err),
+			return nil, hint.With(fmt.Errorf("find SSH host key: %w", err),
 				"install and start OpenSSH's sshd (ssh-keygen -A makes host keys), or set host-key-file")
 		}
 		keyFile = f
 	}
 	hostKey, err := readHostKey(keyFile)
 	if err != nil {
-		return nil, cli.WithHint(err, "set host-key-file to the host's OpenSSH public key (…/ssh_host_ed25519_key.pub)")
+		return nil, hint.With(err, "set host-key-file to the host's OpenSSH public key (…/ssh_host_ed25519_key.pub)")
 	}
 	m.HostKey = hostKey
 
@@ -212,13 +212,13 @@ func (a *Agent) Prepare() (*Plan, error) {
 			"signing-key", cfg.SigningKey, "error", err,
 			"hint", "run 'guix archive --generate-key' (as root), or set signing-key")
 	default:
-		return nil, cli.WithHint(fmt.Errorf("signing key: %w", err),
+		return nil, hint.With(fmt.Errorf("signing key: %w", err),
 			"signing-key must be a Guix secret key such as /etc/guix/signing-key.sec")
 	}
 	// Fail now, not on every refresh, when the fields cannot fit in a
 	// TXT record whatever the load and addresses.
 	if _, err := p.compose(nil, sample{load: 99.99, freeDisk: 1 << 40}, time.Now()); err != nil {
-		return nil, cli.WithHint(err, "shorten the lists in the configuration (each TXT string holds 255 bytes)")
+		return nil, hint.With(err, "shorten the lists in the configuration (each TXT string holds 255 bytes)")
 	}
 	return p, nil
 }

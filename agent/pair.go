@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/hint"
 	"github.com/guix-offload/guix-offload/internal/pairing"
 	"github.com/guix-offload/guix-offload/internal/pki"
 )
@@ -98,7 +98,7 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 		return nil, err
 	}
 	if p.Key == nil {
-		return nil, cli.WithHint(fmt.Errorf("no Guix signing key in %s", a.Config.SigningKey),
+		return nil, hint.With(fmt.Errorf("no Guix signing key in %s", a.Config.SigningKey),
 			"run 'sudo guix archive --generate-key' first")
 	}
 	hostKey, err := pairing.NormalizeSSHKey(p.Machine.HostKey)
@@ -108,7 +108,7 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	self := pairing.Identity{Role: pairing.RoleMachine, Name: p.Instance,
 		SigningKey: string(p.Key.Public().MarshalSexp()), SSHKey: hostKey, User: p.Machine.User, Port: p.Machine.Port}
 	if err := self.Validate(); err != nil {
-		return nil, cli.WithHint(err, "set name and user in the agent's configuration")
+		return nil, hint.With(err, "set name and user in the agent's configuration")
 	}
 	if o.Guix == "" {
 		o.Guix = findGuix()
@@ -149,7 +149,7 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	}
 	chosen, missing := chooseInterfaces(all, a.Config.Interfaces)
 	if len(chosen) == 0 {
-		return nil, cli.WithHint(errors.New("no usable network interface to announce the pairing window on"),
+		return nil, hint.With(errors.New("no usable network interface to announce the pairing window on"),
 			"check the interfaces in the agent's configuration: "+strings.Join(missing, ","))
 	}
 	addrs, _ := addressesOf(chosen)

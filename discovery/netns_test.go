@@ -81,7 +81,6 @@ func helper(args []string) error {
 	a.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c"
 	thr := 0.9
 	a.OverloadThreshold = &thr
-	var ips []string
 	for _, s := range strings.Split(addrList, ",") {
 		ad, err := netip.ParseAddr(s)
 		if err != nil {
@@ -89,7 +88,6 @@ func helper(args []string) error {
 		}
 		ad = ad.WithZone("")
 		a.Addresses = append(a.Addresses, ad)
-		ips = append(ips, ad.String())
 	}
 	txt := func() ([]string, error) {
 		a.Time = time.Now()

@@ -127,9 +127,6 @@ type Zone struct {
 	SOA *dns.SOA
 }
 
-// exchanger asks DNS questions.
-type exchanger func(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
-
 // FindZone finds the zone that holds domain by asking ex for its SOA:
 // the answer names it, or the SOA in the authority section of a
 // negative answer does.

@@ -387,16 +387,16 @@ const decisionBudget = 2
 // static machines are loaded again with discovery off, for the rest of
 // this process.
 func (s *server) machines(ctx context.Context, now time.Time) (static, discovered []*scm.Machine, notes []string, err error) {
-	load := func(cfg *Config) (static, discovered []*scm.Machine, notes []string, err error, panicked any) {
+	load := func(cfg *Config) (static, discovered []*scm.Machine, notes []string, panicked any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				panicked = r
 			}
 		}()
 		static, discovered, notes, err = s.o.Sources.Machines(ctx, cfg, now)
-		return static, discovered, notes, err, nil
+		return static, discovered, notes, nil, err
 	}
-	static, discovered, notes, err, p := load(s.cfg)
+	static, discovered, notes, p, err := load(s.cfg)
 	if p == nil {
 		return static, discovered, notes, err
 	}
@@ -405,7 +405,7 @@ func (s *server) machines(ctx context.Context, now time.Time) (static, discovere
 	}
 	cfg := *s.cfg
 	cfg.Discovery = false
-	static, _, notes, err, again := load(&cfg)
+	static, _, notes, again, err := load(&cfg)
 	if again != nil {
 		panic(again)
 	}

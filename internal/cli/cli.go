@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/guix-offload/guix-offload/internal/hint"
 )
 
 // ExitError asks main to exit with Code after printing Err (when non-nil).
@@ -24,28 +26,12 @@ func (e ExitError) Error() string {
 
 func (e ExitError) Unwrap() error { return e.Err }
 
-// Hinted is an error that carries advice for the user.
-type Hinted interface {
-	error
-	Hint() string
-}
+// Hinted is an error that carries advice for the user ([hint.Hinted]).
+type Hinted = hint.Hinted
 
-// WithHint wraps err with a hint printed on its own line after the error.
-func WithHint(err error, hint string) error {
-	if err == nil {
-		return nil
-	}
-	return &hinted{err: err, hint: hint}
-}
-
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-func (h *hinted) Hint() string  { return h.hint }
+// WithHint wraps err with a hint printed on its own line after the error
+// ([hint.With]).
+func WithHint(err error, h string) error { return hint.With(err, h) }
 
 // PrintError writes "PROG: error: ERR" and, when err carries one, a
 // "PROG: hint: …" line.

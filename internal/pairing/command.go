@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/guix-offload/guix-offload/internal/cli"
+	"github.com/guix-offload/guix-offload/internal/hint"
 )
 
 // MasterPairing is `guix-offload pair` on a master: find the machine
@@ -42,7 +42,7 @@ type MasterPairing struct {
 // On any failure nothing is left changed on this side.
 func (p *MasterPairing) Pair(ctx context.Context, name string) (*Result, error) {
 	if p.Master.OwnKey == nil {
-		return nil, cli.WithHint(errors.New("this master has no Guix signing key"), "run 'sudo guix archive --generate-key' first")
+		return nil, hint.With(errors.New("this master has no Guix signing key"), "run 'sudo guix archive --generate-key' first")
 	}
 	if p.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -67,7 +67,7 @@ func (p *MasterPairing) Pair(ctx context.Context, name string) (*Result, error) 
 		}
 		WriteWindows(p.Out, ws)
 		if w, err = Pick(ws, name); err != nil {
-			return nil, cli.WithHint(err, "run 'sudo guix-offload-agent pair' on the build machine, then this again")
+			return nil, hint.With(err, "run 'sudo guix-offload-agent pair' on the build machine, then this again")
 		}
 	}
 	pub, undoKey, err := p.Master.EnsureSSHKey()
@@ -84,7 +84,7 @@ func (p *MasterPairing) Pair(ctx context.Context, name string) (*Result, error) 
 func (p *MasterPairing) pair(ctx context.Context, w Window, pub string) (*Result, error) {
 	self := Identity{Role: RoleMaster, Name: p.Name, SigningKey: string(p.Master.OwnKey.MarshalSexp()), SSHKey: pub}
 	if err := self.Validate(); err != nil {
-		return nil, cli.WithHint(err, "give this master a name with --name")
+		return nil, hint.With(err, "give this master a name with --name")
 	}
 	c, err := Dial(ctx, w)
 	if err != nil {
@@ -162,9 +162,9 @@ func HostName() (string, error) {
 func Explain(err error, retry string) error {
 	switch {
 	case errors.Is(err, ErrRefused), errors.Is(err, ErrPeerRefused), errors.Is(err, context.DeadlineExceeded):
-		return cli.WithHint(fmt.Errorf("%w; nothing was changed", err), retry)
+		return hint.With(fmt.Errorf("%w; nothing was changed", err), retry)
 	case errors.Is(err, ErrTampered):
-		return cli.WithHint(fmt.Errorf("%w; nothing was changed", err),
+		return hint.With(fmt.Errorf("%w; nothing was changed", err),
 			"something on the network may be interfering; "+retry)
 	}
 	return err

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,9 +46,10 @@ func BuildBinary(t testing.TB, pkg string) string {
 		}
 		binaries.dir = dir
 	}
+	// go test puts the go command that runs it first on PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("netns: build %s: %v", pkg, err)
 	}
 	out := filepath.Join(binaries.dir, path.Base(pkg))
 	cmd := exec.Command(goTool, "build", "-o", out, pkg)
