@@ -54,6 +54,9 @@ func helper(args []string) error {
 		fmt.Println("holding")
 		select {}
 	}
+	if len(args) >= 1 && args[0] == "attack" {
+		return attack(args[1:])
+	}
 	if len(args) == 3 && args[0] == "respond-race" {
 		return respondRace(args[1], args[2])
 	}
