@@ -58,7 +58,8 @@ func runHook() int {
 //   - "hold:DIR": write DIR/held.PID, wait (at most a minute) for
 //     DIR/release, then succeed;
 //   - "exit:N": fail so that the exit status is N (100, 101 or other);
-//     "exit:127", "exit:refused", "exit:lost" fail as an unusable machine
+//     "exit:127", "exit:refused", "exit:lost", "exit:unresponsive" fail
+//     as an unusable machine
 //     does, "exit:local" as a problem on the master does.
 func fakeTransport(spec string) func(context.Context, *transport.Build) error {
 	return func(ctx context.Context, b *transport.Build) error {
@@ -98,6 +99,8 @@ func fakeTransport(spec string) func(context.Context, *transport.Build) error {
 					Status: 1, Stderr: "guix archive: error: unauthorized public key: (public-key …)"})
 			case "lost":
 				return fmt.Errorf("offload to '%s': build %s: %w: EOF", b.Host, b.Drv, transport.ErrConnectionLost)
+			case "unresponsive":
+				return fmt.Errorf("offload to '%s': ask which inputs are missing: %w (no answer within 1m0s)", b.Host, transport.ErrUnresponsive)
 			case "local":
 				return fmt.Errorf("offload to '%s': export inputs locally: guix archive --export: exit status 1: no such path", b.Host)
 			}

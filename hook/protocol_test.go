@@ -99,6 +99,9 @@ func TestExitStatuses(t *testing.T) {
 		{"exit:127", daemon.HookFailed, "guix archive: command not found", true},
 		{"exit:refused", daemon.HookFailed, "unauthorized public key", true},
 		{"exit:lost", daemon.HookFailed, "connection lost: EOF", true},
+		// A remote step that got no answer in time (a login shell that
+		// hangs): one line naming the step, the machine skipped.
+		{"exit:unresponsive", daemon.HookFailed, "ask which inputs are missing: the machine did not answer in time", true},
 	} {
 		t.Run(tc.transport, func(t *testing.T) {
 			e := newEnv(t)
