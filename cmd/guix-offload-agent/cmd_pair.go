@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/guix-offload/guix-offload/agent"
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/pairing"
 )
@@ -47,7 +48,11 @@ pairing with MASTER added here. See docs/pairing.md.`,
 	}
 	f := cmd.Flags()
 	opts.run.addConfigFlags(f)
-	f.DurationVar(&opts.window, "timeout", pairing.DefaultWindow, "how long the pairing window stays open")
+	// What the machine offers plays no part in pairing.
+	for _, name := range []string{"systems", "parallel-builds", "speed", "features", "overload-threshold", "store", "refresh-interval"} {
+		_ = f.MarkHidden(name)
+	}
+	cmdutil.DurationVar(f, &opts.window, "timeout", pairing.DefaultWindow, "how long the pairing window stays open (seconds, or a duration such as 5m)")
 	f.StringVar(&opts.code, "code", "", "confirm without a prompt when the code is this one (DDDDDD, as the master shows it)")
 	f.BoolVar(&opts.list, "list", false, "list the paired masters")
 	f.StringVar(&opts.remove, "remove", "", "undo the pairing with master `MASTER`")
@@ -63,7 +68,7 @@ pairing with MASTER added here. See docs/pairing.md.`,
 func runPair(cmd *cobra.Command, opts *pairOptions) error {
 	out := cmd.OutOrStdout()
 	if opts.list && opts.remove != "" {
-		return cli.ExitError{Code: 2, Err: errors.New("give --list or --remove, not both")}
+		return cmdutil.Usage(errors.New("give --list or --remove, not both"))
 	}
 	cfg, err := opts.run.config(cmd.Flags())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/guix-offload/guix-offload/cmd/internal/cmdutil"
 	"github.com/guix-offload/guix-offload/hook"
 	"github.com/guix-offload/guix-offload/internal/cli"
 	"github.com/guix-offload/guix-offload/internal/pairing"
@@ -66,7 +67,7 @@ with NAME added here. See docs/pairing.md.`,
 	f.StringVar(&opts.name, "name", "", "this master's name, as the machine records it (default: the host name)")
 	f.StringVar(&opts.signingKey, "signing-key", "/etc/guix/signing-key.pub", "this master's Guix public key")
 	f.StringSliceVar(&opts.interfaces, "interface", nil, "look for machines on these interfaces only (default: all)")
-	f.DurationVar(&opts.timeout, "timeout", pairing.DefaultWindow, "give up after this long")
+	cmdutil.DurationVar(f, &opts.timeout, "timeout", pairing.DefaultWindow, "give up after this long (seconds, or a duration such as 5m)")
 	f.StringVar(&opts.records, "records", pairing.DefaultMasterRecords, "directory of pairing records")
 	f.StringVar(&opts.address, "address", "", "connect to the pairing window at `IP:PORT` (printed by the machine) instead of looking for it with multicast DNS")
 	_ = f.MarkHidden("records")
@@ -81,12 +82,12 @@ func runPair(cmd *cobra.Command, opts pairOptions, name string) error {
 	}
 	cfg, err := hook.LoadConfig(path, opts.config == "")
 	if err != nil {
-		return cli.ExitError{Code: 2, Err: err}
+		return err
 	}
 	m := pairing.Master{ACL: cfg.ACL, Records: opts.records, SSHKey: hookKey(cfg)}
 	switch {
 	case opts.list && (opts.remove != "" || name != ""), opts.remove != "" && name != "":
-		return cli.ExitError{Code: 2, Err: errors.New("give one of NAME, --list and --remove")}
+		return cmdutil.Usage(errors.New("give one of NAME, --list and --remove"))
 	case opts.list:
 		recs, err := pairing.List(m.Records)
 		if err != nil {
