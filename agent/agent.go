@@ -63,14 +63,6 @@ type Agent struct {
 	Resign        time.Duration
 }
 
-// Run advertises this machine with cfg until ctx is done, then says
-// goodbye and returns nil. It returns an error only when it cannot start
-// (bad configuration, unreadable host key, nothing to announce).
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	a := &Agent{Config: cfg, Log: log}
-	return a.Run(ctx)
-}
-
 // Plan is what does not change while the agent runs: the configuration
 // with detection applied and the keys read. [Agent.Prepare] makes it.
 type Plan struct {

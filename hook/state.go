@@ -101,11 +101,6 @@ func (s State) MarkDown(key, reason string, until time.Time) error {
 	return atomicfile.Write(filepath.Join(s.Dir, "down", key), data, atomicfile.Private)
 }
 
-// ClearDown forgets that the machine with key was down.
-func (s State) ClearDown(key string) {
-	os.Remove(filepath.Join(s.Dir, "down", key))
-}
-
 func (s State) postponedPath(drv string) string {
 	h := sha256.Sum256([]byte(drv))
 	return filepath.Join(s.Dir, "postponed", hex.EncodeToString(h[:12]))

@@ -37,9 +37,8 @@ func WithHint(err error, h string) error { return hint.With(err, h) }
 // "PROG: hint: …" line.
 func PrintError(w io.Writer, prog string, err error) {
 	fmt.Fprintf(w, "%s: error: %v\n", prog, err)
-	var h Hinted
-	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(w, "%s: hint: %s\n", prog, h.Hint())
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
 	}
 }
 
