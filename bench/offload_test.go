@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,7 +42,49 @@ func runOffload(t *testing.T, s *suite) {
 			}
 		}
 		measureOffload(t, s, direct, commands, n, startup)
+		measureTest(t, s, direct, commands, n, startup)
 	}
+}
+
+// measureTest times `guix-offload test` (connection, checks, the import
+// and export round trip, vitals) against the one machine, on each path.
+func measureTest(t *testing.T, s *suite, direct, commands *offloadWorld, n int, startup time.Duration) {
+	bin := s.buildBinary(t, "guix-offload")
+	if bin == "" {
+		return
+	}
+	var dS, cS Sample
+	for i := 0; i < n; i++ {
+		dS = append(dS, direct.test(t, s.ctx, bin))
+		cS = append(cS, commands.test(t, s.ctx, bin))
+	}
+	stand := "stand-in"
+	if startup > 0 {
+		stand = fmt.Sprintf("stand-in, %v per Guile start", startup)
+	}
+	s.add(Row{
+		Measure:   "`guix-offload test` of one machine (round trip included), " + stand + ": direct path (ours) vs guix commands (reference)",
+		Ours:      fmt.Sprintf("%s (median of %d, worst %s)", Seconds(dS.Median()), len(dS), Seconds(dS.Max())),
+		Reference: fmt.Sprintf("%s (median of %d, worst %s)", Seconds(cS.Median()), len(cS), Seconds(cS.Max())),
+		Ratio:     Ratio(dS.Median(), cS.Median(), Lower),
+	})
+}
+
+// test times one `guix-offload test` run in the master's namespace.
+func (w *offloadWorld) test(t *testing.T, ctx context.Context, bin string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	argv := append(w.master.Prefix(), bin, "test")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = w.env
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil || !strings.Contains(string(out), "verdict: usable") {
+		t.Fatalf("guix-offload test: %v\n%s", err, out)
+	}
+	return d.Seconds()
 }
 
 func measureOffload(t *testing.T, s *suite, direct, commands *offloadWorld, n int, startup time.Duration) {

@@ -58,7 +58,7 @@ func (s *server) build(ctx context.Context, in *bufio.Reader, acc *accepted) (co
 		// (the record's daemon-socket, as for Guix's own hook).
 		RemoteDaemon: acc.machine.DaemonSocket,
 		// Guix keeps the signing key beside the ACL (/etc/guix).
-		SigningKey: signingKeyBeside(s.cfg.ACL),
+		SigningKey: SigningKeyBeside(s.cfg.ACL),
 	}
 	err = s.o.Transport(ctx, b)
 	code = transport.ExitCode(err)
@@ -125,9 +125,9 @@ func readPaths(in *bufio.Reader) ([]string, error) {
 	return paths, nil
 }
 
-// signingKeyBeside is the signing key in the directory of the ACL file
+// SigningKeyBeside is the signing key in the directory of the ACL file
 // acl, where Guix keeps both; "" (the default) when acl is empty.
-func signingKeyBeside(acl string) string {
+func SigningKeyBeside(acl string) string {
 	if acl == "" {
 		return ""
 	}

@@ -152,6 +152,7 @@ func buildProbes(ctx context.Context, opts checkOptions, args []string, roundTri
 			Guix:              guix, Store: cfg.Store, ACL: acl,
 			Timeout:      opts.timeout,
 			DaemonSocket: m.DaemonSocket,
+			SigningKey:   hook.SigningKeyBeside(cfg.ACL),
 		})
 	}
 	return probes, nil

@@ -47,6 +47,8 @@ type Probe struct {
 	// DaemonSocket and LocalDaemon are the machine's and the local
 	// daemon's sockets, as [Build].RemoteDaemon and LocalDaemon.
 	DaemonSocket, LocalDaemon string
+	// SigningKey is the master's signing key, as [Build].SigningKey.
+	SigningKey string
 }
 
 // Step is one check and its outcome.

@@ -34,7 +34,7 @@ func roundTripDirect(ctx context.Context, p Probe, r *Report, conn *daemonConn) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &Build{Host: p.Name, Guix: p.Guix, Store: p.Store, LocalDaemon: p.LocalDaemon, Msg: io.Discard, Log: io.Discard}
+	b := &Build{Host: p.Name, Guix: p.Guix, Store: p.Store, LocalDaemon: p.LocalDaemon, SigningKey: p.SigningKey, Msg: io.Discard, Log: io.Discard}
 	if err := sendDirect(ctx, cancel, b, conn, []string{item}); err != nil {
 		r.add("import", false, "%v", err)
 		return false

@@ -673,7 +673,7 @@ func (w *world) probe(t *testing.T) transport.Probe {
 		Target: sshconn.Target{Host: w.sshd.Host, Port: w.sshd.Port, User: w.sshd.User,
 			PrivateKeyFile: w.sshd.ClientKeyFile, HostKey: w.sshd.HostKey},
 		RoundTrip: true, Guix: w.master.Guix, Store: w.master.Store, ACL: w.master.ACL(t),
-		Timeout: 30 * time.Second, LocalDaemon: w.master.DaemonSocket(),
+		Timeout: 30 * time.Second, LocalDaemon: w.master.DaemonSocket(), SigningKey: w.master.SigningKeyFile,
 	}
 }
 
