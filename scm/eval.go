@@ -210,168 +210,234 @@ func (ev *evaluator) body(forms []Value, en *env) (Value, error) {
 	return v, nil
 }
 
+// special evaluates the special form name, whose expression is x and
+// whose operands are args, in en.
 func (ev *evaluator) special(name string, x *Pair, args []Value, en *env) (Value, error) {
-	need := func(min, max int) error {
-		if len(args) < min || (max >= 0 && len(args) > max) {
-			return errorf(x.At, "bad %s form: it takes %s, got %d", name, plural(arity(min, max), "operand"), len(args))
-		}
-		return nil
-	}
+	f := &specialForm{ev: ev, name: name, x: x, args: args, en: en}
 	switch name {
 	case "quote":
-		if err := need(1, 1); err != nil {
-			return nil, err
-		}
-		return args[0], nil
+		return f.quote()
 	case "quasiquote":
-		if err := need(1, 1); err != nil {
-			return nil, err
-		}
-		return ev.quasi(args[0], 1, en)
+		return f.quasiquote()
 	case "unquote", "unquote-splicing":
 		return nil, errorf(x.At, "%s outside quasiquote", name)
 	case "lambda":
-		if err := need(2, -1); err != nil {
-			return nil, err
-		}
-		return ev.lambda("", args[0], args[1:], en, x.At)
+		return f.lambda()
 	case "define":
-		if err := need(1, -1); err != nil {
-			return nil, err
-		}
-		switch target := args[0].(type) {
-		case Symbol:
-			if len(args) != 2 {
-				return nil, errorf(x.At, "bad define form: (define %s VALUE) takes one value, got %d", target.Name, len(args)-1)
-			}
-			v, err := ev.eval(args[1], en)
-			if err != nil {
-				return nil, err
-			}
-			if p, ok := v.(*procedure); ok && p.name == "" {
-				p.name = target.Name
-			}
-			en.vars[target.Name] = v
-		case *Pair:
-			fname, ok := target.Car.(Symbol)
-			if !ok {
-				return nil, errorf(target.At, "bad define form: the procedure name must be a symbol")
-			}
-			if len(args) < 2 {
-				return nil, errorf(x.At, "bad define form: procedure %s has no body", fname.Name)
-			}
-			p, err := ev.lambda(fname.Name, target.Cdr, args[1:], en, x.At)
-			if err != nil {
-				return nil, err
-			}
-			en.vars[fname.Name] = p
-		default:
-			return nil, errorf(args[0].Pos(), "bad define form: cannot define %s", describe(args[0]))
-		}
-		return Unspecified{At: x.At}, nil
+		return f.define()
 	case "let", "let*":
-		if err := need(2, -1); err != nil {
-			return nil, err
-		}
-		if loop, ok := args[0].(Symbol); ok && name == "let" {
-			return ev.namedLet(loop, args[1:], en, x)
-		}
-		bindings, ok := List(args[0])
-		if !ok {
-			return nil, errorf(args[0].Pos(), "bad %s form: bindings must be a list", name)
-		}
-		inner := newEnv(en)
-		for _, b := range bindings {
-			sym, expr, err := binding(name, b)
-			if err != nil {
-				return nil, err
-			}
-			scope := en
-			if name == "let*" {
-				scope = inner
-			}
-			v, err := ev.eval(expr, scope)
-			if err != nil {
-				return nil, err
-			}
-			if name == "let*" {
-				inner = newEnv(inner)
-			}
-			inner.vars[sym] = v
-		}
-		return ev.body(args[1:], newEnv(inner))
+		return f.let()
 	case "if":
-		if err := need(2, 3); err != nil {
-			return nil, err
-		}
-		c, err := ev.eval(args[0], en)
-		if err != nil {
-			return nil, err
-		}
-		if truthy(c) {
-			return ev.eval(args[1], en)
-		}
-		if len(args) == 3 {
-			return ev.eval(args[2], en)
-		}
-		return Unspecified{At: x.At}, nil
+		return f.ifForm()
 	case "begin":
-		if len(args) == 0 {
-			return Unspecified{At: x.At}, nil
-		}
-		return ev.body(args, en)
+		return f.begin()
 	case "and", "or":
-		var v Value = Bool{V: name == "and", At: x.At}
-		for _, a := range args {
-			var err error
-			if v, err = ev.eval(a, en); err != nil {
-				return nil, err
-			}
-			if truthy(v) != (name == "and") {
-				return v, nil
-			}
-		}
-		return v, nil
+		return f.andOr()
 	case "when", "unless":
-		if err := need(1, -1); err != nil {
-			return nil, err
-		}
-		c, err := ev.eval(args[0], en)
-		if err != nil {
-			return nil, err
-		}
-		if truthy(c) == (name == "when") && len(args) > 1 {
-			return ev.body(args[1:], en)
-		}
-		return Unspecified{At: x.At}, nil
+		return f.whenUnless()
 	case "cond":
-		for _, clause := range args {
-			parts, ok := List(clause)
-			if !ok || len(parts) == 0 {
-				return nil, errorf(clause.Pos(), "bad cond clause: expected (TEST EXPR …)")
-			}
-			var c Value = Bool{V: true}
-			if s, ok := parts[0].(Symbol); !ok || s.Name != "else" {
-				var err error
-				if c, err = ev.eval(parts[0], en); err != nil {
-					return nil, err
-				}
-			}
-			if truthy(c) {
-				if len(parts) == 1 {
-					return c, nil
-				}
-				return ev.body(parts[1:], en)
-			}
-		}
-		return Unspecified{At: x.At}, nil
+		return f.cond()
 	case "use-modules":
 		// Modules make no difference to the subset evaluated here.
-		return Unspecified{At: x.At}, nil
+		return f.unspecified(), nil
 	case "build-machine":
 		return ev.buildMachine(x, args, en)
 	}
 	return nil, errorf(x.At, "unknown syntax %s", name)
+}
+
+// specialForm is one use of a special form: the evaluator, the form's
+// name, the whole expression, its operands and the environment. Each
+// form is a method.
+type specialForm struct {
+	ev   *evaluator
+	name string
+	x    *Pair
+	args []Value
+	en   *env
+}
+
+// need checks that the form has from min to max operands (max -1: no
+// upper bound).
+func (f *specialForm) need(min, max int) error {
+	if len(f.args) < min || (max >= 0 && len(f.args) > max) {
+		return errorf(f.x.At, "bad %s form: it takes %s, got %d", f.name, plural(arity(min, max), "operand"), len(f.args))
+	}
+	return nil
+}
+
+func (f *specialForm) unspecified() Value { return Unspecified{At: f.x.At} }
+
+func (f *specialForm) quote() (Value, error) {
+	if err := f.need(1, 1); err != nil {
+		return nil, err
+	}
+	return f.args[0], nil
+}
+
+func (f *specialForm) quasiquote() (Value, error) {
+	if err := f.need(1, 1); err != nil {
+		return nil, err
+	}
+	return f.ev.quasi(f.args[0], 1, f.en)
+}
+
+func (f *specialForm) lambda() (Value, error) {
+	if err := f.need(2, -1); err != nil {
+		return nil, err
+	}
+	return f.ev.lambda("", f.args[0], f.args[1:], f.en, f.x.At)
+}
+
+// define binds a name, (define NAME VALUE), or a procedure, (define
+// (NAME PARAM …) BODY …).
+func (f *specialForm) define() (Value, error) {
+	if err := f.need(1, -1); err != nil {
+		return nil, err
+	}
+	args, x, en := f.args, f.x, f.en
+	switch target := args[0].(type) {
+	case Symbol:
+		if len(args) != 2 {
+			return nil, errorf(x.At, "bad define form: (define %s VALUE) takes one value, got %d", target.Name, len(args)-1)
+		}
+		v, err := f.ev.eval(args[1], en)
+		if err != nil {
+			return nil, err
+		}
+		if p, ok := v.(*procedure); ok && p.name == "" {
+			p.name = target.Name
+		}
+		en.vars[target.Name] = v
+	case *Pair:
+		fname, ok := target.Car.(Symbol)
+		if !ok {
+			return nil, errorf(target.At, "bad define form: the procedure name must be a symbol")
+		}
+		if len(args) < 2 {
+			return nil, errorf(x.At, "bad define form: procedure %s has no body", fname.Name)
+		}
+		p, err := f.ev.lambda(fname.Name, target.Cdr, args[1:], en, x.At)
+		if err != nil {
+			return nil, err
+		}
+		en.vars[fname.Name] = p
+	default:
+		return nil, errorf(args[0].Pos(), "bad define form: cannot define %s", describe(args[0]))
+	}
+	return f.unspecified(), nil
+}
+
+// let is let, named let and let*.
+func (f *specialForm) let() (Value, error) {
+	if err := f.need(2, -1); err != nil {
+		return nil, err
+	}
+	name, args, en := f.name, f.args, f.en
+	if loop, ok := args[0].(Symbol); ok && name == "let" {
+		return f.ev.namedLet(loop, args[1:], en, f.x)
+	}
+	bindings, ok := List(args[0])
+	if !ok {
+		return nil, errorf(args[0].Pos(), "bad %s form: bindings must be a list", name)
+	}
+	inner := newEnv(en)
+	for _, b := range bindings {
+		sym, expr, err := binding(name, b)
+		if err != nil {
+			return nil, err
+		}
+		scope := en
+		if name == "let*" {
+			scope = inner
+		}
+		v, err := f.ev.eval(expr, scope)
+		if err != nil {
+			return nil, err
+		}
+		if name == "let*" {
+			inner = newEnv(inner)
+		}
+		inner.vars[sym] = v
+	}
+	return f.ev.body(args[1:], newEnv(inner))
+}
+
+func (f *specialForm) ifForm() (Value, error) {
+	if err := f.need(2, 3); err != nil {
+		return nil, err
+	}
+	c, err := f.ev.eval(f.args[0], f.en)
+	if err != nil {
+		return nil, err
+	}
+	if truthy(c) {
+		return f.ev.eval(f.args[1], f.en)
+	}
+	if len(f.args) == 3 {
+		return f.ev.eval(f.args[2], f.en)
+	}
+	return f.unspecified(), nil
+}
+
+func (f *specialForm) begin() (Value, error) {
+	if len(f.args) == 0 {
+		return f.unspecified(), nil
+	}
+	return f.ev.body(f.args, f.en)
+}
+
+// andOr is and and or: the first operand that decides, else the last.
+func (f *specialForm) andOr() (Value, error) {
+	and := f.name == "and"
+	var v Value = Bool{V: and, At: f.x.At}
+	for _, a := range f.args {
+		var err error
+		if v, err = f.ev.eval(a, f.en); err != nil {
+			return nil, err
+		}
+		if truthy(v) != and {
+			return v, nil
+		}
+	}
+	return v, nil
+}
+
+func (f *specialForm) whenUnless() (Value, error) {
+	if err := f.need(1, -1); err != nil {
+		return nil, err
+	}
+	c, err := f.ev.eval(f.args[0], f.en)
+	if err != nil {
+		return nil, err
+	}
+	if truthy(c) == (f.name == "when") && len(f.args) > 1 {
+		return f.ev.body(f.args[1:], f.en)
+	}
+	return f.unspecified(), nil
+}
+
+func (f *specialForm) cond() (Value, error) {
+	for _, clause := range f.args {
+		parts, ok := List(clause)
+		if !ok || len(parts) == 0 {
+			return nil, errorf(clause.Pos(), "bad cond clause: expected (TEST EXPR …)")
+		}
+		var c Value = Bool{V: true}
+		if s, ok := parts[0].(Symbol); !ok || s.Name != "else" {
+			var err error
+			if c, err = f.ev.eval(parts[0], f.en); err != nil {
+				return nil, err
+			}
+		}
+		if truthy(c) {
+			if len(parts) == 1 {
+				return c, nil
+			}
+			return f.ev.body(parts[1:], f.en)
+		}
+	}
+	return f.unspecified(), nil
 }
 
 func plural(n, word string) string {
