@@ -348,124 +348,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 
-	var (
-		reg      Registration
-		curKey   string // interfaces and addresses of reg
-		addrs    []netip.Addr
-		sent     sample
-		signedAt time.Time
-		warned   = map[string]bool{}
-		keyTried = time.Now()
-		missing  string
-	)
-	publishWide := func(an *discovery.Announcement) {
-		if wide != nil {
-			wide.publish(Service{Instance: p.Instance, Port: p.Machine.Port, TXT: an.TXT(), Addrs: addrs})
-		}
-	}
-	stop := func(why string) {
-		if reg != nil {
-			start := time.Now()
-			reg.Shutdown()
-			log.Info("goodbye sent", "why", why, "took", time.Since(start).Round(time.Millisecond))
-			reg = nil
-			curKey = ""
-		}
-	}
-	// checkInterfaces (re-)registers when the usable interfaces or their
-	// addresses changed.
-	checkInterfaces := func() {
-		all, err := a.interfaces()
-		if err != nil {
-			log.Warn("cannot list interfaces", "error", err)
-			return
-		}
-		chosen, miss := chooseInterfaces(all, a.Config.Interfaces)
-		if m := strings.Join(miss, ","); m != missing {
-			missing = m
-			if m != "" {
-				log.Warn("configured interfaces missing, down or without address", "interfaces", m)
-			}
-		}
-		key := ifaceKey(chosen)
-		if key == curKey && reg != nil {
-			return
-		}
-		stop("interfaces changed")
-		if len(chosen) == 0 {
-			if !warned["no-iface"] {
-				log.Warn("no usable network interface (up, multicast, with an address); waiting for one")
-				warned["no-iface"] = true
-			}
-			return
-		}
-		warned["no-iface"] = false
-		var dropped int
-		addrs, dropped = addressesOf(chosen)
-		if dropped > 0 {
-			log.Warn("too many addresses for one TXT string; announcing the first ones", "dropped", dropped)
-		}
-		s := a.measure(p, warned)
-		now := time.Now()
-		an, err := p.compose(addrs, s, now)
-		if err != nil {
-			log.Error("cannot compose the announcement", "error", err)
-			return
-		}
-		publishWide(an)
-		ifs := make([]net.Interface, len(chosen))
-		for i, c := range chosen {
-			ifs[i] = c.Interface
-		}
-		r, err := ann.Announce(Service{Instance: p.Instance, Host: p.Host, Port: p.Machine.Port, TXT: an.TXT(), Interfaces: ifs, Addrs: addrs})
-		if err != nil {
-			if !warned["announce"] {
-				log.Warn("cannot advertise; retrying every poll", "error", err, "poll", ifPoll)
-				warned["announce"] = true
-			}
-			return
-		}
-		warned["announce"] = false
-		reg, curKey, sent, signedAt = r, key, s, now
-		log.Info("advertising", "instance", p.Instance, "service", discovery.ServiceType, "port", p.Machine.Port,
-			"interfaces", ifaceNames(ifs), "addrs", joinAddrs(addrs), "load", s.load, "free-disk", s.freeDisk,
-			"signed", p.Key != nil)
-	}
-	// refreshText announces a new TXT when the load or free space moved
-	// or the signature is getting old.
-	refreshText := func() {
-		if reg == nil {
-			return
-		}
-		s := a.measure(p, warned)
-		now := time.Now()
-		old := now.Sub(signedAt) >= resign
-		// A key made after the start (guix archive --generate-key) is
-		// used as soon as it is readable.
-		newKey := false
-		if p.Key == nil && now.Sub(keyTried) >= KeyRetry {
-			keyTried = now
-			if k, err := pki.ReadPrivateKey(a.Config.SigningKey); err == nil {
-				p.Key, newKey = k, true
-				a.logger("detect").Info("signing key found; signing announcements from now on",
-					"signing-key", a.Config.SigningKey, "key", k.Public().String())
-			}
-		}
-		if !meaningful(sent, s) && !old && !newKey {
-			return
-		}
-		an, err := p.compose(addrs, s, now)
-		if err != nil {
-			log.Error("cannot compose the announcement", "error", err)
-			return
-		}
-		reg.SetText(an.TXT())
-		publishWide(an)
-		log.Debug("announcement refreshed", "load", s.load, "free-disk", s.freeDisk, "resign", old)
-		sent, signedAt = s, now
-	}
-
-	checkInterfaces()
+	ad := &advertiser{a: a, p: p, log: log, ann: ann, wide: wide, ifPoll: ifPoll, resign: resign,
+		warned: map[string]bool{}, keyTried: time.Now()}
+	ad.checkInterfaces()
 	ifTick := time.NewTicker(ifPoll)
 	defer ifTick.Stop()
 	refTick := time.NewTicker(refresh)
@@ -473,14 +358,150 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			stop("stopping")
+			ad.stop("stopping")
 			return nil
 		case <-ifTick.C:
-			checkInterfaces()
+			ad.checkInterfaces()
 		case <-refTick.C:
-			refreshText()
+			ad.refreshText()
 		}
 	}
+}
+
+// advertiser is what [Agent.Run] keeps between its ticks: the current
+// registration and what it announced. Its methods run on Run's
+// goroutine only.
+type advertiser struct {
+	a      *Agent
+	p      *Plan
+	log    *slog.Logger
+	ann    Announcer
+	wide   *wideArea // nil without wide-area DNS-SD
+	ifPoll time.Duration
+	resign time.Duration
+
+	reg      Registration
+	curKey   string // interfaces and addresses of reg
+	addrs    []netip.Addr
+	sent     sample    // what reg's TXT says
+	signedAt time.Time // when it was signed
+	warned   map[string]bool
+	keyTried time.Time // when a missing signing key was last looked for
+	missing  string    // configured interfaces missing, as last logged
+}
+
+// publishWide hands an to the wide-area registration, if any.
+func (ad *advertiser) publishWide(an *discovery.Announcement) {
+	if ad.wide != nil {
+		ad.wide.publish(Service{Instance: ad.p.Instance, Port: ad.p.Machine.Port, TXT: an.TXT(), Addrs: ad.addrs})
+	}
+}
+
+// stop says goodbye, if registered.
+func (ad *advertiser) stop(why string) {
+	if ad.reg != nil {
+		start := time.Now()
+		ad.reg.Shutdown()
+		ad.log.Info("goodbye sent", "why", why, "took", time.Since(start).Round(time.Millisecond))
+		ad.reg = nil
+		ad.curKey = ""
+	}
+}
+
+// checkInterfaces (re-)registers when the usable interfaces or their
+// addresses changed.
+func (ad *advertiser) checkInterfaces() {
+	a, p, log := ad.a, ad.p, ad.log
+	all, err := a.interfaces()
+	if err != nil {
+		log.Warn("cannot list interfaces", "error", err)
+		return
+	}
+	chosen, miss := chooseInterfaces(all, a.Config.Interfaces)
+	if m := strings.Join(miss, ","); m != ad.missing {
+		ad.missing = m
+		if m != "" {
+			log.Warn("configured interfaces missing, down or without address", "interfaces", m)
+		}
+	}
+	key := ifaceKey(chosen)
+	if key == ad.curKey && ad.reg != nil {
+		return
+	}
+	ad.stop("interfaces changed")
+	if len(chosen) == 0 {
+		if !ad.warned["no-iface"] {
+			log.Warn("no usable network interface (up, multicast, with an address); waiting for one")
+			ad.warned["no-iface"] = true
+		}
+		return
+	}
+	ad.warned["no-iface"] = false
+	var dropped int
+	ad.addrs, dropped = addressesOf(chosen)
+	if dropped > 0 {
+		log.Warn("too many addresses for one TXT string; announcing the first ones", "dropped", dropped)
+	}
+	s := a.measure(p, ad.warned)
+	now := time.Now()
+	an, err := p.compose(ad.addrs, s, now)
+	if err != nil {
+		log.Error("cannot compose the announcement", "error", err)
+		return
+	}
+	ad.publishWide(an)
+	ifs := make([]net.Interface, len(chosen))
+	for i, c := range chosen {
+		ifs[i] = c.Interface
+	}
+	r, err := ad.ann.Announce(Service{Instance: p.Instance, Host: p.Host, Port: p.Machine.Port, TXT: an.TXT(), Interfaces: ifs, Addrs: ad.addrs})
+	if err != nil {
+		if !ad.warned["announce"] {
+			log.Warn("cannot advertise; retrying every poll", "error", err, "poll", ad.ifPoll)
+			ad.warned["announce"] = true
+		}
+		return
+	}
+	ad.warned["announce"] = false
+	ad.reg, ad.curKey, ad.sent, ad.signedAt = r, key, s, now
+	log.Info("advertising", "instance", p.Instance, "service", discovery.ServiceType, "port", p.Machine.Port,
+		"interfaces", ifaceNames(ifs), "addrs", joinAddrs(ad.addrs), "load", s.load, "free-disk", s.freeDisk,
+		"signed", p.Key != nil)
+}
+
+// refreshText announces a new TXT when the load or free space moved or
+// the signature is getting old.
+func (ad *advertiser) refreshText() {
+	if ad.reg == nil {
+		return
+	}
+	a, p := ad.a, ad.p
+	s := a.measure(p, ad.warned)
+	now := time.Now()
+	old := now.Sub(ad.signedAt) >= ad.resign
+	// A key made after the start (guix archive --generate-key) is used
+	// as soon as it is readable.
+	newKey := false
+	if p.Key == nil && now.Sub(ad.keyTried) >= KeyRetry {
+		ad.keyTried = now
+		if k, err := pki.ReadPrivateKey(a.Config.SigningKey); err == nil {
+			p.Key, newKey = k, true
+			a.logger("detect").Info("signing key found; signing announcements from now on",
+				"signing-key", a.Config.SigningKey, "key", k.Public().String())
+		}
+	}
+	if !meaningful(ad.sent, s) && !old && !newKey {
+		return
+	}
+	an, err := p.compose(ad.addrs, s, now)
+	if err != nil {
+		ad.log.Error("cannot compose the announcement", "error", err)
+		return
+	}
+	ad.reg.SetText(an.TXT())
+	ad.publishWide(an)
+	ad.log.Debug("announcement refreshed", "load", s.load, "free-disk", s.freeDisk, "resign", old)
+	ad.sent, ad.signedAt = s, now
 }
 
 func joinAddrs(addrs []netip.Addr) string {

@@ -625,3 +625,33 @@ func TestRunPicksUpNewSigningKey(t *testing.T) {
 		}
 	})
 }
+
+// The advertiser, alone and without ticks: it registers on the usable
+// interfaces, re-announces only for a meaningful change or an old
+// signature, re-registers when addresses change, and says goodbye once.
+func TestAdvertiserAlone(t *testing.T) {
+	a, st, fa, _ := newTestAgent(t, nil)
+	p, err := a.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := &advertiser{a: a, p: p, log: a.logger("mdns"), ann: fa, ifPoll: time.Second, resign: time.Hour,
+		warned: map[string]bool{}, keyTried: time.Now()}
+	ad.checkInterfaces()
+	ad.checkInterfaces() // nothing changed
+	ad.refreshText()     // nor the load
+	if got := strings.Join(fa.Events(), ","); got != "announce" {
+		t.Fatalf("events %s, want one announce", got)
+	}
+	st.setLoad(t, "1.40") // normalized 0.70, from 0.20
+	ad.refreshText()
+	ad.signedAt = ad.signedAt.Add(-2 * time.Hour) // the signature grows old
+	ad.refreshText()
+	st.setIfaces(eth("eth0", 2, true, "169.254.7.3"))
+	ad.checkInterfaces()
+	ad.stop("stopping")
+	ad.stop("again")
+	if got := strings.Join(fa.Events(), ","); got != "announce,text,text,goodbye,announce,goodbye" {
+		t.Errorf("events %s", got)
+	}
+}

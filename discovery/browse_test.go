@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/guix-offload/guix-offload/scm"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/guix-offload/guix-offload/scm"
 )
 
 // fakeSource plays scripted events, then blocks until ctx is done.
@@ -374,5 +378,26 @@ func TestFormats(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// The browser's query encoding alone: the unicast-response bit when it
+// browses from a port of its own, and known answers trimmed to fit one
+// packet.
+func TestBrowserPack(t *testing.T) {
+	b := (&MDNS{}).newBrowser()
+	m := new(dns.Msg)
+	m.Question = []dns.Question{{Name: svc, Qtype: dns.TypePTR, Qclass: dns.ClassINET}}
+	for i := range 200 {
+		m.Answer = append(m.Answer, &dns.PTR{Hdr: dns.RR_Header{Name: svc, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 4000},
+			Ptr: fmt.Sprintf("instance-with-a-long-name-%03d.%s", i, svc)})
+	}
+	buf, err := b.pack(m)
+	if err != nil || len(buf) > maxPacket || len(m.Answer) == 0 || m.Question[0].Qclass != dns.ClassINET {
+		t.Fatalf("multicast: %d bytes, %d answers, class %#x, %v", len(buf), len(m.Answer), m.Question[0].Qclass, err)
+	}
+	b.unicast = true
+	if _, err := b.pack(m); err != nil || m.Question[0].Qclass != dns.ClassINET|0x8000 {
+		t.Errorf("unicast: class %#x, %v", m.Question[0].Qclass, err)
 	}
 }

@@ -86,35 +86,75 @@ type mdnsConn struct {
 // cannot listen on the multicast DNS port or a named interface does not
 // exist.
 func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
-	logger := m.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	now := m.Now
-	if now == nil {
-		now = time.Now
-	}
-	domain := m.Domain
-	if domain == "" {
-		domain = "local."
-	}
-	c := newCache(domain, m.Service, func(msg string, args ...any) { logger.Warn(fmt.Sprintf(msg, args...)) })
-	if m.Trust != nil {
-		c.trusted = m.Trust.Judge
-	}
-
+	b := m.newBrowser()
 	// Deferred calls run last first: cancel, then wait for the
 	// goroutines that cancel stops.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
+	if err := b.listen(); err != nil {
+		return err
+	}
 	packets := make(chan packet, 64)
-	var conns []*mdnsConn
+	for _, mc := range b.conns {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			mc.closer.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			mc.read(ctx, packets, func(v any) {
+				b.log.Warn(fmt.Sprintf("mdns: dropped a packet: internal error reading it: %v", v))
+			})
+		}()
+	}
+	if err := b.join(); err != nil {
+		return err
+	}
+	return b.loop(ctx, packets, events)
+}
+
+// browser is one run of [MDNS]: its cache, sockets and the interfaces
+// joined. Its methods run on Run's goroutine only.
+type browser struct {
+	m   *MDNS
+	log *slog.Logger
+	now func() time.Time
+	c   *cache
+	// conns are the sockets; unicast says they are not on port 5353
+	// (another program holds it), so questions ask for unicast replies.
+	conns   []*mdnsConn
+	unicast bool
+	joined  map[string]int // interface name → index joined
+}
+
+func (m *MDNS) newBrowser() *browser {
+	b := &browser{m: m, log: m.Logger, now: m.Now, joined: make(map[string]int)}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	domain := m.Domain
+	if domain == "" {
+		domain = "local."
+	}
+	b.c = newCache(domain, m.Service, func(msg string, args ...any) { b.log.Warn(fmt.Sprintf(msg, args...)) })
+	if m.Trust != nil {
+		b.c.trusted = m.Trust.Judge
+	}
+	return b
+}
+
+// listen opens the sockets: on port 5353, shared, or when another
+// program holds it without sharing, on a port of our own.
+func (b *browser) listen() error {
 	v4, err4 := listen4("0.0.0.0:5353")
 	v6, err6 := listen6("[::]:5353")
-	unicast := false
 	if errors.Is(err4, syscall.EADDRINUSE) || errors.Is(err6, syscall.EADDRINUSE) {
 		// Another responder holds port 5353 without SO_REUSEADDR. Ask
 		// from a port of our own instead, with the unicast-response bit
@@ -122,8 +162,8 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		// §6.7), and our refresh queries keep the records alive. We miss
 		// unsolicited announcements and goodbyes, so changes are seen by
 		// polling instead of at once.
-		unicast = true
-		logger.Warn("mdns: port 5353 is held by another program that does not share it; browsing with unicast replies (changes seen by polling)")
+		b.unicast = true
+		b.log.Warn("mdns: port 5353 is held by another program that does not share it; browsing with unicast replies (changes seen by polling)")
 		if v4 != nil {
 			v4.closer.Close()
 		}
@@ -134,122 +174,108 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		v6, err6 = listen6("[::]:0")
 	}
 	if err4 == nil {
-		conns = append(conns, v4)
+		b.conns = append(b.conns, v4)
 	}
 	if err6 == nil {
-		conns = append(conns, v6)
+		b.conns = append(b.conns, v6)
 	} else if err4 == nil {
-		logger.Debug("mdns: no IPv6", "err", err6)
+		b.log.Debug("mdns: no IPv6", "err", err6)
 	}
-	if len(conns) == 0 {
+	if len(b.conns) == 0 {
 		return fmt.Errorf("listen on the multicast DNS port: %w", errors.Join(err4, err6))
 	}
-	for _, mc := range conns {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			<-ctx.Done()
-			mc.closer.Close()
-		}()
-		go func() {
-			defer wg.Done()
-			mc.read(ctx, packets, func(v any) {
-				logger.Warn(fmt.Sprintf("mdns: dropped a packet: internal error reading it: %v", v))
-			})
-		}()
-	}
+	return nil
+}
 
-	joined := make(map[string]int) // name → index joined
-	join := func() error {
-		ifis, err := m.interfaces()
-		if err != nil {
-			return err
-		}
-		// Forget interfaces that went down or away, so that when they
-		// come back they count as new and are asked at once.
-		for name := range joined {
-			if !slices.ContainsFunc(ifis, func(ifi net.Interface) bool { return ifi.Name == name }) {
-				delete(joined, name)
-			}
-		}
-		for _, ifi := range ifis {
-			if joined[ifi.Name] == ifi.Index {
-				continue
-			}
-			ok := false
-			for _, mc := range conns {
-				// The socket may still be a member from before the
-				// interface went down: that is fine too.
-				if err := mc.join(&ifi); err != nil && !errors.Is(err, syscall.EADDRINUSE) {
-					logger.Debug("mdns: join", "interface", ifi.Name, "err", err)
-				} else {
-					ok = true
-				}
-			}
-			if ok {
-				joined[ifi.Name] = ifi.Index
-				logger.Debug("mdns: browsing", "interface", ifi.Name)
-				// A new link: ask again soon.
-				c.nextBrowse = time.Time{}
-				c.browseInterval = 0
-			}
-		}
-		return nil
-	}
-	if err := join(); err != nil {
+// join joins the multicast group on the interfaces to browse that are
+// new (or came back), and forgets those that went.
+func (b *browser) join() error {
+	ifis, err := b.m.interfaces()
+	if err != nil {
 		return err
 	}
-
-	send := func(msg *dns.Msg) {
-		if unicast {
-			for i := range msg.Question {
-				msg.Question[i].Qclass |= 0x8000
-			}
-		}
-		// Known answers that do not fit are left out, without the TC
-		// bit: responders then repeat those records, which is harmless,
-		// instead of waiting for a continuation that never comes.
-		for len(msg.Answer) > 0 && msg.Len() > maxPacket {
-			msg.Answer = msg.Answer[:len(msg.Answer)-1]
-		}
-		buf, err := msg.Pack()
-		if err != nil {
-			logger.Warn("mdns: pack query", "err", err)
-			return
-		}
-		for name, index := range joined {
-			ifi, err := net.InterfaceByIndex(index)
-			if err != nil || ifi.Name != name || ifi.Flags&net.FlagUp == 0 {
-				continue
-			}
-			for _, mc := range conns {
-				mc.send(ifi, buf)
-			}
+	// Forget interfaces that went down or away, so that when they come
+	// back they count as new and are asked at once.
+	for name := range b.joined {
+		if !slices.ContainsFunc(ifis, func(ifi net.Interface) bool { return ifi.Name == name }) {
+			delete(b.joined, name)
 		}
 	}
+	for _, ifi := range ifis {
+		if b.joined[ifi.Name] == ifi.Index {
+			continue
+		}
+		ok := false
+		for _, mc := range b.conns {
+			// The socket may still be a member from before the
+			// interface went down: that is fine too.
+			if err := mc.join(&ifi); err != nil && !errors.Is(err, syscall.EADDRINUSE) {
+				b.log.Debug("mdns: join", "interface", ifi.Name, "err", err)
+			} else {
+				ok = true
+			}
+		}
+		if ok {
+			b.joined[ifi.Name] = ifi.Index
+			b.log.Debug("mdns: browsing", "interface", ifi.Name)
+			// A new link: ask again soon.
+			b.c.nextBrowse = time.Time{}
+			b.c.browseInterval = 0
+		}
+	}
+	return nil
+}
 
+// pack encodes the query msg as it goes out: with the unicast-response
+// bit when browsing from a port of our own, and without the known
+// answers that do not fit in one packet (and without the TC bit:
+// responders then repeat those records, which is harmless, instead of
+// waiting for a continuation that never comes).
+func (b *browser) pack(msg *dns.Msg) ([]byte, error) {
+	if b.unicast {
+		for i := range msg.Question {
+			msg.Question[i].Qclass |= 0x8000
+		}
+	}
+	for len(msg.Answer) > 0 && msg.Len() > maxPacket {
+		msg.Answer = msg.Answer[:len(msg.Answer)-1]
+	}
+	return msg.Pack()
+}
+
+// send multicasts the query msg on every interface joined that is up.
+func (b *browser) send(msg *dns.Msg) {
+	buf, err := b.pack(msg)
+	if err != nil {
+		b.log.Warn("mdns: pack query", "err", err)
+		return
+	}
+	for name, index := range b.joined {
+		ifi, err := net.InterfaceByIndex(index)
+		if err != nil || ifi.Name != name || ifi.Flags&net.FlagUp == 0 {
+			continue
+		}
+		for _, mc := range b.conns {
+			mc.send(ifi, buf)
+		}
+	}
+}
+
+// loop asks, files packets and reports events until ctx is done.
+func (b *browser) loop(ctx context.Context, packets <-chan packet, events chan<- Event) error {
+	c := b.c
 	rescan := time.NewTicker(5 * time.Second)
 	defer rescan.Stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	emit := func(evs []Event) bool {
-		for _, ev := range evs {
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				return false
-			}
-		}
-		return true
-	}
 	for {
-		t := now()
+		t := b.now()
 		var q *dns.Msg
 		c.guard(t, "choosing what to ask", func() { q = c.questions(t) })
 		if q != nil {
-			send(q)
+			b.send(q)
 		}
-		if !emit(c.tick(t)) {
+		if !emit(ctx, events, c.tick(t)) {
 			return nil
 		}
 		wait := time.Second
@@ -260,19 +286,31 @@ func (m *MDNS) Run(ctx context.Context, events chan<- Event) error {
 		case <-ctx.Done():
 			return nil
 		case p := <-packets:
-			if _, ok := joined[p.iface]; !ok {
+			if _, ok := b.joined[p.iface]; !ok {
 				break // not an interface we browse on
 			}
-			if err := c.receive(p.data, p.iface, p.src, now()); err != nil {
-				logger.Debug("mdns: bad packet", "interface", p.iface, "err", err)
+			if err := c.receive(p.data, p.iface, p.src, b.now()); err != nil {
+				b.log.Debug("mdns: bad packet", "interface", p.iface, "err", err)
 			}
 		case <-timer.C:
 		case <-rescan.C:
-			if err := join(); err != nil {
-				logger.Warn("mdns: list interfaces", "err", err)
+			if err := b.join(); err != nil {
+				b.log.Warn("mdns: list interfaces", "err", err)
 			}
 		}
 	}
+}
+
+// emit sends evs on events, and reports false when ctx ended first.
+func emit(ctx context.Context, events chan<- Event, evs []Event) bool {
+	for _, ev := range evs {
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // interfaces returns the interfaces to browse on.
