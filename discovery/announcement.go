@@ -245,8 +245,38 @@ func ParseTXT(instance string, port int, txt []string) (*Announcement, error) {
 	if port < 1 || port > 65535 {
 		return nil, txtErr("port", "SRV port %d out of range", port)
 	}
+	values, err := splitTXT(txt)
+	if err != nil {
+		return nil, err
+	}
+	a := &Announcement{
+		Machine:  scm.DefaultMachine(),
+		Instance: instance,
+		Load:     Unknown,
+		FreeDisk: Unknown,
+		raw:      append([]string(nil), txt...),
+	}
+	a.Port = port
+	// The keys in the order their problems are reported.
+	for _, decode := range []func(txtValues, *Announcement) error{
+		decodeVersion, decodeOffer, decodeLogin, decodeState, decodeSignature,
+	} {
+		if err := decode(values, a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// txtValues are the keys of a TXT record (lower-cased) and their values.
+type txtValues map[string]string
+
+// splitTXT splits the strings of a TXT record into keys and values,
+// checking the sizes, that there is no control character, no empty and
+// no repeated key.
+func splitTXT(txt []string) (txtValues, error) {
 	total := 0
-	values := make(map[string]string, len(txt))
+	values := make(txtValues, len(txt))
 	for _, s := range txt {
 		total += 1 + len(s)
 		if s == "" {
@@ -271,126 +301,154 @@ func ParseTXT(instance string, port int, txt []string) (*Announcement, error) {
 	if total > MaxTXTTotal {
 		return nil, txtErr("TXT", "record is %d bytes, more than %d", total, MaxTXTTotal)
 	}
+	return values, nil
+}
 
-	a := &Announcement{
-		Machine:  scm.DefaultMachine(),
-		Instance: instance,
-		Load:     Unknown,
-		FreeDisk: Unknown,
-		raw:      append([]string(nil), txt...),
-	}
-	a.Port = port
-
-	v, ok := values["txtvers"]
+// required returns the value of key, or a [TXTError] wrapping
+// [ErrMissing].
+func (v txtValues) required(key string) (string, error) {
+	s, ok := v[key]
 	if !ok {
-		return nil, txtErr("txtvers", "%w", ErrMissing)
+		return "", txtErr(key, "%w", ErrMissing)
 	}
-	n, err := strconv.Atoi(v)
+	return s, nil
+}
+
+// number returns the value of key as a float in [min, ∞) (above it when
+// open), or else the error; ok is false when key is absent.
+func (v txtValues) number(key string, min float64, open bool, want string) (f float64, ok bool, err error) {
+	s, ok := v[key]
+	if !ok {
+		return 0, false, nil
+	}
+	f, err = parseFloat(s)
+	if err != nil || f < min || open && f == min {
+		return 0, true, txtErr(key, "%q is not %s", s, want)
+	}
+	return f, true, nil
+}
+
+// decodeVersion decodes txtvers.
+func decodeVersion(v txtValues, a *Announcement) error {
+	s, err := v.required("txtvers")
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return nil, txtErr("txtvers", "%q is not a version number", v)
+		return txtErr("txtvers", "%q is not a version number", s)
 	}
 	a.TXTVers = n
+	return nil
+}
 
-	v, ok = values["systems"]
-	if !ok {
-		return nil, txtErr("systems", "%w", ErrMissing)
+// decodeOffer decodes what the machine offers: systems, parallel-builds,
+// speed, features.
+func decodeOffer(v txtValues, a *Announcement) error {
+	s, err := v.required("systems")
+	if err != nil {
+		return err
 	}
-	if a.Systems, err = parseList(v, true); err != nil {
-		return nil, &TXTError{Field: "systems", Err: err}
+	if a.Systems, err = parseList(s, true); err != nil {
+		return &TXTError{Field: "systems", Err: err}
 	}
-
-	if v, ok := values["parallel-builds"]; ok {
-		n, err := strconv.Atoi(v)
+	if s, ok := v["parallel-builds"]; ok {
+		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 4096 {
-			return nil, txtErr("parallel-builds", "%q is not a count from 1 to 4096", v)
+			return txtErr("parallel-builds", "%q is not a count from 1 to 4096", s)
 		}
 		a.ParallelBuilds = n
 	}
-	if v, ok := values["speed"]; ok {
-		f, err := parseFloat(v)
-		if err != nil || f <= 0 {
-			return nil, txtErr("speed", "%q is not a positive number", v)
-		}
+	if f, ok, err := v.number("speed", 0, true, "a positive number"); err != nil {
+		return err
+	} else if ok {
 		a.Speed = f
 	}
-	if v, ok := values["features"]; ok && v != "" {
-		if a.Features, err = parseList(v, false); err != nil {
-			return nil, &TXTError{Field: "features", Err: err}
+	if s, ok := v["features"]; ok && s != "" {
+		if a.Features, err = parseList(s, false); err != nil {
+			return &TXTError{Field: "features", Err: err}
 		}
 	}
+	return nil
+}
 
-	v, ok = values["user"]
-	if !ok {
-		return nil, txtErr("user", "%w", ErrMissing)
+// decodeLogin decodes how a master logs in: user and host-key.
+func decodeLogin(v txtValues, a *Announcement) error {
+	s, err := v.required("user")
+	if err != nil {
+		return err
 	}
-	if v == "" || strings.ContainsAny(v, " @:/\\\"'") {
-		return nil, txtErr("user", "%q is not a user name", v)
+	if s == "" || strings.ContainsAny(s, " @:/\\\"'") {
+		return txtErr("user", "%q is not a user name", s)
 	}
-	a.User = v
+	a.User = s
+	if s, err = v.required("host-key"); err != nil {
+		return err
+	}
+	if err := checkHostKey(s); err != nil {
+		return &TXTError{Field: "host-key", Err: err}
+	}
+	a.HostKey = s
+	return nil
+}
 
-	v, ok = values["host-key"]
-	if !ok {
-		return nil, txtErr("host-key", "%w", ErrMissing)
+// decodeState decodes what changes while the machine runs:
+// overload-threshold, load, free-disk.
+func decodeState(v txtValues, a *Announcement) error {
+	if s, ok := v["overload-threshold"]; ok && s == "#f" {
+		a.OverloadThreshold = nil
+	} else if f, ok, err := v.number("overload-threshold", 0, false, "a non-negative number or #f"); err != nil {
+		return err
+	} else if ok {
+		a.OverloadThreshold = &f
 	}
-	if err := checkHostKey(v); err != nil {
-		return nil, &TXTError{Field: "host-key", Err: err}
-	}
-	a.HostKey = v
-
-	if v, ok := values["overload-threshold"]; ok {
-		if v == "#f" {
-			a.OverloadThreshold = nil
-		} else {
-			f, err := parseFloat(v)
-			if err != nil || f < 0 {
-				return nil, txtErr("overload-threshold", "%q is not a non-negative number or #f", v)
-			}
-			a.OverloadThreshold = &f
-		}
-	}
-	if v, ok := values["load"]; ok {
-		f, err := parseFloat(v)
-		if err != nil || f < 0 {
-			return nil, txtErr("load", "%q is not a non-negative number", v)
-		}
+	if f, ok, err := v.number("load", 0, false, "a non-negative number"); err != nil {
+		return err
+	} else if ok {
 		a.Load = f
 	}
-	if v, ok := values["free-disk"]; ok {
-		n, err := strconv.ParseInt(v, 10, 64)
+	if s, ok := v["free-disk"]; ok {
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return nil, txtErr("free-disk", "%q is not a number of MiB", v)
+			return txtErr("free-disk", "%q is not a number of MiB", s)
 		}
 		a.FreeDisk = n
 	}
-	if v, ok := values["addrs"]; ok && v != "" {
-		for _, s := range strings.Split(v, ",") {
+	return nil
+}
+
+// decodeSignature decodes what the signature covers and is: addrs,
+// signing-key, ts, sig.
+func decodeSignature(v txtValues, a *Announcement) error {
+	if s, ok := v["addrs"]; ok && s != "" {
+		for _, s := range strings.Split(s, ",") {
 			ad, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, txtErr("addrs", "%q is not an IP address", s)
+				return txtErr("addrs", "%q is not an IP address", s)
 			}
 			a.SignedAddresses = append(a.SignedAddresses, ad.WithZone(""))
 		}
 	}
-	if v, ok := values["signing-key"]; ok {
-		if err := checkSigningKey(v); err != nil {
-			return nil, &TXTError{Field: "signing-key", Err: err}
+	if s, ok := v["signing-key"]; ok {
+		if err := checkSigningKey(s); err != nil {
+			return &TXTError{Field: "signing-key", Err: err}
 		}
-		a.SigningKey = v
+		a.SigningKey = s
 	}
-	if v, ok := values["ts"]; ok {
-		n, err := strconv.ParseInt(v, 10, 64)
+	if s, ok := v["ts"]; ok {
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 || n > 1<<40 {
-			return nil, txtErr("ts", "%q is not a time in Unix seconds", v)
+			return txtErr("ts", "%q is not a time in Unix seconds", s)
 		}
 		a.Time = time.Unix(n, 0).UTC()
 	}
-	if v, ok := values["sig"]; ok {
-		if err := checkSig(v); err != nil {
-			return nil, &TXTError{Field: "sig", Err: err}
+	if s, ok := v["sig"]; ok {
+		if err := checkSig(s); err != nil {
+			return &TXTError{Field: "sig", Err: err}
 		}
-		a.Sig = v
+		a.Sig = s
 	}
-	return a, nil
+	return nil
 }
 
 // parseList parses a comma-separated list of system types or features:
