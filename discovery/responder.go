@@ -97,6 +97,15 @@ var announceDelays = []time.Duration{0, time.Second, 3 * time.Second}
 // interfaces, probes, announces and answers, in the background, until
 // [Responder.Shutdown].
 func Respond(cfg ResponderConfig) (*Responder, error) {
+	r, err := newResponder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return r.start(cfg.Interfaces)
+}
+
+// newResponder builds the responder for cfg, without sockets.
+func newResponder(cfg ResponderConfig) (*Responder, error) {
 	if cfg.Instance == "" || cfg.Host == "" || len(cfg.Interfaces) == 0 {
 		return nil, errors.New("respond: instance, host and interfaces are required")
 	}
@@ -128,6 +137,11 @@ func Respond(cfg ResponderConfig) (*Responder, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	return r, nil
+}
+
+// start opens the sockets, joins the interfaces and starts answering.
+func (r *Responder) start(ifis []net.Interface) (*Responder, error) {
 	v4, err4 := listen4("0.0.0.0:5353")
 	v6, err6 := listen6("[::]:5353")
 	for _, mc := range []*mdnsConn{v4, v6} {
@@ -140,7 +154,7 @@ func Respond(cfg ResponderConfig) (*Responder, error) {
 	}
 	joined := false
 	var errs []error
-	for _, ifi := range cfg.Interfaces {
+	for _, ifi := range ifis {
 		r.ifaces[ifi.Index] = ifi
 		for _, mc := range r.conns {
 			if err := mc.join(&ifi); err != nil {

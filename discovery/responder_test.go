@@ -170,3 +170,62 @@ func netipParse(s string) ([]netip.Addr, error) {
 	}
 	return []netip.Addr{a}, nil
 }
+
+// The responder's answers alone, without sockets: what each question
+// gets, known answers suppressed.
+func TestResponderAnswers(t *testing.T) {
+	r, err := newResponder(ResponderConfig{Instance: "My Builder", Host: "mb.local.", Port: 22, TXT: []string{"a=1"},
+		Addrs: []netip.Addr{netip.MustParseAddr("169.254.1.2"), netip.MustParseAddr("fe80::2")}, Interfaces: []net.Interface{{Index: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(rrs []dns.RR) string {
+		var s []string
+		for _, rr := range rrs {
+			s = append(s, dns.TypeToString[rr.Header().Rrtype]+" "+rr.Header().Name)
+		}
+		return strings.Join(s, ", ")
+	}
+	inst := `My\ Builder.` + ServiceType + ".local."
+	for _, c := range []struct {
+		q           dns.Question
+		ans, extras string
+	}{
+		{dns.Question{Name: ServiceType + ".local.", Qtype: dns.TypePTR}, "PTR " + ServiceType + ".local.", "SRV " + inst + ", TXT " + inst + ", A mb.local., AAAA mb.local."},
+		{dns.Question{Name: strings.ToUpper(inst), Qtype: dns.TypeTXT}, "TXT " + inst, ""},
+		{dns.Question{Name: inst, Qtype: dns.TypeANY}, "SRV " + inst + ", TXT " + inst, "A mb.local., AAAA mb.local."},
+		{dns.Question{Name: "mb.local.", Qtype: dns.TypeAAAA}, "AAAA mb.local.", ""},
+		{dns.Question{Name: "_services._dns-sd._udp.local.", Qtype: dns.TypePTR}, "PTR _services._dns-sd._udp.local.", ""},
+		{dns.Question{Name: "other.local.", Qtype: dns.TypeANY}, "", ""},
+	} {
+		ans, extra := r.answer(c.q, true)
+		if names(ans) != c.ans || names(extra) != c.extras {
+			t.Errorf("%v: answers %q extras %q", c.q, names(ans), names(extra))
+		}
+	}
+	ans, _ := r.answer(dns.Question{Name: ServiceType + ".local.", Qtype: dns.TypePTR}, false)
+	known := dns.Copy(ans[0])
+	known.Header().Ttl = 100
+	if got := suppressKnown(ans, []dns.RR{known}); len(got) != 0 {
+		t.Errorf("a known answer with most of its TTL left was repeated")
+	}
+	known.Header().Ttl = 10
+	ans, _ = r.answer(dns.Question{Name: ServiceType + ".local.", Qtype: dns.TypePTR}, false)
+	if got := suppressKnown(ans, []dns.RR{known}); len(got) != 1 {
+		t.Errorf("a known answer near its end was suppressed")
+	}
+}
+
+// FuzzResponderHandle: packets from anyone on the LAN never make the
+// responder panic.
+func FuzzResponderHandle(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte, port uint16) {
+		r, err := newResponder(ResponderConfig{Instance: "b", Host: "b.local.", Port: 22, TXT: []string{"a=1"},
+			Addrs: []netip.Addr{netip.MustParseAddr("169.254.1.2")}, Interfaces: []net.Interface{{Index: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ifaces[1] = net.Interface{Index: 1}
+		r.handle(packet{data: data, index: 1, from: netip.AddrPortFrom(netip.MustParseAddr("169.254.9.9"), port)}, false)
+	})
+}
