@@ -123,10 +123,10 @@ func fromRecord(a *Announcement, txt []string) *Announcement {
 	b, err := ParseTXT(a.Instance, a.Port, txt)
 	if err != nil {
 		return &Announcement{Instance: a.Instance, Machine: a.Machine, Addresses: a.Addresses, Source: a.Source, Seen: a.Seen,
-			Load: Unknown, FreeDisk: Unknown, TrustReason: "ignored: snapshot record: " + err.Error(), Ignored: "snapshot record: " + err.Error()}
+			Load: Unknown, FreeDisk: Unknown, TrustReason: "ignored: snapshot record: " + err.Error(), Ignored: "snapshot record: " + err.Error(), Impostor: a.Impostor}
 	}
 	b.Name, b.Addresses, b.Source, b.Seen = a.Name, a.Addresses, a.Source, a.Seen
-	b.Trusted, b.TrustReason = a.Trusted, a.TrustReason
+	b.Trusted, b.TrustReason, b.Impostor = a.Trusted, a.TrustReason, a.Impostor
 	return b
 }
 

@@ -236,3 +236,26 @@ func TestWatchRateLimitsWrites(t *testing.T) {
 		t.Errorf("%d writes, want the changes written", len(writes))
 	}
 }
+
+// An impostor listed in a snapshot stays one when read back (rebuilt
+// from its record), so a reader keeps it apart from the machine it
+// claims to be and never makes a machine of it.
+func TestSnapshotKeepsImpostors(t *testing.T) {
+	a := annNamed(t, "victim", 0.1)
+	b := annNamed(t, "victim", 0.2)
+	b.Impostor, b.TrustReason = true, ImpostorReason+": unsigned"
+	path := filepath.Join(t.TempDir(), "s.json")
+	if err := WriteSnapshot(path, &Snapshot{Updated: time.Now(), Machines: []*Announcement{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Machines) != 2 || s.Machines[0].Impostor || !s.Machines[1].Impostor || s.Machines[0].ListKey() == s.Machines[1].ListKey() {
+		t.Fatalf("read back %+v", s.Machines)
+	}
+	if _, ok := s.Machines[1].AsMachine("offload", "/root/.ssh/id_rsa"); ok {
+		t.Error("an impostor became a machine")
+	}
+}
