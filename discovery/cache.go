@@ -618,7 +618,10 @@ func (c *cache) expireAt(r *cached, t time.Time) {
 func (c *cache) put(rr dns.RR, iface string, src netip.Addr, now time.Time) {
 	h := rr.Header()
 	// The top bit of the class is mDNS's cache-flush bit (RFC 6762 §10.2).
-	flush := h.Class&0x8000 != 0
+	// A PTR record of the service is shared (every machine has one), so
+	// the bit means nothing there; heeding it would also make one record
+	// cost a pass over every instance.
+	flush := h.Class&0x8000 != 0 && h.Rrtype != dns.TypePTR
 	if h.Class&0x7fff != dns.ClassINET {
 		return
 	}

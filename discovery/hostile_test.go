@@ -330,3 +330,20 @@ func TestHostilePerPacketWorkIndependentOfInstances(t *testing.T) {
 		t.Errorf("%.0f allocations per packet with 1000 instances, %.0f with 10", large, small)
 	}
 }
+
+// Item 4: the cache-flush bit on the service's PTR records (shared
+// records, RFC 6762 §10.2) flushes nothing: one packet must not remove
+// every other machine's PTR, nor cost a pass over all of them.
+func TestHostilePTRFlushIgnored(t *testing.T) {
+	r := aclRecorder(t)
+	r.feed(response("builder1", "b1", 22, validTXT(t, "0.1"), 4500, "169.254.1.2"), "veth0")
+	r.advance(2 * time.Second)
+	m := new(dns.Msg)
+	m.Response = true
+	m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: svc, Rrtype: dns.TypePTR, Class: dns.ClassINET | 0x8000, Ttl: 4500}, Ptr: "evil." + svc}}
+	r.feed(roundTrip(m), "veth0")
+	r.advance(2 * time.Second)
+	if evs := r.c.tick(r.now); hasEvent(evs, Remove, "builder1") {
+		t.Fatalf("a PTR with the cache-flush bit removed another machine: %q", kinds(evs))
+	}
+}
