@@ -21,8 +21,8 @@
 //     byte, minor in the low one), the operation numbers (wopIsValidPath
 //     1, wopQueryReferences 5, wopAddTextToStore 8, wopBuildPaths 9,
 //     wopAddTempRoot 11, wopExportPath 16, wopSetOptions 19,
-//     wopQueryPathInfo 26, wopImportPaths 27, wopQueryValidPaths 31) and the frame tags
-//     STDERR_NEXT 0x6f6c6d67 (a log string), STDERR_READ 0x64617461 (the
+//     wopQueryPathInfo 26, wopImportPaths 27, wopQueryValidPaths 31)
+//     and the frame tags STDERR_NEXT 0x6f6c6d67 (a log string), STDERR_READ 0x64617461 (the
 //     daemon wants up to N bytes of the client's data), STDERR_WRITE
 //     0x64617416 (data for the client's sink), STDERR_LAST 0x616c7473
 //     (done) and STDERR_ERROR 0x63787470 (a message, then a status).
@@ -47,9 +47,12 @@
 //     full disk).
 //   - nix/libstore/local-store.cc: exportPath writes one item (the NAR,
 //     0x4558494e, path, references, deriver, then 1 and the signature or
-//     0); the leading 1 and the final 0 of an export stream are the
-//     client's (guix/store.scm export-paths). importPaths reads a whole
-//     stream and refuses an item not signed by a key of /etc/guix/acl.
+//     0), refusing a path whose NAR no longer has the recorded hash; the
+//     leading 1 and the final 0 of an export stream are the client's
+//     (guix/store.scm export-paths). importPaths reads a whole stream and
+//     refuses an item not signed by a key of /etc/guix/acl. The daemon
+//     signs and checks signatures through its `guix authenticate`
+//     helper (a Guile process its worker starts when first needed).
 //   - guix/store.scm: the Guile client (open-connection, process-stderr,
 //     set-build-options, export-paths, import-paths, build-things,
 //     add-text-to-store), which this package follows in what it sends.
