@@ -238,7 +238,17 @@ func tracedCalls(t *testing.T, file string) (calls, families map[string]bool) {
 	calls, families = map[string]bool{}, map[string]bool{}
 	call := regexp.MustCompile(`(?m)^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]`)
 	for _, m := range call.FindAllSubmatch(text, -1) {
-		if c := string(m[1]); c != "exited" && c != "killed" {
+		c := string(m[1])
+		switch {
+		case c == "exited" || c == "killed":
+		case strings.HasPrefix(c, "syscall_0x"):
+			// strace's name for a number it does not know. Seen
+			// only on a loaded machine, for a thread caught as it
+			// exits (its registers are no system call); no Go
+			// program here makes one, and a real one would be
+			// killed by the unit's filter, not pass this test.
+			t.Logf("%s: ignoring strace's %s", filepath.Base(file), c)
+		default:
 			calls[c] = true
 		}
 	}
