@@ -33,7 +33,7 @@ type hookSetup struct {
 	dir, config, state string
 	request            string
 	env                []string
-	discovered         int // machines in the discovery cache
+	discovered         int // machines in the discovery snapshot
 }
 
 func (h hookSetup) getenv(key string) string {
@@ -45,7 +45,7 @@ func (h hookSetup) getenv(key string) string {
 
 // machineSpec is one build machine: a build-machine record of the
 // generated machines.scm, or (discovered) an announcement in the
-// discovery cache that `discover --watch --cache` keeps.
+// discovery snapshot that `discover --watch --cache` keeps.
 type machineSpec struct {
 	name, system, hostKey, privateKey, user string
 	port                                    int
@@ -53,7 +53,7 @@ type machineSpec struct {
 }
 
 // writeHookSetup writes machines.scm with the static machines of ms, the
-// discovery cache with the others (signed by a key that the ACL
+// discovery snapshot with the others (signed by a key that the ACL
 // authorizes), the ACL and hook.toml under a new directory.
 func writeHookSetup(t testing.TB, ms []machineSpec, request string) hookSetup {
 	t.Helper()
@@ -305,7 +305,7 @@ func runDecide(t *testing.T, s *suite) {
 	srv, known := loopbackSSHD(t)
 	program, why := s.shim(t)
 	var ref Sample
-	s.note("the reference is one Guix-style machine probe: a Guile-SSH (Debian's guile-ssh, libssh) session to the same sshd on 127.0.0.1 (bench/guile/probe.scm: connect, check the host key, authenticate with an Ed25519 key, run `cat /proc/loadavg`, read it, disconnect), timed inside one Guile process. Guix's hook makes at least one such session per request in which a machine matches and has a free slot, and evaluates machines.scm in Guile every time; ours decides from machines.scm (and the discovery cache) without the network. With no matching machine (decline) or every slot taken (postpone) Guix's hook makes no probe either: there the probe is a yardstick, not Guix's cost.")
+	s.note("the reference is one Guix-style machine probe: a Guile-SSH (Debian's guile-ssh, libssh) session to the same sshd on 127.0.0.1 (bench/guile/probe.scm: connect, check the host key, authenticate with an Ed25519 key, run `cat /proc/loadavg`, read it, disconnect), timed inside one Guile process. Guix's hook makes at least one such session per request in which a machine matches and has a free slot, and evaluates machines.scm in Guile every time; ours decides from machines.scm (and the discovery snapshot) without the network. With no matching machine (decline) or every slot taken (postpone) Guix's hook makes no probe either: there the probe is a yardstick, not Guix's cost.")
 	s.note("sshd runs with an empty /root (a private mount namespace), so remote commands start from a clean login rather than this machine's root ~/.bashrc.")
 	s.note("N machines: ⌈N/2⌉ static in machines.scm, the rest discovered, in the cache that `discover --watch --cache` keeps (signed by a key in the ACL, trust policy acl). decline: the request's system (x86_64-linux) is offered by none of them (they offer aarch64-linux); postpone: all offer it and the bench holds each one's only slot (Guix's lock files, STATE/HOST:PORT/0). The files are an hour old, as on a running master, so the hook reads its cached conversions from the state directory. Go benchmark: `hook.Main` in-process per request (reads hook.toml and the machines, decides, takes or fails to take slots, replies), `testing.Benchmark` ns/op. Process: the real guix-offload through a `guix` link, started by the daemon driver (internal/testenv/daemon) as guix-daemon does; first = from starting the process to the reply, next = a second request to the same process.")
 	type measured struct {

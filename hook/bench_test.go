@@ -18,7 +18,7 @@ import (
 )
 
 // BenchmarkDecide measures what a request costs before any network:
-// reading machines.scm and the discovery cache, the down records, merging,
+// reading machines.scm and the discovery snapshot, the down records, merging,
 // matching and ranking — for 1, 10 and 100 machines (half static, half
 // discovered when there are several).
 //
@@ -47,18 +47,18 @@ func benchDecide(b *testing.B, mode string, n int) {
 			cfg := DefaultConfig()
 			cfg.StateDirectory = filepath.Join(dir, "state")
 			cfg.MachinesFile = filepath.Join(dir, "machines.scm")
-			cfg.Cache = filepath.Join(dir, "cache.json")
+			cfg.Snapshot = filepath.Join(dir, "cache.json")
 			cfg.BrowseTimeout = 0
 			cfg.ACL, _ = filepath.Abs("testdata/acl")
 			nStatic := (n + 1) / 2
 			writeBenchMachines(b, cfg.MachinesFile, nStatic)
-			writeBenchCache(b, cfg.Cache, n-nStatic, nStatic)
+			writeBenchSnapshot(b, cfg.Snapshot, n-nStatic, nStatic)
 			st := State{Dir: cfg.StateDirectory}
 			if err := st.MarkDown("m0:22", "refused", time.Now().Add(time.Hour)); err != nil {
 				b.Fatal(err)
 			}
 			old := time.Now().Add(-time.Hour)
-			for _, f := range []string{cfg.MachinesFile, cfg.Cache} {
+			for _, f := range []string{cfg.MachinesFile, cfg.Snapshot} {
 				if err := os.Chtimes(f, old, old); err != nil {
 					b.Fatal(err)
 				}
@@ -114,9 +114,9 @@ func writeBenchMachines(b *testing.B, path string, n int) {
 	}
 }
 
-// writeBenchCache writes a discovery snapshot of n trusted machines named
+// writeBenchSnapshot writes a discovery snapshot of n trusted machines named
 // d<offset>….
-func writeBenchCache(b *testing.B, path string, n, offset int) {
+func writeBenchSnapshot(b *testing.B, path string, n, offset int) {
 	key, err := pki.ReadPrivateKey("testdata/signing-key.sec")
 	if err != nil {
 		b.Fatal(err)

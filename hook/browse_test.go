@@ -14,7 +14,7 @@ import (
 	"github.com/guix-offload/guix-offload/internal/testenv/sshd"
 )
 
-// Without a discovery cache the hook browses the LAN itself, once, and
+// Without a discovery snapshot the hook browses the LAN itself, once, and
 // offloads to what it found; the next hook process reuses that browse.
 // Everything runs in network namespaces: a master and a builder (Avahi
 // announcing it, OpenSSH serving it), nothing in this machine's own.

@@ -31,7 +31,7 @@ type Config struct {
 	// Evaluator evaluates MachinesFile: "builtin" (our evaluator of the
 	// part of Guile machines.scm files use), "guile" (the real Guile), or
 	// "auto" (builtin, and Guile for a file builtin cannot evaluate).
-	// Results are cached while the file is unchanged.
+	// Results are remembered while the file is unchanged.
 	Evaluator string `toml:"evaluator"`
 	// Guile is the Guile program for the "guile" and "auto" evaluators.
 	Guile string `toml:"guile"`
@@ -45,8 +45,9 @@ type Config struct {
 	Trust string `toml:"trust"`
 	// Pins is where trust "tofu" pins host keys.
 	Pins string `toml:"pins"`
-	// Cache is the snapshot kept by `guix-offload discover --watch --cache`.
-	Cache string `toml:"cache"`
+	// Snapshot is the discovery snapshot file kept by `guix-offload
+	// discover --watch --cache` (the key keeps the flag's name).
+	Snapshot string `toml:"cache"`
 	// Discovery turns discovered machines on; when off only MachinesFile
 	// counts.
 	Discovery bool `toml:"discovery"`
@@ -59,7 +60,7 @@ type Config struct {
 	MDNS bool `toml:"mdns"`
 	// ResolvConf is the resolver configuration for wide-area DNS-SD.
 	ResolvConf string `toml:"resolv-conf"`
-	// BrowseTimeout bounds the live browse done when the cache is missing
+	// BrowseTimeout bounds the live browse done when the snapshot is missing
 	// or stale (0 disables it).
 	BrowseTimeout Duration `toml:"browse-timeout"`
 	// PrivateKey and User are used for discovered machines: the key always,
@@ -94,7 +95,7 @@ type Duration = tomlconf.Duration
 func (c *Config) Candidates(env func(string) string) *candidates.Options {
 	return &candidates.Options{
 		MachinesFile: c.MachinesFile, Evaluator: c.Evaluator, Guile: c.Guile,
-		Discovery: c.Discovery, Cache: c.Cache, BrowseTimeout: c.BrowseTimeout.D(),
+		Discovery: c.Discovery, Snapshot: c.Snapshot, BrowseTimeout: c.BrowseTimeout.D(),
 		Domains: c.Domains, MDNS: c.MDNS, ResolvConf: c.ResolvConf,
 		Trust: c.Trust, ACL: c.ACL, Pins: c.Pins,
 		User: c.User, PrivateKey: c.PrivateKey,
@@ -112,7 +113,7 @@ func DefaultConfig() *Config {
 		ACL:            "/etc/guix/acl",
 		Trust:          "acl",
 		Pins:           "/var/lib/guix-offload/tofu-pins.json",
-		Cache:          "/var/cache/guix-offload/machines.json",
+		Snapshot:       "/var/cache/guix-offload/machines.json",
 		Discovery:      true,
 		MDNS:           true,
 		ResolvConf:     "/etc/resolv.conf",
@@ -204,7 +205,7 @@ func (c *Config) Validate() error {
 		{"state-directory", c.StateDirectory, false},
 		{"acl", c.ACL, false},
 		{"pins", c.Pins, true},
-		{"cache", c.Cache, true},
+		{"cache", c.Snapshot, true},
 		{"private-key", c.PrivateKey, true},
 		{"real-guix", c.RealGuix, true},
 		{"resolv-conf", c.ResolvConf, false},

@@ -94,7 +94,7 @@ func TestDiscoveredMachines(t *testing.T) {
 		// Only the trusted announcement has kvm.
 		{req(true, "x86_64-linux", "k", "kvm"), daemon.Accept, []string{"building on 'good' (" + s.Host}, "rogue"},
 		// The first reading of the snapshot says what the hook's own policy
-		// leaves out (later readings use the hook's cache of it).
+		// leaves out (later readings use the hook's remembered reading of it).
 		{req(true, "mips64el-linux", "m"), daemon.Decline, []string{"ignoring 'loose': unsigned, and trust is \"acl\"", "no machine builds mips64el-linux"}, "building"},
 		// Only the untrusted one builds riscv64-linux: as if absent.
 		{req(true, "riscv64-linux", "r"), daemon.Decline, []string{"no machine builds riscv64-linux"}, "rogue"},
@@ -123,7 +123,7 @@ func TestDiscoveredMachines(t *testing.T) {
 
 // A stale snapshot is not believed: the hook says so and uses only the
 // static machines (live browsing is off in tests).
-func TestStaleDiscoveryCache(t *testing.T) {
+func TestStaleDiscoverySnapshot(t *testing.T) {
 	e := newEnv(t)
 	cache := e.dir + "/machines.json"
 	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\n", cache))

@@ -41,7 +41,7 @@ type Options struct {
 	// Transport runs an accepted build; nil means transport.Run.
 	Transport func(ctx context.Context, b *transport.Build) error
 	// Sources loads the machines (static and discovered); nil means the
-	// machines file and the discovery cache of the configuration.
+	// machines file and the discovery snapshot of the configuration.
 	Sources Sources
 	// ACL verifies retrieved outputs; nil means reading the configured
 	// ACL file.
@@ -51,7 +51,7 @@ type Options struct {
 // Sources loads candidate machines.
 type Sources interface {
 	// Machines returns the static and the discovered machines, and notes
-	// worth a line in the daemon's log (a stale cache, say). An error
+	// worth a line in the daemon's log (a stale snapshot, say). An error
 	// means the hook cannot decide and declines.
 	Machines(ctx context.Context, cfg *Config, now time.Time) (static, discovered []*scm.Machine, notes []string, err error)
 }

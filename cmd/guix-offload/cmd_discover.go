@@ -35,7 +35,7 @@ type discoverOptions struct {
 	domains    []string
 	resolvConf string
 	mdns       bool
-	cache      string
+	snapshot   string
 	privateKey string
 	verbose    bool
 }
@@ -103,7 +103,7 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	f.StringSliceVar(&opts.domains, "domain", nil, "also browse this wide-area DNS-SD domain (repeatable; default: hook.toml's domains, else the browse domains the network offers)")
 	f.BoolVar(&opts.mdns, "mdns", true, "browse the LAN with multicast DNS (--mdns=false: wide-area DNS-SD only)")
 	f.StringVar(&opts.resolvConf, "resolv-conf", discovery.DefaultResolvConf, "resolver configuration for wide-area DNS-SD")
-	f.StringVar(&opts.cache, "cache", "", "with --watch: keep this snapshot file current; without: read it")
+	f.StringVar(&opts.snapshot, "cache", "", "with --watch: keep this snapshot file current; without: read it")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
 	f.StringVar(&opts.privateKey, "private-key", "", "the SSH private key each machine's entry names (default: Guix's, ~/.ssh/id_rsa of whoever evaluates machines.scm)")
 	cmdutil.Choices(cmd, "format", discovery.Formats...)
@@ -132,8 +132,8 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	}
 	logger := slog.New(&warnHandler{w: stderr, level: level})
 
-	if !opts.watch && opts.cache != "" {
-		s, err := discovery.ReadSnapshot(opts.cache)
+	if !opts.watch && opts.snapshot != "" {
+		s, err := discovery.ReadSnapshot(opts.snapshot)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// No watcher service: browse, quietly (the bridge passes
@@ -142,7 +142,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "guix-offload: warning: %v; browsing instead\n", err)
 		case s.Stale(time.Now()):
 			fmt.Fprintf(stderr, "guix-offload: warning: snapshot %s is stale (updated %s); is 'guix-offload discover --watch --cache' running? browsing instead\n",
-				opts.cache, s.Updated.Local().Format(time.DateTime))
+				opts.snapshot, s.Updated.Local().Format(time.DateTime))
 		default:
 			return discovery.Write(stdout, opts.format, withPrivateKey(s.Machines, opts.privateKey))
 		}
@@ -172,7 +172,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 				return err
 			}
 		}
-		err := discovery.Watch(ctx, bopts, opts.cache, func(ev discovery.Event) error {
+		err := discovery.Watch(ctx, bopts, opts.snapshot, func(ev discovery.Event) error {
 			return discovery.WriteEvent(stdout, opts.format, ev)
 		})
 		if err == nil || errors.Is(err, context.Canceled) {

@@ -59,15 +59,15 @@ func TestDiscoverFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if err := runDiscover(context.Background(), discoverOptions{format: "json", trust: "any", cache: path, timeout: time.Second}, &out, &errOut); err != nil {
+	if err := runDiscover(context.Background(), discoverOptions{format: "json", trust: "any", snapshot: path, timeout: time.Second}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	var as []map[string]any
 	if err := json.Unmarshal(out.Bytes(), &as); err != nil || len(as) != 2 {
-		t.Fatalf("json from cache: %v\n%s", err, out.String())
+		t.Fatalf("json from snapshot: %v\n%s", err, out.String())
 	}
 	out.Reset()
-	if err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "any", cache: path, timeout: time.Second}, &out, &errOut); err != nil {
+	if err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "any", snapshot: path, timeout: time.Second}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `(name "169.254.1.2")`) || strings.Contains(out.String(), "169.254.6.6") {
@@ -87,9 +87,9 @@ func TestDiscoverStaleCacheWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err := runDiscover(context.Background(), discoverOptions{format: "table", trust: "acl", acl: filepath.Join(t.TempDir(), "none"), cache: path}, &out, &errOut)
+	err := runDiscover(context.Background(), discoverOptions{format: "table", trust: "acl", acl: filepath.Join(t.TempDir(), "none"), snapshot: path}, &out, &errOut)
 	if err == nil || !strings.Contains(errOut.String(), "is stale") {
-		t.Errorf("stale cache: err %v, stderr %q", err, errOut.String())
+		t.Errorf("stale snapshot: err %v, stderr %q", err, errOut.String())
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Error(err)
@@ -101,7 +101,7 @@ func TestDiscoverStaleCacheWarns(t *testing.T) {
 func TestDiscoverMissingCacheIsQuiet(t *testing.T) {
 	var out, errOut bytes.Buffer
 	dir := t.TempDir()
-	err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "acl", acl: filepath.Join(dir, "none"), cache: filepath.Join(dir, "discover.json")}, &out, &errOut)
+	err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "acl", acl: filepath.Join(dir, "none"), snapshot: filepath.Join(dir, "discover.json")}, &out, &errOut)
 	if err == nil || errOut.Len() != 0 {
 		t.Errorf("err %v, stderr %q", err, errOut.String())
 	}

@@ -33,7 +33,7 @@ func (o *checkOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "the hook's configuration file (default $"+hook.ConfigEnv+" or "+hook.DefaultConfigFile+")")
 	cmdutil.DurationVar(f, &o.timeout, "timeout", time.Minute, "give up on a machine after this long")
-	f.BoolVar(&o.discovered, "discovered", true, "also check the discovered machines the hook would use (from the discovery cache)")
+	f.BoolVar(&o.discovered, "discovered", true, "also check the discovered machines the hook would use (from the discovery snapshot)")
 }
 
 func newTestCommand() *cobra.Command {
@@ -50,8 +50,8 @@ unusable.
 
 FILE is a machines.scm (default: the hook's machines-file); REGEXP keeps
 the machines whose name it matches. Discovered machines come from the
-discovery cache, judged by the hook's trust policy (--no-discovered leaves
-them out).`,
+discovery snapshot, judged by the hook's trust policy (--no-discovered
+leaves them out).`,
 		Example: `  sudo guix-offload test                        # every machine the hook would use
   sudo guix-offload test /etc/guix/machines.scm 'builder[12]'
   sudo guix-offload test --no-discovered --timeout 30`,
@@ -97,8 +97,8 @@ func runCheck(ctx context.Context, opts checkOptions, args []string, roundTrip b
 
 // buildProbes lists the machines the hook would consider
 // ([candidates.Considered]), with FILE instead of its machines-file when
-// given and discovered machines from the discovery cache only (test and
-// status never browse), filtered by REGEXP. Notes (a stale cache, a
+// given and discovered machines from the discovery snapshot only (test and
+// status never browse), filtered by REGEXP. Notes (a stale snapshot, a
 // machine the trust policy leaves out) go to stderr.
 func buildProbes(ctx context.Context, opts checkOptions, args []string, roundTrip bool, stderr io.Writer) ([]transport.Probe, error) {
 	path := opts.config

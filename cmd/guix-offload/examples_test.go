@@ -14,7 +14,7 @@ import (
 // would find no cache and browse the LAN itself. (The Guix System
 // service's is checked by TestGuixServices.)
 func TestExamplesShareTheHooksCachePath(t *testing.T) {
-	want := hook.DefaultConfig().Cache
+	want := hook.DefaultConfig().Snapshot
 	for _, tc := range []struct{ file, pattern string }{
 		{"guix-offload-discover.service", `(?m)^ExecStart=.* --cache (\S+)`},
 		{"machines-bridge.scm", `\(define %discover-cache "([^"]+)"\)`},

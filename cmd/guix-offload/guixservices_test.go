@@ -59,8 +59,8 @@ func TestGuixServices(t *testing.T) {
 			t.Errorf("%s: %v: %v", name, args, err)
 			continue
 		}
-		if cache, _ := c.Flags().GetString("cache"); cache != hook.DefaultConfig().Cache {
-			t.Errorf("%s: --cache %s, but the hook reads %s", name, cache, hook.DefaultConfig().Cache)
+		if cache, _ := c.Flags().GetString("cache"); cache != hook.DefaultConfig().Snapshot {
+			t.Errorf("%s: --cache %s, but the hook reads %s", name, cache, hook.DefaultConfig().Snapshot)
 		}
 	}
 }

@@ -5,25 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
 	"github.com/guix-offload/guix-offload/scm"
 )
 
-// discovered returns the trusted machines of the discovery cache, or of a
-// live browse bounded by o.BrowseTimeout when the cache is missing or
-// stale (done at most once per process: a hook serves many requests).
+// discovered returns the trusted machines of the discovery snapshot, or
+// of a live browse bounded by o.BrowseTimeout when the snapshot is missing
+// or stale (done at most once per process: a hook serves many requests).
 // Problems are notes, not errors: static machines still work.
 func (l *Loader) discovered(ctx context.Context, o *Options, now time.Time) ([]*scm.Machine, []string) {
 	var notes []string
-	if o.Cache != "" {
+	if o.Snapshot != "" {
 		aclID, _ := statID(o.ACL)
 		salt := fmt.Sprint(o.Trust, "\x00", o.User, "\x00", o.PrivateKey, "\x00", o.env("HOME"), "\x00", aclID)
 		var dropped []string
-		ms, updated, err := l.cached(o, "discovery", o.Cache, salt, func() ([]*scm.Machine, time.Time, error) {
-			snap, err := discovery.ReadSnapshot(o.Cache)
+		ms, updated, err := l.remembered(o, "discovery", o.Snapshot, salt, func() ([]*scm.Machine, time.Time, error) {
+			snap, err := discovery.ReadSnapshot(o.Snapshot)
 			if err != nil {
 				return nil, time.Time{}, err
 			}
@@ -32,17 +31,17 @@ func (l *Loader) discovered(ctx context.Context, o *Options, now time.Time) ([]*
 			return machinesOf(trusted, o), snap.Updated, nil
 		})
 		for _, why := range dropped {
-			notes = append(notes, note("warning: discovery cache %s: %s", o.Cache, why))
+			notes = append(notes, note("warning: discovery snapshot %s: %s", o.Snapshot, why))
 		}
 		switch {
 		case err == nil && !(&discovery.Snapshot{Updated: updated}).Stale(now):
 			ms, stale := freshDiscovered(ms, o, now)
 			return ms, append(notes, stale...)
 		case err == nil:
-			notes = append(notes, note("warning: discovery cache %s is stale (updated %s); is 'guix-offload discover --watch --cache %s' running?",
-				o.Cache, updated.Local().Format(time.DateTime), o.Cache))
+			notes = append(notes, note("warning: discovery snapshot %s is stale (updated %s); is 'guix-offload discover --watch --cache %s' running?",
+				o.Snapshot, updated.Local().Format(time.DateTime), o.Snapshot))
 		case errors.Is(err, os.ErrNotExist):
-			notes = append(notes, note("warning: no discovery cache %s; run 'guix-offload discover --watch --cache %s' as a service", o.Cache, o.Cache))
+			notes = append(notes, note("warning: no discovery snapshot %s; run 'guix-offload discover --watch --cache %s' as a service", o.Snapshot, o.Snapshot))
 		default:
 			notes = append(notes, note("warning: %v", err))
 		}
@@ -55,11 +54,11 @@ func (l *Loader) discovered(ctx context.Context, o *Options, now time.Time) ([]*
 		return ms, stale
 	}
 	// A recent browse by this or another hook process is as good as the
-	// cache: browse at most once per discovery.SnapshotStale.
-	own := filepath.Join(o.StateDirectory, "cache", "browse.json")
+	// snapshot: browse at most once per discovery.SnapshotStale.
+	own := keptFile(o, "browse.json")
 	aclID, _ := statID(o.ACL)
 	salt := fmt.Sprint(o.Trust, "\x00", o.User, "\x00", o.PrivateKey, "\x00", o.env("HOME"), "\x00", aclID)
-	ms, updated, err := l.cached(o, "browse", own, salt, func() ([]*scm.Machine, time.Time, error) {
+	ms, updated, err := l.remembered(o, "browse", own, salt, func() ([]*scm.Machine, time.Time, error) {
 		snap, err := discovery.ReadSnapshot(own)
 		if err != nil {
 			return nil, time.Time{}, err

@@ -8,6 +8,15 @@
 // The hook, `guix-offload test` and `guix-offload status` all load
 // machines through [Considered] or a [Loader], so they cannot disagree.
 // What is costly to read (an evaluation of machines.scm, a snapshot and
-// its signatures) is kept in memory and under STATE/cache while the files
-// it came from are unchanged.
+// its signatures) is remembered in memory and kept under STATE/cache while
+// the files it came from are unchanged.
+//
+// Words: the snapshot is the file `guix-offload discover --watch` keeps
+// (hook.toml's key and the command's flag are both called "cache", and
+// keep that name for compatibility; [Options.Snapshot] in code); a
+// reading is what was read from machines.scm or a snapshot, remembered
+// while the file is unchanged; the kept directory is STATE/cache, where a
+// hook process keeps readings, failures, judgments and its own browse for
+// the next. In code "cache" means only the mDNS record cache of package
+// discovery.
 package candidates

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +29,13 @@ type failure struct {
 	Msg  string
 }
 
-// failureMagic heads a STATE/cache/NAME.failed file: then a line with the
-// file name, its identity, the salt and the time of the failure (as in
-// the machines cache), then the error message.
+// failureMagic heads a kept NAME.failed file ([keptFile]): then a line
+// with the file name, its identity, the salt and the time of the failure
+// (as in a kept [reading]), then the error message.
 const failureMagic = "guix-offload-failure 1"
 
 func failurePath(o *Options, name string) string {
-	return filepath.Join(o.StateDirectory, "cache", name+".failed")
+	return keptFile(o, name+".failed")
 }
 
 // failedBefore returns the remembered error of this version of file, if

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 )
 
 // trustedOf returns the machines of the snapshot snap (the discovery
-// cache, or this hook's own browse) that the hook may use, and why it
+// snapshot file, or this hook's own browse) that the hook may use, and why it
 // leaves out others the snapshot's writer trusted.
 //
 // Under trust "acl" the hook judges every machine itself, with its own
@@ -31,7 +30,7 @@ import (
 //
 // A signature check costs about a tenth of a millisecond, and the watcher
 // rewrites the snapshot on every announcement that changes; so judgments
-// are kept in STATE/cache/judgments by a digest of everything they depend
+// are kept in the kept file "judgments" ([keptFile]) by a digest of everything they depend
 // on (ACL, instance, port, record, addresses), and a new snapshot costs
 // only the checks of the announcements that changed.
 //
@@ -42,7 +41,7 @@ func (l *Loader) trustedOf(o *Options, snap *discovery.Snapshot) (kept []*discov
 	}
 	var policy *discovery.ACLPolicy
 	aclID, _ := statID(o.ACL)
-	store := filepath.Join(o.StateDirectory, "cache", "judgments")
+	store := keptFile(o, "judgments")
 	old := readJudgments(store)
 	now := make(map[string]judgment, len(snap.Machines))
 	changed := false
@@ -59,7 +58,7 @@ func (l *Loader) trustedOf(o *Options, snap *discovery.Snapshot) (kept []*discov
 		}
 		switch {
 		case a.Record() == nil:
-			drop(fmt.Sprintf("the snapshot does not carry its signed TXT record, so its signature cannot be checked (trust is \"acl\"); restart 'guix-offload discover --watch --cache %s' with this version", o.Cache))
+			drop(fmt.Sprintf("the snapshot does not carry its signed TXT record, so its signature cannot be checked (trust is \"acl\"); restart 'guix-offload discover --watch --cache %s' with this version", o.Snapshot))
 			continue
 		case a.Sig == "":
 			drop("unsigned, and trust is \"acl\"")

@@ -67,18 +67,18 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		}(),
 	}}
 	dir := t.TempDir()
-	o := &Options{StateDirectory: filepath.Join(dir, "state"), Cache: filepath.Join(dir, "cache.json"),
+	o := &Options{StateDirectory: filepath.Join(dir, "state"), Snapshot: filepath.Join(dir, "cache.json"),
 		Discovery: true, Trust: "acl", Env: os.Getenv}
 	o.ACL, _ = filepath.Abs("testdata/acl")
-	if err := discovery.WriteSnapshot(o.Cache, snap); err != nil {
+	if err := discovery.WriteSnapshot(o.Snapshot, snap); err != nil {
 		t.Fatal(err)
 	}
 	// Edit a signed field in the file: the signed value counts.
-	data, err := os.ReadFile(o.Cache)
+	data, err := os.ReadFile(o.Snapshot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(o.Cache, []byte(strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(o.Snapshot, []byte(strings.Replace(string(data), `"user": "offload"`, `"user": "mallory"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -121,7 +121,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	later := now.Add(discovery.MaxAge - 30*time.Second)
 	setUpdated := func(from, to time.Time) {
 		t.Helper()
-		data, err := os.ReadFile(o.Cache)
+		data, err := os.ReadFile(o.Snapshot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 		if edited == string(data) {
 			t.Fatalf("no updated time %s in the snapshot", f)
 		}
-		if err := os.WriteFile(o.Cache, []byte(edited), 0o644); err != nil {
+		if err := os.WriteFile(o.Snapshot, []byte(edited), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	// and the hook says why.
 	old := `{"updated": "` + now.UTC().Format(time.RFC3339Nano) + `", "machines": [{"instance": "builder1", "name": "169.254.1.1", "port": 22,
 		"systems": ["x86_64-linux"], "user": "offload", "host-key": "` + hostKey + `", "signing-key": "` + snap.Machines[0].SigningKey + `", "trusted": true}]}`
-	if err := os.WriteFile(o.Cache, []byte(old), 0o644); err != nil {
+	if err := os.WriteFile(o.Snapshot, []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	names, notes = machines(&Loader{}, now)
@@ -166,7 +166,7 @@ func TestSnapshotVerifiedByHook(t *testing.T) {
 	// Under trust "any" the writer's judgment stands.
 	o.Trust = "any"
 	snap.Updated = now
-	if err := discovery.WriteSnapshot(o.Cache, snap); err != nil {
+	if err := discovery.WriteSnapshot(o.Snapshot, snap); err != nil {
 		t.Fatal(err)
 	}
 	names, _ = machines(&Loader{}, now)

@@ -25,12 +25,12 @@ type Options struct {
 	// "guile" (the program Guile), or "auto" (builtin, and Guile for a
 	// file builtin cannot evaluate).
 	MachinesFile, Evaluator, Guile string
-	// Discovery turns discovered machines on. They come from Cache, the
-	// snapshot `guix-offload discover --watch --cache` keeps, or when it
-	// is missing or stale from a live browse bounded by BrowseTimeout (0:
-	// none).
+	// Discovery turns discovered machines on. They come from Snapshot,
+	// the discovery snapshot file `guix-offload discover --watch --cache`
+	// keeps (hook.toml's key "cache"), or when it is missing or stale from
+	// a live browse bounded by BrowseTimeout (0: none).
 	Discovery     bool
-	Cache         string
+	Snapshot      string
 	BrowseTimeout time.Duration
 	// Domains, MDNS and ResolvConf say where a live browse looks: the
 	// wide-area DNS-SD domains (none: the browse domains the network
@@ -46,8 +46,8 @@ type Options struct {
 	// $HOME/.ssh/id_rsa).
 	User, PrivateKey string
 	// StateDirectory keeps what is worth keeping between processes, under
-	// StateDirectory/cache: evaluated files, the trust policy's judgments,
-	// the last live browse.
+	// StateDirectory/cache (see [keptFile]): readings of files, failed
+	// evaluations, the trust policy's judgments, the last live browse.
 	StateDirectory string
 	// Env reads the environment (HOME); nil reads none.
 	Env func(string) string
@@ -79,7 +79,7 @@ func Considered(ctx context.Context, o *Options, now time.Time) ([]*scm.Machine,
 // one for all its requests. The zero Loader is ready to use.
 type Loader struct {
 	// mem keeps this process's readings, by name.
-	mem map[string]*machineCache
+	mem map[string]*reading
 	// browsed keeps the result of the one live browse of this Loader.
 	browsed     []*scm.Machine
 	browsedOnce bool
@@ -102,7 +102,7 @@ func (l *Loader) Load(ctx context.Context, o *Options, now time.Time) (static, d
 			return nil, nil, nil, err
 		}
 		id, _ := statID(o.MachinesFile)
-		static, _, err = l.cached(o, name, o.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
+		static, _, err = l.remembered(o, name, o.MachinesFile, salt, func() ([]*scm.Machine, time.Time, error) {
 			ms, err := evalMachines(ctx, o)
 			return pointers(ms), time.Time{}, err
 		})
@@ -155,15 +155,16 @@ func pointers(ms []scm.Machine) []*scm.Machine {
 	return out
 }
 
-// machineCache is the machines read from a file (machines.scm, evaluated,
-// or the discovery snapshot, parsed and converted) and the identity of
-// that file: device, inode, size, modification and change times. Reading
-// those files is most of a decision's cost, a hook process serves many
-// requests, and many hook processes run one after the other; so the
-// result is kept in memory and, in a format quick to read, in the state
-// directory (STATE/cache/NAME), and used only while the file is unchanged
-// and Salt (what else the conversion depended on) is the same.
-type machineCache struct {
+// reading is a remembered reading of a file: the machines read from it
+// (machines.scm, evaluated, or the discovery snapshot, parsed and
+// converted) and the identity of that file: device, inode, size,
+// modification and change times. Reading those files is most of a
+// decision's cost, a hook process serves many requests, and many hook
+// processes run one after the other; so the reading is kept in memory and,
+// in a format quick to read, in the state directory ([keptFile] NAME), and
+// used only while the file is unchanged and Salt (what else the
+// conversion depended on) is the same.
+type reading struct {
 	File     string
 	ID       fileID
 	Salt     string
@@ -184,25 +185,39 @@ func statID(path string) (fileID, bool) {
 		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, true
 }
 
-// cached returns the machines of file through the caches, calling load
-// when they are missing or outdated. The machines returned are shared
-// with the cache: callers must not modify them ([Merge] does not).
-func (l *Loader) cached(o *Options, name, file, salt string, load func() ([]*scm.Machine, time.Time, error)) ([]*scm.Machine, time.Time, error) {
+// keptDir is the directory under the state directory where a hook process
+// keeps what the next can use: readings, failed evaluations, judgments,
+// its own browse. It is named "cache" on disk (the name predates this
+// code, and operators may know it); in code it is "kept", because "cache"
+// means the mDNS record cache (package discovery).
+const keptDir = "cache"
+
+// keptFile returns the file called name in the kept directory of o's
+// state directory.
+func keptFile(o *Options, name string) string {
+	return filepath.Join(o.StateDirectory, keptDir, name)
+}
+
+// remembered returns the machines of file from its remembered reading, in
+// memory or kept on disk, calling load when there is none or it is
+// outdated. The machines returned are shared with the remembered reading:
+// callers must not modify them ([Merge] does not).
+func (l *Loader) remembered(o *Options, name, file, salt string, load func() ([]*scm.Machine, time.Time, error)) ([]*scm.Machine, time.Time, error) {
 	id, ok := statID(file)
 	if !ok {
 		// Missing or unreadable: let load say what it makes of it.
 		ms, updated, err := load()
 		return ms, updated, err
 	}
-	valid := func(c *machineCache) bool {
+	valid := func(c *reading) bool {
 		return c != nil && c.File == file && c.ID == id && c.Salt == salt
 	}
 	if c := l.mem[name]; valid(c) {
 		return c.Machines, c.Updated, nil
 	}
-	cachePath := filepath.Join(o.StateDirectory, "cache", name)
-	if data, err := boundedread.ReadFile(cachePath, boundedread.Snapshot); err == nil {
-		if c, err := decodeMachineCache(data); err == nil && valid(c) {
+	kept := keptFile(o, name)
+	if data, err := boundedread.ReadFile(kept, boundedread.Snapshot); err == nil {
+		if c, err := decodeReading(data); err == nil && valid(c) {
 			l.remember(name, c)
 			return c.Machines, c.Updated, nil
 		}
@@ -211,41 +226,41 @@ func (l *Loader) cached(o *Options, name, file, salt string, load func() ([]*scm
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	// Cache only when the file did not change while it was read, and is
+	// Remember only when the file did not change while it was read, and is
 	// not so new that a change within the file system's timestamp
 	// granularity could go unnoticed.
 	if id2, ok := statID(file); ok && id2 == id && time.Since(time.Unix(0, id.Mtime)) > 100*time.Millisecond {
-		c := &machineCache{File: file, ID: id, Salt: salt, Updated: updated, Machines: ms}
+		c := &reading{File: file, ID: id, Salt: salt, Updated: updated, Machines: ms}
 		l.remember(name, c)
-		_ = atomicfile.Write(cachePath, encodeMachineCache(c), atomicfile.Private)
+		_ = atomicfile.Write(kept, encodeReading(c), atomicfile.Private)
 	}
 	return ms, updated, nil
 }
 
-func (l *Loader) remember(name string, c *machineCache) {
+func (l *Loader) remember(name string, c *reading) {
 	if l.mem == nil {
-		l.mem = make(map[string]*machineCache)
+		l.mem = make(map[string]*reading)
 	}
 	l.mem[name] = c
 }
 
-// The cache file is line-oriented and quick to read: a header line
+// A kept reading is line-oriented and quick to read: a header line
 // "guix-offload-machines 4"; a line with the file name, its identity, the
 // salt and the time; then one line per machine: the build-machine fields
 // in Guix's order, then "-" for a machine without a [scm.Status] or else
 // its instance, load, free disk space and signature time (Unix
 // nanoseconds, 0 for none). Fields are separated by tabs, strings quoted
 // with strconv.Quote, lists joined by commas inside the quotes.
-const cacheMagic = "guix-offload-machines 4"
+const readingMagic = "guix-offload-machines 4"
 
 const (
 	recordFields = 13 // the build-machine fields
 	statusFields = 4  // instance, load, free disk, signed
 )
 
-func encodeMachineCache(c *machineCache) []byte {
+func encodeReading(c *reading) []byte {
 	var b strings.Builder
-	b.WriteString(cacheMagic + "\n")
+	b.WriteString(readingMagic + "\n")
 	fmt.Fprintf(&b, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\n", strconv.Quote(c.File), c.ID.Dev, c.ID.Ino, c.ID.Size,
 		c.ID.Mtime, c.ID.Ctime, strconv.Quote(c.Salt), c.Updated.UnixNano())
 	ff := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -271,17 +286,17 @@ func encodeMachineCache(c *machineCache) []byte {
 	return []byte(b.String())
 }
 
-var errBadCache = errors.New("bad machines cache")
+var errBadReading = errors.New("bad kept reading")
 
-func decodeMachineCache(data []byte) (*machineCache, error) {
+func decodeReading(data []byte) (*reading, error) {
 	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	if len(lines) < 2 || lines[0] != cacheMagic {
-		return nil, errBadCache
+	if len(lines) < 2 || lines[0] != readingMagic {
+		return nil, errBadReading
 	}
-	c := &machineCache{}
+	c := &reading{}
 	h := strings.Split(lines[1], "\t")
 	if len(h) != 8 {
-		return nil, errBadCache
+		return nil, errBadReading
 	}
 	var err error
 	unq := func(s string) string {
@@ -328,7 +343,7 @@ func decodeMachineCache(data []byte) (*machineCache, error) {
 		case len(f) == recordFields+1 && f[recordFields] == "-":
 		case len(f) == recordFields+statusFields:
 		default:
-			return nil, errBadCache
+			return nil, errBadReading
 		}
 		m := &scm.Machine{
 			Name: unq(f[0]), Port: int(num(f[1])), Systems: list(f[2]), User: unq(f[3]),
@@ -347,7 +362,7 @@ func decodeMachineCache(data []byte) (*machineCache, error) {
 			m.Status = st
 		}
 		if err != nil {
-			return nil, errBadCache
+			return nil, errBadReading
 		}
 		c.Machines = append(c.Machines, m)
 	}

@@ -10,8 +10,8 @@ import (
 
 func f64(v float64) *float64 { return &v }
 
-func TestMachineCacheRoundTrip(t *testing.T) {
-	c := &machineCache{File: "/etc/guix/machines.scm", ID: fileID{1, 2, 3, 4, 5}, Salt: "u\x00k", Updated: time.Unix(1700000000, 5),
+func TestReadingRoundTrip(t *testing.T) {
+	c := &reading{File: "/etc/guix/machines.scm", ID: fileID{1, 2, 3, 4, 5}, Salt: "u\x00k", Updated: time.Unix(1700000000, 5),
 		Machines: []*scm.Machine{
 			{Name: "a\tb", Port: 22, Systems: []string{"x86_64-linux", "i686-linux"}, User: "u", PrivateKey: "/k",
 				HostKey: "ssh-ed25519 AAAA c", OverloadThreshold: f64(0.8), ParallelBuilds: 2, Speed: 1.5,
@@ -22,7 +22,7 @@ func TestMachineCacheRoundTrip(t *testing.T) {
 			{Name: "c", Systems: []string{}, Features: []string{},
 				Status: &scm.Status{Load: scm.Unknown, FreeDisk: scm.Unknown}},
 		}}
-	got, err := decodeMachineCache(encodeMachineCache(c))
+	got, err := decodeReading(encodeReading(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,15 +31,15 @@ func TestMachineCacheRoundTrip(t *testing.T) {
 	}
 }
 
-func FuzzDecodeMachineCache(f *testing.F) {
-	f.Add(encodeMachineCache(&machineCache{File: "/m.scm", Machines: []*scm.Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
-	f.Add([]byte(cacheMagic + "\n\"/m\"\t1\t2\t3\t4\t5\t\"\"\t0\n"))
+func FuzzDecodeReading(f *testing.F) {
+	f.Add(encodeReading(&reading{File: "/m.scm", Machines: []*scm.Machine{{Name: "a", Systems: []string{"x"}, Features: []string{}}}}))
+	f.Add([]byte(readingMagic + "\n\"/m\"\t1\t2\t3\t4\t5\t\"\"\t0\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := decodeMachineCache(data)
+		c, err := decodeReading(data)
 		if err != nil {
 			return
 		}
-		again, err := decodeMachineCache(encodeMachineCache(c))
+		again, err := decodeReading(encodeReading(c))
 		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, c, again)
 		}
