@@ -299,15 +299,6 @@ func (c *Conn) References(path string) ([]string, error) {
 	return c.r.Strings(MaxPath, "store path")
 }
 
-// AddTempRoot keeps path from the garbage collector while this connection
-// lasts (wopAddTempRoot).
-func (c *Conn) AddTempRoot(path string) error {
-	if err := c.op(OpAddTempRoot, func(w *Writer) { w.String(path) }); err != nil {
-		return err
-	}
-	return c.ack()
-}
-
 // ack reads the frames and the 1 that ends an operation without result.
 func (c *Conn) ack() error {
 	if err := c.process(nil, nil); err != nil {

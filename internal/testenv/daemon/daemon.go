@@ -242,9 +242,6 @@ func (h *Hook) readLines() {
 	}
 }
 
-// Pid is the hook's process id (and process group id).
-func (h *Hook) Pid() int { return h.cmd.Process.Pid }
-
 // Request writes r's line and reads the reply.
 func (h *Hook) Request(ctx context.Context, r Req) (Reply, error) {
 	return h.RequestLine(ctx, r.Line())
@@ -382,33 +379,6 @@ func (h *Hook) Wait(ctx context.Context) (syscall.WaitStatus, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.state.Sys().(syscall.WaitStatus), nil
-}
-
-// Exited reports whether the hook has exited.
-func (h *Hook) Exited() bool {
-	select {
-	case <-h.waited:
-		return true
-	default:
-		return false
-	}
-}
-
-// Output drains and returns the lines the hook wrote that no Request or
-// Accept consumed yet (without blocking).
-func (h *Hook) Output() []string {
-	var out []string
-	for {
-		select {
-		case s, ok := <-h.lines:
-			if !ok {
-				return out
-			}
-			out = append(out, s)
-		default:
-			return out
-		}
-	}
 }
 
 // Kill ends the hook the daemon's way: close its stdin and SIGKILL its
