@@ -349,11 +349,15 @@ func (l *lastOutput) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *lastOutput) since() time.Time {
+func (l *lastOutput) lastOutput() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.last
 }
+
+// startedOutput is true: the daemon has answered the build request, so
+// the build has started, whether or not it has written to the log yet.
+func (l *lastOutput) startedOutput() bool { return true }
 
 // buildDirect has the machine's daemon build b.Drv; the log goes to
 // b.Log as it comes, and the outcome is the daemon's status: 101 a
@@ -368,44 +372,11 @@ func buildDirect(ctx context.Context, b *Build, conn *daemonConn) error {
 	conn.Log = log
 	defer func() { conn.Log = nil }()
 
-	// The daemon enforces the limits; a dead link looks like a silent
-	// build, so past the limits plus a grace period ask the machine once
-	// (as the text path does): no answer is a lost connection.
-	grace := b.Grace
-	if grace <= 0 {
-		grace = 30 * time.Second
-	}
+	// The daemon enforces the limits; past them plus a grace period the
+	// watchdog asks the machine once whether it is still there.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watchdog := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				var why string
-				switch {
-				case b.MaxSilent > 0 && now.Sub(log.since()) > b.MaxSilent+grace:
-					why = fmt.Sprintf("no output from '%s' for %v", b.Host, b.MaxSilent+grace)
-				case b.Timeout > 0 && now.Sub(start) > b.Timeout+grace:
-					why = fmt.Sprintf("build on '%s' still running after %v", b.Host, b.Timeout+grace)
-				default:
-					continue
-				}
-				if answers(ctx, b.Client, probeTimeout) {
-					watchdog <- fmt.Errorf("%w: %s", ErrTimeout, why)
-				} else {
-					watchdog <- fmt.Errorf("build %s: %w: %s, and it did not answer a keepalive within %v", b.Drv, ErrConnectionLost, why, probeTimeout)
-				}
-				conn.ch.Close()
-				return
-			}
-		}
-	}()
+	watchdog := watchBuild(ctx, b, log, func() { conn.ch.Close() })
 	err := conn.Build([]string{b.Drv})
 	cancel()
 	select {

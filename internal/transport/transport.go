@@ -449,70 +449,14 @@ func build(ctx context.Context, b *Build) error {
 	argv := []string{b.RemoteGuix, "build", "--no-offload", "--verbosity=3",
 		"--max-silent-time=" + seconds(b.MaxSilent), "--timeout=" + seconds(b.Timeout), b.Drv}
 
-	grace := b.Grace
-	if grace <= 0 {
-		grace = 30 * time.Second
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &watch{log: newLogFilter(b.Log, b.Store), last: time.Now(), verdicts: newVerdicts(b.Drv, b.Outputs)}
 	defer w.flush()
-	start := time.Now()
 	// Before its first byte, guix build has not started the build: a
 	// machine whose login shell or guix hangs must not hold the slot
 	// for longer than the stall guard, nor past the master's limits.
-	notStarted := b.Stall
-	if notStarted <= 0 {
-		notStarted = defaultStall
-	}
-	if b.MaxSilent > 0 {
-		notStarted = min(notStarted, b.MaxSilent+grace)
-	}
-	if b.Timeout > 0 {
-		notStarted = min(notStarted, b.Timeout+grace)
-	}
-	watchdog := make(chan error, 1)
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				var why string
-				silent := false // nothing at all from guix build yet
-				switch {
-				case !w.startedOutput() && now.Sub(start) > notStarted:
-					why = fmt.Sprintf("nothing from guix build on '%s' for %v: the build did not start", b.Host, notStarted)
-					silent = true
-				case b.MaxSilent > 0 && now.Sub(w.lastOutput()) > b.MaxSilent+grace:
-					why = fmt.Sprintf("no output from '%s' for %v", b.Host, b.MaxSilent+grace)
-				case b.Timeout > 0 && now.Sub(start) > b.Timeout+grace:
-					why = fmt.Sprintf("build on '%s' still running after %v", b.Host, b.Timeout+grace)
-				default:
-					continue
-				}
-				// Silence from a dead link looks like a silent build;
-				// the connection's keepalive would notice only much
-				// later. Ask the machine once: no answer is a lost
-				// connection (transient), an answer a timeout.
-				alive := answers(ctx, b.Client, probeTimeout)
-				switch {
-				case alive && silent:
-					// A login shell or a guix that hangs: the
-					// machine's problem, not the derivation's.
-					watchdog <- fmt.Errorf("build %s: %w: %s", b.Drv, ErrUnresponsive, why)
-				case alive:
-					watchdog <- fmt.Errorf("%w: %s", ErrTimeout, why)
-				default:
-					watchdog <- fmt.Errorf("build %s: %w: %s, and it did not answer a keepalive within %v", b.Drv, ErrConnectionLost, why, probeTimeout)
-				}
-				cancel()
-				return
-			}
-		}
-	}()
+	watchdog := watchBuild(ctx, b, w, cancel)
 	// exec: the signal that ends the session on our timeout then reaches
 	// guix itself, not just the login shell (and the daemon cancels the
 	// build when its client goes).
