@@ -60,6 +60,10 @@ func (h *Host) StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
 // Output returns everything the process has written so far.
 func (p *Proc) Output() string { return p.out.String() }
 
+// Pid returns the process id (the benchmarks, behind the bench build
+// tag, read its CPU time from /proc).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Stop sends sig to the process (not its group), as a service manager
 // would to ask it to stop.
 func (p *Proc) Stop(sig os.Signal) error {
