@@ -74,21 +74,3 @@ func (s *Slot) Release() {
 	s.f.Close() // closing the only descriptor of the description drops the lock
 	s.f = nil
 }
-
-// SlotHeld reports whether some process holds the lock file at path with
-// a POSIX or OFD lock (for tests and status tools).
-func SlotHeld(path string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, err
-	}
-	return lk.Type != unix.F_UNLCK, nil
-}

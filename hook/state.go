@@ -32,28 +32,10 @@ type downRecord struct {
 	Reason string    `json:"reason"`
 }
 
-// Down returns the machines remembered as down at now, by key, with why.
-// Unreadable records are ignored (a machine is then tried again).
-func (s State) Down(now time.Time) map[string]string {
-	dir := filepath.Join(s.Dir, "down")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	out := make(map[string]string, len(entries))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if why, ok := s.readDown(filepath.Join(dir, e.Name()), now); ok {
-			out[e.Name()] = why
-		}
-	}
-	return out
-}
-
-// DownOf is [State.Down] for the machines with the given keys only: the
-// records of machines that cannot take the request are not read.
+// DownOf returns the machines with the given keys remembered as down at
+// now, by key, with why: the records of machines that cannot take the
+// request are not read. Unreadable records are ignored (a machine is then
+// tried again).
 func (s State) DownOf(now time.Time, keys map[string]bool) map[string]string {
 	if len(keys) == 0 {
 		return nil

@@ -4,7 +4,7 @@
 //
 // Start with [NewExportReader]: [ExportReader.Next] restores each item's
 // NAR safely into a directory while hashing it, and [Item.Verify] checks
-// its signature against /etc/guix/acl. [Dump], [Restore] and [Check] work
-// on a single NAR; [ExportWriter] produces export streams. Everything
+// its signature against /etc/guix/acl. [Dump] writes a single NAR;
+// [ExportWriter] produces export streams. Everything
 // streams: no NAR is ever held in memory.
 package nar

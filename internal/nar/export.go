@@ -61,9 +61,13 @@ type ExportReader struct {
 // NewExportReader returns a reader of the export stream r.
 func NewExportReader(r io.Reader) *ExportReader { return &ExportReader{w: newWire(r)} }
 
-// Next reads the next item. Its NAR is restored to dst as [Restore] does
-// (dst must not exist; on error nothing is left there), or only checked
-// when dst is "". Next does not check the signature: call [Item.Verify]
+// Next reads the next item. Its NAR is restored to dst (dst must not
+// exist, its parent must; on error nothing is left there), or only
+// checked when dst is "". Restoring never writes outside dst: entry names
+// that are empty, ".", "..", or hold "/" or NUL, and entries out of order
+// or repeated, are refused, and no symbolic link (in the archive or raced
+// in) is ever followed. Regular files get mode 0644 or, when executable,
+// 0755; directories 0755. Next does not check the signature: call [Item.Verify]
 // before trusting what was restored, and check that Path is what you
 // asked for. After the last item Next returns nil, io.EOF; after an error
 // it keeps returning that error.

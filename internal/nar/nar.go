@@ -98,25 +98,16 @@ func dumpNode(w *writer, path string, depth int) error {
 	return w.err
 }
 
-// Restore reads one NAR from r and recreates it at dst, which must not
-// exist and whose parent directory must. It never writes outside dst: it
-// rejects entry names that are empty, ".", "..", or hold "/" or NUL,
-// entries out of order or repeated, and creates every file relative to
-// directory descriptors it made itself, with O_EXCL and O_NOFOLLOW, so no
-// symbolic link (in the archive or raced in) is ever followed. Regular
-// files get mode 0644 or, when executable, 0755; directories 0755. On
-// error nothing is left at dst. Restore stops reading at the end of the
-// NAR, so it can be used on a stream that continues.
-func Restore(r io.Reader, dst string) error {
-	return restore(newWire(r), dst)
-}
-
-// Check reads one NAR from r and validates it like [Restore] without
-// writing anything.
-func Check(r io.Reader) error {
-	return restore(newWire(r), "")
-}
-
+// restore reads one NAR from w and recreates it at dst, which must not
+// exist and whose parent directory must, or only validates it when dst is
+// "". It never writes outside dst: it rejects entry names that are empty,
+// ".", "..", or hold "/" or NUL, entries out of order or repeated, and
+// creates every file relative to directory descriptors it made itself,
+// with O_EXCL and O_NOFOLLOW, so no symbolic link (in the archive or
+// raced in) is ever followed. Regular files get mode 0644 or, when
+// executable, 0755; directories 0755. On error nothing is left at dst.
+// restore stops reading at the end of the NAR, so it works on a stream
+// that continues.
 func restore(w *wire, dst string) error {
 	rs := &restorer{w: w, discard: dst == ""}
 	parent := -1

@@ -226,26 +226,3 @@ func param(v scm.Value, name string) (scm.Value, []byte) {
 	}
 	return nil, nil
 }
-
-// toNode converts a value read by scm.ReadGcrypt back into a node.
-func toNode(v scm.Value) (node, bool) {
-	if b, ok := scm.AtomBytes(v); ok {
-		return bytesAtom(b), true
-	}
-	l, ok := scm.List(v)
-	if !ok {
-		return node{}, false
-	}
-	n := node{isList: true}
-	for _, c := range l {
-		cn, ok := toNode(c)
-		if !ok {
-			return node{}, false
-		}
-		n.list = append(n.list, cn)
-	}
-	return n, true
-}
-
-// readGcrypt reads one libgcrypt S-expression.
-func readGcrypt(data []byte) (scm.Value, error) { return scm.ReadGcrypt(data, "") }
