@@ -256,21 +256,9 @@ func (m *Machine) remove(ctx context.Context, j *journal, p string, rec *Record)
 	if err := rec.AuthorizedKeys.undo(j); err != nil {
 		return err
 	}
-	if err := removeRecordFile(j, p); err != nil {
+	acct, last, err := removePeer(j, m.Records, p, m.accountFile())
+	if err != nil || !last {
 		return err
-	}
-	left, err := List(m.Records)
-	if err != nil || len(left) > 0 {
-		return err
-	}
-	acct, err := readShared(m.accountFile())
-	if err != nil {
-		return err
-	}
-	if acct != nil {
-		if err := removeRecordFile(j, m.accountFile()); err != nil {
-			return err
-		}
 	}
 	if acct != nil && acct.Created {
 		// The login and its home were pairing's; delete both last, as

@@ -183,21 +183,9 @@ func (m *Master) remove(j *journal, p string, rec *Record) error {
 	if err := rec.ACL.undo(j); err != nil {
 		return err
 	}
-	if err := removeRecordFile(j, p); err != nil {
+	k, last, err := removePeer(j, m.Records, p, m.keyFile())
+	if err != nil || !last {
 		return err
-	}
-	left, err := List(m.Records)
-	if err != nil || len(left) > 0 {
-		return err
-	}
-	k, err := readShared(m.keyFile())
-	if err != nil {
-		return err
-	}
-	if k != nil {
-		if err := removeRecordFile(j, m.keyFile()); err != nil {
-			return err
-		}
 	}
 	if k != nil && k.Created && k.What == m.SSHKey {
 		for _, f := range []string{m.SSHKey, m.SSHKey + ".pub"} {

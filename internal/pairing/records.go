@@ -173,6 +173,27 @@ func cleanArea(j *journal, records string) error {
 
 // removeRecords removes a record file and, when it was the last, the
 // records directory and the shared file that pairing created.
+// removePeer removes a peer's record file and reports whether it was
+// the last peer. For the last, it also removes the shared record at
+// sharedPath and returns what that held (what pairing made once for all
+// peers, to undo now; nil when there was none).
+func removePeer(j *journal, records, recordPath, sharedPath string) (s *shared, last bool, err error) {
+	if err := removeRecordFile(j, recordPath); err != nil {
+		return nil, false, err
+	}
+	left, err := List(records)
+	if err != nil || len(left) > 0 {
+		return nil, false, err
+	}
+	if s, err = readShared(sharedPath); err != nil || s == nil {
+		return nil, err == nil, err
+	}
+	if err := removeRecordFile(j, sharedPath); err != nil {
+		return nil, false, err
+	}
+	return s, true, nil
+}
+
 func removeRecordFile(j *journal, path string) error {
 	if err := j.save(path); err != nil {
 		return err
