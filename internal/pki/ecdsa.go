@@ -82,7 +82,9 @@ func ecdsaVerify(q *edwards25519.Point, hash []byte, r, s *big.Int) bool {
 	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(groupOrder) >= 0 || s.Cmp(groupOrder) >= 0 {
 		return false
 	}
-	w := edwards25519.NewScalar().Invert(scalarFromBig(s))
+	// Everything here is public: variable-time arithmetic is fine, and
+	// big.Int's inverse is several times faster than Scalar.Invert.
+	w := scalarFromBig(new(big.Int).ModInverse(s, groupOrder))
 	u1 := edwards25519.NewScalar().Multiply(scalarFromBig(hashToInt(hash)), w)
 	u2 := edwards25519.NewScalar().Multiply(scalarFromBig(r), w)
 	// X = u2·Q + u1·G
@@ -90,9 +92,35 @@ func ecdsaVerify(q *edwards25519.Point, hash []byte, r, s *big.Int) bool {
 	if X.Equal(edwards25519.NewIdentityPoint()) == 1 {
 		return false
 	}
-	v := affineX(X)
-	v.Mod(v, groupOrder)
-	return v.Cmp(r) == 0
+	return affineXModOrderIs(X, r)
+}
+
+// fieldOrder is p = 2^255 - 19, the order of the field of coordinates.
+var fieldOrder = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+
+// affineXModOrderIs reports whether the affine x-coordinate of p, reduced
+// modulo n, is r (0 < r < n). Instead of inverting Z (a field
+// exponentiation) it compares X with c·Z for every c < p with c ≡ r
+// (mod n): there are at most eight, as p < 8n + n.
+func affineXModOrderIs(p *edwards25519.Point, r *big.Int) bool {
+	X, _, Z, _ := p.ExtendedCoordinates()
+	c := new(big.Int).Set(r)
+	var le [32]byte
+	var ce, cz field.Element
+	for c.Cmp(fieldOrder) < 0 {
+		be := c.FillBytes(make([]byte, 32))
+		for i, b := range be {
+			le[31-i] = b
+		}
+		if _, err := ce.SetBytes(le[:]); err != nil {
+			return false // cannot happen: c < p < 2^255
+		}
+		if cz.Multiply(&ce, Z).Equal(X) == 1 {
+			return true
+		}
+		c.Add(c, groupOrder)
+	}
+	return false
 }
 
 // orderBytes is n as 32 big-endian bytes.

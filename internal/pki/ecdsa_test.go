@@ -1,6 +1,8 @@
 package pki
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/hex"
 	"math/big"
 	"testing"
@@ -87,5 +89,65 @@ func TestNonCanonicalPointRejected(t *testing.T) {
 	enc[31] = 0x7f
 	if _, _, err := decodePoint(enc); err == nil {
 		t.Errorf("decodePoint accepted a non-canonical encoding")
+	}
+}
+
+// TestCanonicalPointMatchesRoundTrip checks the cheap canonical-encoding
+// test against re-encoding the decoded point, on random encodings and on
+// the edge cases (y at and above p, x = 0 with the sign bit).
+func TestCanonicalPointMatchesRoundTrip(t *testing.T) {
+	var cases [][]byte
+	for _, y := range []byte{0x00, 0x01, 0xec, 0xed, 0xee, 0xef, 0xff} {
+		for _, sign := range []byte{0, 0x80} {
+			enc := make([]byte, 32)
+			for i := range enc {
+				enc[i] = 0xff
+			}
+			enc[0], enc[31] = y, 0x7f|sign
+			cases = append(cases, enc)
+			small := make([]byte, 32)
+			small[0], small[31] = y, sign
+			cases = append(cases, small)
+		}
+	}
+	for i := 0; i < 4000; i++ {
+		enc := make([]byte, 32)
+		if _, err := rand.Read(enc); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, enc)
+	}
+	accepted := 0
+	for _, enc := range cases {
+		p, err := edwards25519.NewIdentityPoint().SetBytes(enc)
+		if err != nil {
+			continue
+		}
+		accepted++
+		if got, want := canonicalPoint(enc), bytes.Equal(p.Bytes(), enc); got != want {
+			t.Errorf("canonicalPoint(%x) = %v, round trip says %v", enc, got, want)
+		}
+	}
+	if accepted < 1000 {
+		t.Fatalf("only %d encodings were points", accepted)
+	}
+}
+
+func BenchmarkVerifyRawECDSA(b *testing.B) {
+	k, err := GenerateKey(TypeECDSA, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash := [32]byte{1, 2, 3}
+	sig, err := k.SignRaw(hash)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := k.Public()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := pub.VerifyRaw(hash, sig); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

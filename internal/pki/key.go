@@ -37,6 +37,10 @@ type PublicKey struct {
 	typ string
 	q   []byte         // ECDSA and EdDSA: the 32-byte compressed point
 	rsa *rsa.PublicKey // RSA
+	// pt is q decoded, when the key was parsed: an ECDSA signature
+	// check needs the point, and decoding it costs a square root.
+	// Never modified once set.
+	pt *edwards25519.Point
 }
 
 // PrivateKey is a Guix signing secret key (the content of
@@ -260,12 +264,56 @@ func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
 	if err != nil {
 		return nil, nil, errNotOnCurve
 	}
-	if !bytes.Equal(p.Bytes(), q) {
+	if !canonicalPoint(q) {
 		// Guix compares keys as written; a second spelling of a point
 		// must not pass for the key in the ACL.
 		return nil, nil, fmt.Errorf("%w (non-canonical encoding)", errNotOnCurve)
 	}
 	return bytes.Clone(q), p, nil
+}
+
+// point returns k's point, decoded once when k was parsed.
+func (k *PublicKey) point() (*edwards25519.Point, error) {
+	if k.pt != nil {
+		return k.pt, nil
+	}
+	return edwards25519.NewIdentityPoint().SetBytes(k.q)
+}
+
+// fieldPrime is 2^255 - 19, little-endian.
+var fieldPrime = [32]byte{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
+
+// canonicalPoint reports whether q, the encoding of a point that
+// SetBytes accepted, is the one Point.Bytes writes for it, without the
+// field inversion that re-encoding costs. SetBytes also accepts a y of
+// p or more (reduced), and x = 0 with the sign bit set; x is 0 exactly
+// when y = ±1. Any other accepted encoding round-trips.
+func canonicalPoint(q []byte) bool {
+	var y [32]byte
+	copy(y[:], q)
+	sign := y[31] >> 7
+	y[31] &= 0x7f
+	// y < p, comparing little-endian from the top byte.
+	less := false
+	for i := 31; i >= 0; i-- {
+		if y[i] != fieldPrime[i] {
+			less = y[i] < fieldPrime[i]
+			break
+		}
+	}
+	if !less {
+		return false
+	}
+	if sign == 1 {
+		one := [32]byte{1}
+		minusOne := fieldPrime
+		minusOne[0]--
+		if y == one || y == minusOne {
+			return false
+		}
+	}
+	return true
 }
 
 // mpi returns the big-endian integer of an atom (libgcrypt's unsigned
@@ -287,11 +335,11 @@ func publicKeyFrom(v scm.Value) (*PublicKey, error) {
 		if qv == nil {
 			return nil, keyError(params, "(%s …) has no (q …)", algo)
 		}
-		enc, _, err := decodePoint(q)
+		enc, pt, err := decodePoint(q)
 		if err != nil {
 			return nil, fmt.Errorf("%s: bad q: %w", qv.Pos(), err)
 		}
-		return &PublicKey{typ: typ, q: enc}, nil
+		return &PublicKey{typ: typ, q: enc, pt: pt}, nil
 	case "rsa":
 		pub, err := rsaPublic(params)
 		if err != nil {
@@ -411,11 +459,11 @@ func ParseCompactPublicKey(s string) (*PublicKey, error) {
 	}
 	switch typ {
 	case TypeECDSA, TypeEdDSA:
-		enc, _, err := decodePoint(raw)
+		enc, pt, err := decodePoint(raw)
 		if err != nil {
 			return nil, fmt.Errorf("parse compact key %q: %w", truncate(s), err)
 		}
-		return &PublicKey{typ: typ, q: enc}, nil
+		return &PublicKey{typ: typ, q: enc, pt: pt}, nil
 	case TypeRSA:
 		k, err := ParsePublicKey(raw, "compact key")
 		if err != nil {

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"math/big"
 
-	"filippo.io/edwards25519"
-
 	"github.com/guix-offload/guix-offload/scm"
 )
 
@@ -96,8 +94,8 @@ func (k *PublicKey) VerifyRaw(hash [32]byte, sig []byte) error {
 		if len(sig) != 64 {
 			return fmt.Errorf("%w: ECDSA signature is %d bytes, want 64", ErrMalformed, len(sig))
 		}
-		p, _ := edwards25519.NewIdentityPoint().SetBytes(k.q)
-		if !ecdsaVerify(p, hash[:], mpi(sig[:32]), mpi(sig[32:])) {
+		p, err := k.point()
+		if err != nil || !ecdsaVerify(p, hash[:], mpi(sig[:32]), mpi(sig[32:])) {
 			return fmt.Errorf("%w (key %s)", ErrBadSignature, k.Fingerprint())
 		}
 		return nil
@@ -224,7 +222,7 @@ func (s *Signature) valid() bool {
 	k := s.Signer
 	switch k.typ {
 	case TypeECDSA:
-		p, err := edwards25519.NewIdentityPoint().SetBytes(k.q)
+		p, err := k.point()
 		return err == nil && ecdsaVerify(p, s.Hash[:], mpi(s.params[0]), mpi(s.params[1]))
 	case TypeEdDSA:
 		r, sv := leftPad(s.params[0], 32), leftPad(s.params[1], 32)
