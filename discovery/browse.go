@@ -88,14 +88,24 @@ type BrowseOptions struct {
 	// Recheck is how often the trust of known announcements is judged
 	// again (a signature time goes stale); 0 means 30 seconds.
 	Recheck time.Duration
+
+	// onListed, when set and the source is wide-area DNS-SD alone, is
+	// called by Browse once every domain was listed (its events sent):
+	// a listing from DNS is complete, [Lookup] need not wait for quiet.
+	onListed func()
 }
+
+// listedKind is the event a [Unicast] source with markListed sends once
+// it has listed every domain; [Browse] does not pass it on.
+const listedKind EventKind = -1
 
 func (o *BrowseOptions) source() Source {
 	if o.Source != nil {
 		return o.Source
 	}
-	wide := &Unicast{Domains: o.Domains, ResolvConf: o.ResolvConf, Logger: o.Logger, Now: o.Now}
+	wide := &Unicast{Domains: o.Domains, ResolvConf: o.ResolvConf, Logger: o.Logger, Now: o.Now, Trust: o.Trust}
 	if o.NoMulticast {
+		wide.markListed = o.onListed != nil
 		return wide
 	}
 	return Merge(o.Trust, &MDNS{Interfaces: o.Interfaces, Logger: o.Logger, Now: o.Now, Trust: o.Trust}, wide)
@@ -219,6 +229,12 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 			}
 			return err
 		case ev := <-raw:
+			if ev.Kind == listedKind {
+				if opts.onListed != nil {
+					opts.onListed()
+				}
+				continue
+			}
 			a := ev.Announcement
 			key := a.ListKey()
 			switch ev.Kind {
@@ -261,12 +277,20 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 // Lookup browses until answers stop arriving for quiet (at least quiet
 // after it starts), or until ctx is done, and returns what it found,
 // judged by opts.Trust and sorted by instance, ignored ones included.
+// With wide-area DNS-SD alone (opts.NoMulticast, no opts.Source), it
+// returns as soon as every domain was listed once: DNS gives a complete
+// answer, there is nothing to wait for.
 // A deadline of ctx that passes is not an error: Lookup returns what it
 // has then. Cancellation of ctx returns ctx.Err().
 func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*Announcement, error) {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan Event)
+	// Browse calls onListed after its last send of the listing, which
+	// this loop has received and recorded before it can see listed.
+	listed := make(chan struct{})
+	var once sync.Once
+	opts.onListed = func() { once.Do(func() { close(listed) }) }
 	errc := opts.goRecover(func() error { return Browse(bctx, opts, events) })
 
 	found := make(map[string]*Announcement)
@@ -290,6 +314,10 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 				found[key] = ev.Announcement
 			}
 			timer.Reset(quiet)
+		case <-listed:
+			cancel()
+			<-errc
+			return result(), nil
 		case <-timer.C:
 			cancel()
 			<-errc

@@ -55,11 +55,16 @@ func (a *Announcement) Verify() error {
 	if err != nil {
 		return fmt.Errorf("parse signing key: %w", err)
 	}
+	return a.verifyWith(key, a.SignedHash())
+}
+
+// verifyWith checks a's signature by key (parsed from a.SigningKey)
+// over h (a.SignedHash()).
+func (a *Announcement) verifyWith(key *pki.PublicKey, h [32]byte) error {
 	sig, err := base64.StdEncoding.DecodeString(a.Sig)
 	if err != nil {
 		return fmt.Errorf("decode signature: %w", err)
 	}
-	h := a.SignedHash()
 	if err := key.VerifyRaw(h, sig); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}

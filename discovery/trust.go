@@ -69,6 +69,76 @@ func (AnyPolicy) Judge(a *Announcement, now time.Time) (bool, string) {
 type ACLPolicy struct {
 	ACL  *pki.ACL
 	File string // for messages
+
+	// memo remembers what checking a signature found, so that judging
+	// an announcement again (every [BrowseOptions.Recheck], or after
+	// [ACLPolicy.prepare] checked it on another core) costs a SHA-256,
+	// not a signature check. Its results depend only on the signed
+	// bytes, the key and the signature: nothing is trusted that was not
+	// verified in this process.
+	memo sigMemo
+}
+
+// sigMemo holds signing keys parsed and signatures checked.
+type sigMemo struct {
+	mu   sync.Mutex
+	keys map[string]keyResult
+	sigs map[sigID]string // "" for a good signature, else why not
+}
+
+type keyResult struct {
+	key *pki.PublicKey
+	err error
+}
+
+// sigID is one signature check: the key, the signature and the digest.
+type sigID struct {
+	key, sig string
+	hash     [32]byte
+}
+
+// maxMemo bounds each of the memo's maps; beyond it, they start again
+// empty (a flood of distinct announcements costs checks, not memory).
+const maxMemo = 4 * MaxInstances
+
+// key parses the compact key s, or returns it parsed already.
+func (m *sigMemo) key(s string) (*pki.PublicKey, error) {
+	m.mu.Lock()
+	r, ok := m.keys[s]
+	m.mu.Unlock()
+	if ok {
+		return r.key, r.err
+	}
+	r.key, r.err = pki.ParseCompactPublicKey(s)
+	m.mu.Lock()
+	if m.keys == nil || len(m.keys) >= maxMemo {
+		m.keys = make(map[string]keyResult)
+	}
+	m.keys[s] = r
+	m.mu.Unlock()
+	return r.key, r.err
+}
+
+// verify checks a's signature by key (a's SigningKey), or returns what
+// checking the same signature of the same bytes found before.
+func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey) string {
+	id := sigID{key: a.SigningKey, sig: a.Sig, hash: a.SignedHash()}
+	m.mu.Lock()
+	reason, ok := m.sigs[id]
+	m.mu.Unlock()
+	if ok {
+		return reason
+	}
+	if err := a.verifyWith(key, id.hash); err != nil {
+		reason = err.Error()
+	}
+	m.mu.Lock()
+	if m.sigs == nil || len(m.sigs) >= maxMemo {
+		m.sigs = make(map[sigID]string)
+	}
+	m.sigs[id] = reason
+	m.mu.Unlock()
+	return reason
 }
 
 // Judge checks a's signature, time and address.
@@ -108,17 +178,27 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if a.Sig == "" || a.SigningKey == "" {
 		return ErrUnsigned.Error()
 	}
-	key, err := pki.ParseCompactPublicKey(a.SigningKey)
+	key, err := p.memo.key(a.SigningKey)
 	if err != nil {
 		return fmt.Sprintf("bad signing key: %v", err)
 	}
 	if !p.ACL.Authorizes(key) {
 		return fmt.Sprintf("signing key is not in %s", p.file())
 	}
-	if err := a.Verify(); err != nil {
-		return err.Error()
-	}
-	return ""
+	return p.memo.verify(a, key)
+}
+
+// prepare does the costly part of judging a ahead of [ACLPolicy.Judge]:
+// it checks the signature when the ACL authorizes the key (see
+// [preparer]).
+func (p *ACLPolicy) prepare(a *Announcement) { p.checkSigner(a) }
+
+// preparer is a [Policy] that can do the costly, time-independent part
+// of judging an announcement ahead, safely from several goroutines at
+// once, so that a source reading many announcements together spreads
+// that work over the cores; the judgment itself stays [Policy.Judge]'s.
+type preparer interface {
+	prepare(a *Announcement)
 }
 
 func (p *ACLPolicy) file() string {

@@ -293,3 +293,39 @@ func TestTOFUPolicyConcurrentPins(t *testing.T) {
 		}
 	}
 }
+
+// TestACLPolicyMemoNeverTrustsUnchecked: the policy remembers signature
+// checks, keyed by what was signed: once a genuine announcement was
+// judged (and prepared), a tampered copy under the same key and
+// signature is still rejected, and a genuine one still accepted.
+func TestACLPolicyMemoNeverTrustsUnchecked(t *testing.T) {
+	policy := &ACLPolicy{ACL: fixtureACL(t), File: "testdata/acl"}
+	a := testAnnouncement(t)
+	a.Time = time.Now().Truncate(time.Second)
+	if err := a.Sign(fixtureKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	good := received(t, a, a.TXT(), "169.254.1.2")
+	policy.prepare(good)
+	for range 2 {
+		if ok, reason := policy.Judge(good, time.Now()); !ok {
+			t.Fatalf("genuine announcement rejected: %s", reason)
+		}
+	}
+	txt := a.TXT()
+	for i, s := range txt {
+		if strings.HasPrefix(s, "load=") {
+			txt[i] = "load=0.01"
+		}
+	}
+	bad := received(t, a, txt, "169.254.1.2")
+	policy.prepare(bad)
+	for range 2 {
+		if ok, reason := policy.Judge(bad, time.Now()); ok || !strings.Contains(reason, ErrBadSignature.Error()) {
+			t.Fatalf("tampered announcement: ok %v, reason %q; want rejected for its signature", ok, reason)
+		}
+	}
+	if ok, reason := policy.Judge(good, time.Now()); !ok {
+		t.Fatalf("genuine announcement rejected after a tampered one: %s", reason)
+	}
+}

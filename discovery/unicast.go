@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -221,6 +222,14 @@ type Unicast struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Trust, when set, is the policy that will judge what Run sends:
+	// the costly part of its judgment (checking signatures) is then
+	// done while reading, on every core (see [preparer]).
+	Trust Policy
+
+	// markListed makes Run send a listedKind event once every domain
+	// was listed (or failed) the first time.
+	markListed bool
 }
 
 // uDomain is what Run knows about one browsed domain.
@@ -279,6 +288,7 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 	}
 	setDomains(u.Domains)
 	var nextBrowse time.Time
+	markListed := u.markListed
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
 	emit := func(evs []Event) bool {
@@ -330,6 +340,12 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 				log.Warn(fmt.Sprintf("wide-area: browse %s: works again", d.name))
 			}
 			if !emit(evs) {
+				return nil
+			}
+		}
+		if markListed {
+			markListed = false
+			if !emit([]Event{{Kind: listedKind}}) {
 				return nil
 			}
 		}
@@ -618,6 +634,10 @@ func (u *Unicast) list(ctx context.Context, res *Resolver, d *uDomain, names map
 	}
 
 	if fromXfr != nil {
+		u.prepareAll(ctx, d, fromXfr)
+		if ctx.Err() != nil {
+			return events, nil
+		}
 		for _, n := range todo {
 			if !out(u.compare(d, n, fromXfr[n])...) {
 				return events, nil
@@ -649,6 +669,7 @@ func (u *Unicast) list(ctx context.Context, res *Resolver, d *uDomain, names map
 				defer wg.Done()
 				defer func() { <-sem }()
 				r := u.resolve(rctx, res, d, n)
+				u.prepare(d, n, r)
 				select {
 				case results <- result{n, r}:
 				case <-rctx.Done():
@@ -747,6 +768,50 @@ type resolved struct {
 	txt   *dns.TXT
 	addrs []netip.Addr
 	err   error
+	// ann and annErr are ParseTXT's result, when [Unicast.prepare]
+	// parsed the TXT record already.
+	ann    *Announcement
+	annErr error
+}
+
+// prepare parses the TXT record of the instance name of r, and lets the
+// trust policy check its signature, so that goroutines reading many
+// instances share that work; [Unicast.compare] uses the result. It
+// touches nothing but r.
+func (u *Unicast) prepare(d *uDomain, name string, r *resolved) {
+	if r.err != nil || r.srv == nil || r.txt == nil || len(r.addrs) == 0 {
+		return
+	}
+	r.ann, r.annErr = ParseTXT(instanceLabel(name, d.service), int(r.srv.Port), r.txt.Txt)
+	if p, ok := u.Trust.(preparer); ok && r.annErr == nil {
+		p.prepare(r.ann)
+	}
+}
+
+// prepareAll runs [Unicast.prepare] over the instances in rs (by name),
+// on as many goroutines as there are cores, and returns when all are
+// done or ctx is.
+func (u *Unicast) prepareAll(ctx context.Context, d *uDomain, rs map[string]*resolved) {
+	names := make(chan string)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range names {
+				u.prepare(d, n, rs[n])
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(names)
+	for n := range rs {
+		select {
+		case names <- n:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // resolve reads the SRV, TXT and address records of the instance name.
@@ -812,7 +877,10 @@ func (u *Unicast) compare(d *uDomain, name string, r *resolved) []Event {
 		return nil
 	}
 	label := instanceLabel(name, d.service)
-	a, err := ParseTXT(label, int(r.srv.Port), r.txt.Txt)
+	a, err := r.ann, r.annErr
+	if a == nil && err == nil {
+		a, err = ParseTXT(label, int(r.srv.Port), r.txt.Txt)
+	}
 	if err != nil {
 		a = &Announcement{Instance: label, Load: Unknown, FreeDisk: Unknown}
 		a.Port = int(r.srv.Port)
