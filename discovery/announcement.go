@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/guix-offload/guix-offload/scm"
+
+	"github.com/guix-offload/guix-offload/internal/pki"
 )
 
 // ServiceType is the DNS-SD service type build machines announce.
@@ -98,6 +100,10 @@ type Announcement struct {
 	// raw is the TXT record as received, kept so that the signature is
 	// checked over exactly what was signed, unknown keys included.
 	raw []string
+	// signer is SigningKey parsed, when signerOf is SigningKey:
+	// ParseTXT parses it anyway, and the policy need not again.
+	signer   *pki.PublicKey
+	signerOf string
 }
 
 // AsMachine returns the machine a master may use from the announcement
@@ -430,10 +436,11 @@ func decodeSignature(v txtValues, a *Announcement) error {
 		}
 	}
 	if s, ok := v["signing-key"]; ok {
-		if err := checkSigningKey(s); err != nil {
+		k, err := pki.ParseCompactPublicKey(s)
+		if err != nil {
 			return &TXTError{Field: "signing-key", Err: err}
 		}
-		a.SigningKey = s
+		a.SigningKey, a.signer, a.signerOf = s, k, s
 	}
 	if s, ok := v["ts"]; ok {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -534,7 +541,14 @@ func (a *Announcement) SignedHash() [32]byte {
 		}
 		pairs = append(pairs, pair{k, s})
 	}
-	sort.Slice(pairs, func(i, j int) bool { return pairs[i].key < pairs[j].key })
+	// By key; [ParseTXT] rejects a key that appears twice, and the
+	// string breaks ties between copies of one otherwise.
+	slices.SortFunc(pairs, func(x, y pair) int {
+		if c := strings.Compare(x.key, y.key); c != 0 {
+			return c
+		}
+		return strings.Compare(x.s, y.s)
+	})
 	var b strings.Builder
 	b.WriteString("guix-offload-announcement\n")
 	b.WriteString("instance=" + a.Instance + "\n")

@@ -277,9 +277,11 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 // Lookup browses until answers stop arriving for quiet (at least quiet
 // after it starts), or until ctx is done, and returns what it found,
 // judged by opts.Trust and sorted by instance, ignored ones included.
-// With wide-area DNS-SD alone (opts.NoMulticast, no opts.Source), it
-// returns as soon as every domain was listed once: DNS gives a complete
-// answer, there is nothing to wait for.
+// With wide-area DNS-SD alone (opts.NoMulticast, no opts.Source), quiet
+// does not apply: it returns as soon as every domain was listed once
+// (DNS gives a complete answer, there is nothing to wait for; a listing
+// of a thousand machines checked at once may well take longer than
+// quiet before its first answer).
 // A deadline of ctx that passes is not an error: Lookup returns what it
 // has then. Cancellation of ctx returns ctx.Err().
 func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*Announcement, error) {
@@ -296,6 +298,10 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 	found := make(map[string]*Announcement)
 	timer := time.NewTimer(quiet)
 	defer timer.Stop()
+	quietC := timer.C
+	if opts.NoMulticast && opts.Source == nil {
+		quietC = nil // the listed signal ends it
+	}
 	result := func() []*Announcement {
 		out := make([]*Announcement, 0, len(found))
 		for _, a := range found {
@@ -318,7 +324,7 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 			cancel()
 			<-errc
 			return result(), nil
-		case <-timer.C:
+		case <-quietC:
 			cancel()
 			<-errc
 			return result(), nil

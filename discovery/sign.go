@@ -80,13 +80,6 @@ func checkHostKey(v string) error {
 	return nil
 }
 
-func checkSigningKey(v string) error {
-	if _, err := pki.ParseCompactPublicKey(v); err != nil {
-		return err
-	}
-	return nil
-}
-
 func checkSig(v string) error {
 	b, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {

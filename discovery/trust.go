@@ -178,7 +178,10 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if a.Sig == "" || a.SigningKey == "" {
 		return ErrUnsigned.Error()
 	}
-	key, err := p.memo.key(a.SigningKey)
+	key, err := a.signer, error(nil)
+	if key == nil || a.signerOf != a.SigningKey {
+		key, err = p.memo.key(a.SigningKey)
+	}
 	if err != nil {
 		return fmt.Sprintf("bad signing key: %v", err)
 	}

@@ -272,6 +272,12 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 			}
 			// No resolver, no browse domains: nothing to browse.
 			log.Debug("wide-area: no browse domains", "err", err)
+			if u.markListed {
+				select {
+				case events <- Event{Kind: listedKind}:
+				case <-ctx.Done():
+				}
+			}
 			<-ctx.Done()
 			return nil
 		}

@@ -3,6 +3,9 @@ package pki
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/guix-offload/guix-offload/scm"
 
@@ -105,7 +108,9 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 		return nil, fmt.Errorf("read ACL: %s: expected (acl (entry …) …)", v.Pos())
 	}
 	a := &ACL{index: make(map[string]bool)}
-	for _, e := range l[1:] {
+	entries := l[1:]
+	keys := publicKeysOf(entries)
+	for i, e := range entries {
 		el := items(e)
 		if len(el) != 3 || head(e) != "entry" {
 			return nil, fmt.Errorf("read ACL: %s: expected (entry (public-key …) (tag (guix import)))", e.Pos())
@@ -113,7 +118,7 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 		if !isGuixImportTag(el[2]) {
 			return nil, fmt.Errorf("read ACL: %s: entry tag must be (tag (guix import))", el[2].Pos())
 		}
-		k, err := publicKeyFrom(el[1])
+		k, err := keys[i].key, keys[i].err
 		if errors.Is(err, errUnsupported) {
 			a.Unsupported = append(a.Unsupported, err)
 			continue
@@ -124,6 +129,44 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 		a.add(k)
 	}
 	return a, nil
+}
+
+type keyOrError struct {
+	key *PublicKey
+	err error
+}
+
+// publicKeysOf parses the key of each well-shaped (entry KEY TAG) in
+// entries. Each key costs a square root (checking its point is on the
+// curve): a long ACL's keys are parsed on every core, and the caller
+// still sees the results, and so the first error, in file order.
+func publicKeysOf(entries []scm.Value) []keyOrError {
+	out := make([]keyOrError, len(entries))
+	parse := func(i int) {
+		if el := items(entries[i]); len(el) == 3 && head(entries[i]) == "entry" {
+			out[i].key, out[i].err = publicKeyFrom(el[1])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(entries)/64)
+	if workers < 2 {
+		for i := range entries {
+			parse(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(entries); i = int(next.Add(1) - 1) {
+				parse(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 func isGuixImportTag(v scm.Value) bool {

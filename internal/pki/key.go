@@ -66,6 +66,11 @@ func (k *PublicKey) Equal(o *PublicKey) bool {
 // id identifies k as [PublicKey.Equal] compares keys: two keys are
 // equal exactly when their ids are.
 func (k *PublicKey) id() string {
+	if k.typ == TypeECDSA || k.typ == TypeEdDSA {
+		// Their S-expression is a function of the type and the point
+		// (32 bytes, one encoding per point): no need to write it.
+		return k.typ + "\x00" + string(k.q)
+	}
 	return k.typ + "\x00" + string(k.node().canonical())
 }
 
