@@ -23,7 +23,7 @@ import (
 // discovered when there are several).
 //
 // "fresh" is a new hook process with the machines file unchanged since the
-// last evaluation (its evaluation is cached in the state directory, the
+// last evaluation (its evaluation is remembered in the state directory, the
 // usual case); "edited" evaluates machines.scm and reads the snapshot
 // every time, as after an edit of the one and any rewrite of the other
 // (the signatures' judgments are kept, and the announcements unchanged);

@@ -64,8 +64,8 @@ func announce(instance, host string, port int, hostKey string, trusted bool, sys
 func TestDiscoveredMachines(t *testing.T) {
 	s := sshd.Start(t, sshd.Options{})
 	e := newEnv(t)
-	cache := e.dir + "/machines.json"
-	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\nprivate-key = %q\n", cache, s.ClientKeyFile))
+	snapshot := e.dir + "/machines.json"
+	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\nprivate-key = %q\n", snapshot, s.ClientKeyFile))
 	x86 := []string{"x86_64-linux"}
 	twinKey := testHostKey(t, 9)
 	good := signAt(t, announce("good", s.Host, s.Port, s.HostKey, true, x86, []string{"kvm"}, 1), s.Host)
@@ -77,7 +77,7 @@ func TestDiscoveredMachines(t *testing.T) {
 		// hook's own policy (acl) does not take it.
 		announce("loose", s.Host, 2, s.HostKey, true, []string{"mips64el-linux"}, nil, 1),
 	}}
-	if err := discovery.WriteSnapshot(cache, snap); err != nil {
+	if err := discovery.WriteSnapshot(snapshot, snap); err != nil {
 		t.Fatal(err)
 	}
 	static := spec{name: "builder-twin", port: 22, systems: []string{"i686-linux"}, user: "root", key: s.ClientKeyFile,
@@ -125,12 +125,12 @@ func TestDiscoveredMachines(t *testing.T) {
 // static machines (live browsing is off in tests).
 func TestStaleDiscoverySnapshot(t *testing.T) {
 	e := newEnv(t)
-	cache := e.dir + "/machines.json"
-	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\n", cache))
+	snapshot := e.dir + "/machines.json"
+	e.writeConfig(fmt.Sprintf("discovery = true\ncache = %q\n", snapshot))
 	snap := &discovery.Snapshot{Updated: time.Now().Add(-time.Hour), Machines: []*discovery.Announcement{
 		announce("old", "127.0.0.1", 1, "ssh-ed25519 AAAAold", true, []string{"x86_64-linux"}, nil, 1),
 	}}
-	if err := discovery.WriteSnapshot(cache, snap); err != nil {
+	if err := discovery.WriteSnapshot(snapshot, snap); err != nil {
 		t.Fatal(err)
 	}
 	e.writeMachines()

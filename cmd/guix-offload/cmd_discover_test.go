@@ -45,8 +45,8 @@ func TestDiscoverRejectsBadFlags(t *testing.T) {
 	}
 }
 
-// TestDiscoverFromCache: without --watch, a fresh snapshot answers at once.
-func TestDiscoverFromCache(t *testing.T) {
+// TestDiscoverFromSnapshot: without --watch, a fresh snapshot answers at once.
+func TestDiscoverFromSnapshot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "discover.json")
 	a := &discovery.Announcement{Instance: "builder1", Load: 0.2, FreeDisk: 100, Trusted: true, TrustReason: "trust policy any"}
 	a.Name, a.Port, a.User = "169.254.1.2", 22, "offload"
@@ -71,17 +71,17 @@ func TestDiscoverFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `(name "169.254.1.2")`) || strings.Contains(out.String(), "169.254.6.6") {
-		t.Errorf("scm from cache:\n%s", out.String())
+		t.Errorf("scm from snapshot:\n%s", out.String())
 	}
 	if errOut.Len() != 0 {
 		t.Errorf("stderr: %s", errOut.String())
 	}
 }
 
-// TestDiscoverStaleCacheWarns: a stale snapshot is not believed. The
+// TestDiscoverStaleSnapshotWarns: a stale snapshot is not believed. The
 // browse that would follow is cut short by an already cancelled context
 // and a missing ACL, so nothing touches the network.
-func TestDiscoverStaleCacheWarns(t *testing.T) {
+func TestDiscoverStaleSnapshotWarns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "discover.json")
 	if err := discovery.WriteSnapshot(path, &discovery.Snapshot{Updated: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -96,9 +96,9 @@ func TestDiscoverStaleCacheWarns(t *testing.T) {
 	}
 }
 
-// TestDiscoverMissingCacheIsQuiet: no snapshot (no watcher service) is
+// TestDiscoverMissingSnapshotIsQuiet: no snapshot (no watcher service) is
 // normal; the bridge passes --cache on every request, so no warning.
-func TestDiscoverMissingCacheIsQuiet(t *testing.T) {
+func TestDiscoverMissingSnapshotIsQuiet(t *testing.T) {
 	var out, errOut bytes.Buffer
 	dir := t.TempDir()
 	err := runDiscover(context.Background(), discoverOptions{format: "scm", trust: "acl", acl: filepath.Join(dir, "none"), snapshot: filepath.Join(dir, "discover.json")}, &out, &errOut)

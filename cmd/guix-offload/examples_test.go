@@ -13,7 +13,7 @@ import (
 // snapshot where the hook reads it by default, or every hook process
 // would find no cache and browse the LAN itself. (The Guix System
 // service's is checked by TestGuixServices.)
-func TestExamplesShareTheHooksCachePath(t *testing.T) {
+func TestExamplesShareTheHooksSnapshotPath(t *testing.T) {
 	want := hook.DefaultConfig().Snapshot
 	for _, tc := range []struct{ file, pattern string }{
 		{"guix-offload-discover.service", `(?m)^ExecStart=.* --cache (\S+)`},

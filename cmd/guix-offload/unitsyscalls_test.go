@@ -47,7 +47,7 @@ func TestUnitsAllowWhatTheProgramsDo(t *testing.T) {
 	config := filepath.Join(dir, "agent.toml")
 	os.WriteFile(config, nil, 0o644)
 	key := filepath.Join("..", "..", "agent", "testdata", "signing-key.sec")
-	cache := filepath.Join(dir, "machines.json")
+	snapshot := filepath.Join(dir, "machines.json")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -85,9 +85,9 @@ func TestUnitsAllowWhatTheProgramsDo(t *testing.T) {
 	agent := traced(builder, agentTrace, filepath.Join(bin, "guix-offload-agent"), "--config", config,
 		"--host-key-file", hostKey, "--signing-key", key, "--interfaces", builder.Iface, "--refresh-interval", "1")
 	watcher := traced(master, discoverTrace, filepath.Join(bin, "guix-offload"), "discover", "--watch",
-		"--cache", cache, "--trust", "any", "--interface", master.Iface)
+		"--cache", snapshot, "--trust", "any", "--interface", master.Iface)
 	if !netns.Poll(60*time.Second, func() bool {
-		b, err := os.ReadFile(cache)
+		b, err := os.ReadFile(snapshot)
 		return err == nil && strings.Contains(string(b), builder.Addr.String())
 	}) {
 		t.Error("the watcher wrote no snapshot with the agent in it")

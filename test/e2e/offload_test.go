@@ -176,7 +176,7 @@ func newCluster(t *testing.T, opts ...clusterOptions) *cluster {
 		t.Fatal(err)
 	}
 	c.config = filepath.Join(c.dir, "hook.toml")
-	cache := filepath.Join(c.dir, "machines.json")
+	snapshot := filepath.Join(c.dir, "machines.json")
 	cfg := fmt.Sprintf(`machines-file = %q
 state-directory = %q
 acl = %q
@@ -189,7 +189,7 @@ real-guix = %q
 store = %q
 compress = true
 connect-timeout = "10s"
-`, machines, filepath.Join(c.dir, "state"), c.guix.ACLFile, o.discovered, cache, masterKey, c.guix.Guix, store)
+`, machines, filepath.Join(c.dir, "state"), c.guix.ACLFile, o.discovered, snapshot, masterKey, c.guix.Guix, store)
 	if o.wideArea {
 		cfg += fmt.Sprintf("domains = [\"builders.test\"]\nmdns = false\nresolv-conf = %q\n", resolvConf)
 	}
@@ -197,15 +197,15 @@ connect-timeout = "10s"
 		t.Fatal(err)
 	}
 	if o.discovered {
-		// The master keeps the discovery cache the hook reads.
+		// The master keeps the discovery snapshot the hook reads.
 		prefix := c.guix.Prefix()
 		cmd := c.master.Command(context.Background(), prefix[0], append(prefix[1:], offload, "discover", "--watch",
-			"--cache", cache, "--acl", c.guix.ACLFile, "--interface", c.master.Iface)...)
+			"--cache", snapshot, "--acl", c.guix.ACLFile, "--interface", c.master.Iface)...)
 		// The watcher browses where hook.toml says.
 		cmd.Env = append(os.Environ(), "GUIX_OFFLOAD_CONFIG="+c.config)
 		watcher := c.master.StartCmd(t, cmd)
 		ok := netns.Poll(30*time.Second, func() bool {
-			snap, err := discovery.ReadSnapshot(cache)
+			snap, err := discovery.ReadSnapshot(snapshot)
 			if err != nil || len(snap.Trusted()) != 2 {
 				return false
 			}
@@ -337,13 +337,13 @@ func TestOffload(t *testing.T) {
 // TestOffloadDiscovered is TestOffload with no machines.scm at all: the
 // machines announce themselves (guix-offload-agent, signed with their Guix
 // keys, which the master's ACL authorizes) and the hook reads what
-// `guix-offload discover --watch` keeps in its cache.
+// `guix-offload discover --watch` keeps in its snapshot.
 func TestOffloadDiscovered(t *testing.T) {
 	c := newCluster(t, clusterOptions{discovered: true})
 	c.offloadCase(t, "discovered x86_64", x86, nil, "builder1")
 	c.offloadCase(t, "discovered kvm", x86, []string{"kvm"}, "builder2")
 
-	// guix-offload test sees them too, from the same cache.
+	// guix-offload test sees them too, from the same snapshot.
 	out, err := c.command(t, "test")
 	t.Logf("guix-offload test:\n%s", out)
 	if err != nil {

@@ -152,7 +152,7 @@ type pairSetup struct {
 	sshd                   *sshd.Server
 	hostKey                string // the machine's sshd host public key file
 	config                 string // the master's hook.toml
-	cache                  string
+	snapshot               string
 }
 
 func newPairSetup(t *testing.T) *pairSetup {
@@ -195,7 +195,7 @@ func newPairSetup(t *testing.T) *pairSetup {
 		t.Fatal(err)
 	}
 	s.config = filepath.Join(s.master.dir, "hook.toml")
-	s.cache = filepath.Join(s.master.dir, "machines.json")
+	s.snapshot = filepath.Join(s.master.dir, "machines.json")
 	cfg := fmt.Sprintf(`machines-file = %q
 state-directory = %q
 acl = "/etc/guix/acl"
@@ -205,7 +205,7 @@ private-key = "/root/.ssh/id_ed25519"
 real-guix = %q
 store = %q
 connect-timeout = "10s"
-`, machines, filepath.Join(s.master.dir, "state"), s.cache, s.master.guix.Guix, store)
+`, machines, filepath.Join(s.master.dir, "state"), s.snapshot, s.master.guix.Guix, store)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -456,10 +456,10 @@ func TestPairing(t *testing.T) {
 
 		// guix-offload test passes for the machine, found through its
 		// agent's signed announcement now that its key is trusted.
-		watch := s.master.start(t, nil, s.master.offload, "discover", "--watch", "--cache", s.cache,
+		watch := s.master.start(t, nil, s.master.offload, "discover", "--watch", "--cache", s.snapshot,
 			"--acl", "/etc/guix/acl", "--interface", s.master.net.Iface)
 		if !netns.Poll(30*time.Second, func() bool {
-			snap, err := discovery.ReadSnapshot(s.cache)
+			snap, err := discovery.ReadSnapshot(s.snapshot)
 			return err == nil && len(snap.Trusted()) == 1
 		}) {
 			t.Fatalf("the master did not discover the paired machine:\n%s", watch.Output())
