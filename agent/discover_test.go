@@ -50,7 +50,7 @@ func find(as []*discovery.Announcement, instance string) []*discovery.Announceme
 // TestAgentsSeenByDiscover: two agents, one signed by a key in the
 // master's ACL and one unsigned, are each listed once by `guix-offload
 // discover` on a third host, with the fields they announce and the trust
-// verdict of the default policy.
+// judgment of the default policy.
 func TestAgentsSeenByDiscover(t *testing.T) {
 	n := netns.New(t, 3)
 	a, c, master := n.Hosts()[0], n.Hosts()[1], n.Hosts()[2]

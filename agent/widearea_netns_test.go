@@ -233,21 +233,21 @@ func TestWideAreaUntrusted(t *testing.T) {
 	}
 
 	got := discover(t, master, "--domain", strings.TrimSuffix(zone, "."), "--resolv-conf", resolvConf(t, srv), "--mdns=false", "--acl", aclFile(t))
-	verdict := map[string]string{}
+	judgment := map[string]string{}
 	for _, g := range got {
-		verdict[g.Instance] = fmt.Sprint(g.Trusted, ": ", g.TrustReason)
+		judgment[g.Instance] = fmt.Sprint(g.Trusted, ": ", g.TrustReason)
 	}
-	if v := verdict["crashed"]; !strings.HasPrefix(v, "true") {
+	if v := judgment["crashed"]; !strings.HasPrefix(v, "true") {
 		t.Errorf("crashed agent's fresh records: %s", v)
 	}
-	if v := verdict["stale"]; !strings.HasPrefix(v, "false") || !strings.Contains(v, "stale") {
+	if v := judgment["stale"]; !strings.HasPrefix(v, "false") || !strings.Contains(v, "stale") {
 		t.Errorf("stale records: %q; want untrusted, signature stale", v)
 	}
-	if v := verdict["forged"]; !strings.HasPrefix(v, "false") || !strings.Contains(v, "not signed") {
+	if v := judgment["forged"]; !strings.HasPrefix(v, "false") || !strings.Contains(v, "not signed") {
 		t.Errorf("forged unsigned records: %q; want untrusted, unsigned", v)
 	}
 	if len(got) != 3 {
-		t.Errorf("listed %d machines; want 3: %v", len(got), verdict)
+		t.Errorf("listed %d machines; want 3: %v", len(got), judgment)
 	}
 }
 
