@@ -12,9 +12,22 @@ import (
 // which become [Symbol]; "quoted strings" with C escapes, which become
 // [String] holding raw octets; #HEX#, N:octets and |base64|, which become
 // [Bytes]. Only white space may follow the datum. Columns count bytes.
+//
+// Octets 0xA1–0xFF stand unescaped in the quoted strings libgcrypt prints
+// (its printer quotes an atom such as a key's secret d whenever every
+// octet after the first is printable by its rule, about one Guix key in
+// 3,400). Guile turns them into the characters U+00A1–U+00FF, so a file
+// Guile wrote under a UTF-8 locale ('guix archive --generate-key',
+// --authorize) holds each as two bytes, while one written as ISO-8859-1
+// ('guix authenticate' signatures) holds the octets. When every byte of
+// data at or above 0x80 belongs to such a two-byte UTF-8 sequence, the
+// input is read as UTF-8 text and each sequence in a quoted string is the
+// one octet Guix itself reads back under that locale; otherwise octets
+// are taken as they stand.
 func ReadGcrypt(data []byte, file string) (Value, error) {
 	r := newReader(data, file)
 	r.bytes = true
+	r.latin1UTF8 = latin1AsUTF8(data)
 	r.skipGcryptSpace()
 	if r.off >= len(r.src) {
 		return nil, errorf(r.pos(), "no S-expression in input")
@@ -28,6 +41,33 @@ func ReadGcrypt(data []byte, file string) (Value, error) {
 		return nil, errorf(r.pos(), "unexpected %q after the S-expression", r.src[r.off])
 	}
 	return v, nil
+}
+
+// latin1AsUTF8 reports whether data has bytes at or above 0x80 and all of
+// them are UTF-8 encodings of U+00A1–U+00FF, the octets libgcrypt leaves
+// unescaped in quoted strings: what Guile writes for them in a UTF-8
+// locale. Raw octets pass for that only in the unlikely case that every
+// one of them is 0xC2 or 0xC3 followed by 0xA1–0xBF.
+func latin1AsUTF8(data []byte) bool {
+	seen := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c < 0x80 {
+			continue
+		}
+		if i+1 >= len(data) || !utf8Latin1(c, data[i+1]) {
+			return false
+		}
+		seen = true
+		i++
+	}
+	return seen
+}
+
+// utf8Latin1 reports whether c1 c2 is the UTF-8 encoding of one of
+// U+00A1–U+00FF.
+func utf8Latin1(c1, c2 byte) bool {
+	return c1 == 0xc2 && c2 >= 0xa1 && c2 <= 0xbf || c1 == 0xc3 && c2 >= 0x80 && c2 <= 0xbf
 }
 
 func isGcryptSpace(c rune) bool {
@@ -177,6 +217,10 @@ func (r *reader) gcryptString() (Value, error) {
 			return String{S: string(b), At: at}, nil
 		case '\\':
 		default:
+			if r.latin1UTF8 && c >= 0x80 {
+				// Checked by latin1AsUTF8: a two-byte sequence.
+				c = (c&0x1f)<<6 | (r.next() & 0x3f)
+			}
 			b = append(b, byte(c))
 			continue
 		}

@@ -26,6 +26,9 @@ type reader struct {
 	col   int
 	depth int
 	bytes bool // columns count bytes (libgcrypt), not characters (Guile)
+	// latin1UTF8: quoted strings hold UTF-8 encodings of U+00A1…U+00FF,
+	// each standing for one octet (see [ReadGcrypt]).
+	latin1UTF8 bool
 }
 
 func newReader(data []byte, file string) *reader {

@@ -215,6 +215,15 @@ y" z)`, "S:a T:x\n\t\"\\AAy S:z"},
 		{"(k |aGVsbG8=|)", "S:k B:hello"},
 		{"(n 42 3des -x.y_z:*+=)", "S:n S:42 S:3des S:-x.y_z:*+="},
 		{"()", ""},
+		// Octets 0xA1-0xFF unescaped in a quoted string, as libgcrypt
+		// prints them (Guile writing ISO-8859-1)…
+		{"(d \"j\xba\xfd\xc3\xa9\")", "S:d T:j\xba\xfd\xc3\xa9"},
+		// …and as Guile writes them in a UTF-8 locale: one octet each.
+		{"(d \"j\xc2\xba\xc3\xbd\xc3\x83\xc2\xa9\")", "S:d T:j\xba\xfd\xc3\xa9"},
+		// A byte that no such UTF-8 sequence explains: all taken raw.
+		{"(d \"\xc2\xba\" \"\xff\")", "S:d T:\xc2\xba T:\xff"},
+		// The same sequences outside quoted strings are not touched.
+		{"(d 2:\xc2\xba \"\xc3\xa9\")", "S:d B:\xc2\xba T:\xe9"},
 	}
 	for _, c := range cases {
 		v, err := ReadGcrypt([]byte(c.src), "g")
@@ -289,7 +298,8 @@ func FuzzRead(f *testing.F) {
 }
 
 func FuzzReadGcrypt(f *testing.F) {
-	for _, s := range []string{"(3:foo5:hello)", "(a #0102#)", `(s "x\n")`, "(k |aGk=|)"} {
+	for _, s := range []string{"(3:foo5:hello)", "(a #0102#)", `(s "x\n")`, "(k |aGk=|)",
+		"(d \"j\xba\xfd\\x00\")", "(d \"j\xc2\xba\xc3\xbd\\x00\")"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

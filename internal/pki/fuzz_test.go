@@ -6,7 +6,8 @@ import (
 
 // Seeds live in testdata/fuzz/FuzzX; these add the fixtures.
 func addFixtureSeeds(f *testing.F) {
-	for _, name := range []string{"signing-key.pub", "signing-key.sec", "acl", "signature-hello.txt.sexp"} {
+	for _, name := range []string{"signing-key.pub", "signing-key.sec", "acl", "signature-hello.txt.sexp",
+		"quoted/d-latin1.sec", "quoted/d-utf8.sec", "quoted/d.pub"} {
 		f.Add(readTestdata(f, name))
 	}
 }

@@ -414,6 +414,11 @@ func privateKeyFrom(v scm.Value) (*PrivateKey, error) {
 				return nil, keyError(qv, "bad q: %v", err)
 			}
 			if !bytes.Equal(enc, q) {
+				if substituted(dv) {
+					return nil, keyError(dv, "q does not belong to d: the secret d was written as a quoted string by a program "+
+						"not in a UTF-8 locale, which replaced its octets 0xA1-0xFF by \"?\"; the key is lost: "+
+						"make a new one with 'guix archive --generate-key' in a UTF-8 locale")
+				}
 				return nil, keyError(qv, "q does not belong to d: the key file is damaged")
 			}
 		}
@@ -430,6 +435,18 @@ func privateKeyFrom(v scm.Value) (*PrivateKey, error) {
 		return &PrivateKey{pub: &PublicKey{typ: TypeRSA, rsa: pub}, isRSA: true}, nil
 	}
 	return nil, fmt.Errorf("%w: %s: algorithm %q (Guix keys are ecc or rsa)", errUnsupported, params.Pos(), algo)
+}
+
+// substituted reports whether the (d …) list dv holds a quoted string
+// with a "?": what Guile writes, in a locale whose encoding is ASCII, for
+// the octets 0xA1–0xFF that libgcrypt leaves unescaped in a quoted string.
+func substituted(dv scm.Value) bool {
+	l := items(dv)
+	if len(l) < 2 {
+		return false
+	}
+	s, ok := l[1].(scm.String)
+	return ok && strings.Contains(s.S, "?")
 }
 
 // Compact returns the key in the short form used in DNS-SD TXT records:

@@ -298,8 +298,16 @@ const genkey = `(use-modules (gcrypt pk-crypto))
 (let* ((pair (generate-key (string->canonical-sexp "(genkey (ecdsa (curve Ed25519) (flags rfc6979)))")))
        (pub (find-sexp-token pair 'public-key))
        (sec (find-sexp-token pair 'private-key)))
-  (call-with-output-file (cadr (command-line)) (lambda (p) (display (canonical-sexp->string pub) p)))
-  (call-with-output-file (caddr (command-line)) (lambda (p) (display (canonical-sexp->string sec) p))))
+  (define (write-sexp file sexp)
+    ;; Octet for octet (ISO-8859-1): in the C locale, the octets 0xA1-0xFF
+    ;; libgcrypt may leave in a quoted atom would be written as "?".
+    (call-with-output-file file
+      (lambda (p)
+        (set-port-encoding! p "ISO-8859-1")
+        (set-port-conversion-strategy! p 'error)
+        (display (canonical-sexp->string sexp) p))))
+  (write-sexp (cadr (command-line)) pub)
+  (write-sexp (caddr (command-line)) sec))
 `
 
 // GenerateKey makes a Guix signing key pair with real libgcrypt, as

@@ -24,8 +24,15 @@
     (bytevector-copy! buf 0 out 0 n)
     out))
 
+;; Octet for octet, as 'guix authenticate' prints (ISO-8859-1): in the
+;; locale's encoding, octets 0xA1-0xFF that libgcrypt leaves in quoted
+;; strings would become UTF-8, or "?" in the C locale.
 (define (write-text file str)
-  (call-with-output-file file (lambda (p) (display str p))))
+  (call-with-output-file file
+    (lambda (p)
+      (set-port-encoding! p "ISO-8859-1")
+      (set-port-conversion-strategy! p 'error)
+      (display str p))))
 (define (write-bytes file bv)
   (call-with-output-file file (lambda (p) (put-bytevector p bv)) #:binary #t))
 (define (read-sexp file)
