@@ -93,7 +93,7 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	}
 	f := cmd.Flags()
 	cmdutil.DurationVar(f, &opts.timeout, "timeout", 5*time.Second, "browse at most this long (without --watch)")
-	cmdutil.DurationVar(f, &opts.quiet, "quiet", 1500*time.Millisecond, "stop once no answer arrived for this long (without --watch)")
+	cmdutil.DurationVar(f, &opts.quiet, "quiet", 1500*time.Millisecond, "stop once no answer arrived for this long (without --watch; a listing of DNS domains alone, --mdns=false, ends once read)")
 	f.StringVar(&opts.format, "format", "table", "output format: "+strings.Join(discovery.Formats, ", "))
 	f.BoolVar(&opts.watch, "watch", false, "keep browsing and print one line per event")
 	f.StringVar(&opts.trust, "trust", "acl", "trust policy: acl, tofu or any")
