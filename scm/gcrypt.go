@@ -43,11 +43,15 @@ func ReadGcrypt(data []byte, file string) (Value, error) {
 	return v, nil
 }
 
-// latin1AsUTF8 reports whether data has bytes at or above 0x80 and all of
-// them are UTF-8 encodings of U+00A1–U+00FF, the octets libgcrypt leaves
-// unescaped in quoted strings: what Guile writes for them in a UTF-8
-// locale. Raw octets pass for that only in the unlikely case that every
-// one of them is 0xC2 or 0xC3 followed by 0xA1–0xBF.
+// GcryptReadsAsUTF8 reports whether [ReadGcrypt] takes data for UTF-8
+// text: data has bytes at or above 0x80 and all of them are UTF-8
+// encodings of U+00A1–U+00FF, the octets libgcrypt leaves unescaped in
+// quoted strings, as Guile writes them in a UTF-8 locale. Raw octets pass
+// for that only when every one of them is 0xC2 or 0xC3 followed by
+// 0xA1–0xBF; a writer of raw octets checks with this that its output
+// reads back as written.
+func GcryptReadsAsUTF8(data []byte) bool { return latin1AsUTF8(data) }
+
 func latin1AsUTF8(data []byte) bool {
 	seen := false
 	for i := 0; i < len(data); i++ {

@@ -7,7 +7,7 @@ import (
 // Seeds live in testdata/fuzz/FuzzX; these add the fixtures.
 func addFixtureSeeds(f *testing.F) {
 	for _, name := range []string{"signing-key.pub", "signing-key.sec", "acl", "signature-hello.txt.sexp",
-		"quoted/d-latin1.sec", "quoted/d-utf8.sec", "quoted/d.pub"} {
+		"quoted/d-latin1.sec", "quoted/d-utf8.sec", "quoted/d.pub", "quoted/q-utf8.acl", "quoted/q-latin1.acl", "quoted/q.sig"} {
 		f.Add(readTestdata(f, name))
 	}
 }

@@ -42,7 +42,21 @@ func (n node) writeCanonical(b *bytes.Buffer) {
 // opens on a new line indented by its depth, an atom is followed by a space
 // unless a ")" follows, a ")" followed by an atom or another ")" starts a
 // new line, and the output ends with a newline.
+//
+// Quoted atoms hold octets 0xA1–0xFF raw, as libgcrypt prints them. In
+// the rare output whose raw octets all look like UTF-8 pairs, which
+// [scm.ReadGcrypt] would read as UTF-8 text (as Guile would in a UTF-8
+// locale), atoms with such octets are written #HEX# instead, so what we
+// write reads back as written everywhere.
 func (n node) advanced() []byte {
+	out := n.print(false)
+	if scm.GcryptReadsAsUTF8(out) {
+		out = n.print(true)
+	}
+	return out
+}
+
+func (n node) print(hexHigh bool) []byte {
 	type tok struct {
 		kind byte // '(' ')' or 'a'
 		atom []byte
@@ -84,7 +98,7 @@ func (n node) advanced() []byte {
 				b.WriteString(strings.Repeat(" ", indent))
 			}
 		default:
-			writeAdvancedAtom(&b, t.atom)
+			writeAdvancedAtom(&b, t.atom, hexHigh)
 			if next != ')' {
 				b.WriteByte(' ')
 			}
@@ -95,9 +109,14 @@ func (n node) advanced() []byte {
 }
 
 // writeAdvancedAtom writes an atom as a token, a "quoted string" or #HEX#,
-// choosing as libgcrypt's suitable_encoding does.
-func writeAdvancedAtom(b *bytes.Buffer, a []byte) {
-	switch atomEncoding(a) {
+// choosing as libgcrypt's suitable_encoding does; with hexHigh, a string
+// with octets 0x80 or above as #HEX#.
+func writeAdvancedAtom(b *bytes.Buffer, a []byte, hexHigh bool) {
+	enc := atomEncoding(a)
+	if enc == encString && hexHigh && bytes.ContainsFunc(a, func(r rune) bool { return r >= 0x80 }) {
+		enc = encHex
+	}
+	switch enc {
 	case encToken:
 		b.Write(a)
 	case encString:
