@@ -83,8 +83,9 @@ type Announcement struct {
 	Trusted bool `json:"trusted"`
 	// TrustReason says why the policy accepts or rejects it.
 	TrustReason string `json:"trust-reason"`
-	// Source says where the announcement came from, such as
-	// "mdns:eth0" or "cache".
+	// Source says where the announcement came from: "mdns:eth0",
+	// "dns:example.org", or both joined by a comma when two sources saw
+	// the same machine; a snapshot keeps what the watcher saw.
 	Source string `json:"source"`
 	// Seen is when the browser last received the announcement.
 	Seen time.Time `json:"seen,omitzero"`

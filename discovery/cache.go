@@ -369,11 +369,6 @@ func (c *cache) guard(now time.Time, what string, f func()) {
 	f()
 }
 
-// handle takes a received response from an unknown sender.
-func (c *cache) handle(m *dns.Msg, iface string, now time.Time) {
-	c.handleFrom(m, iface, netip.Addr{}, now)
-}
-
 // handleFrom takes a received response sent from src. Queries (ours and
 // others') are ignored. Records unrelated to the service type are not
 // kept.
@@ -1424,20 +1419,4 @@ func (c *cache) nextWake(now time.Time) time.Time {
 		return now
 	}
 	return next
-}
-
-// current returns the announcements reported and not removed, sorted by
-// instance, ignored ones and impostors included.
-func (c *cache) current() []*Announcement {
-	out := make([]*Announcement, 0, len(c.state)+len(c.impostors))
-	for _, st := range c.state {
-		out = append(out, st.ann)
-	}
-	for _, st := range c.impostors {
-		out = append(out, st.ann)
-	}
-	slices.SortFunc(out, func(a, b *Announcement) int {
-		return strings.Compare(a.ListKey(), b.ListKey())
-	})
-	return out
 }

@@ -177,7 +177,7 @@ const (
 )
 
 // Watch browses like [Browse], passes every event to onEvent (when not
-// nil), and, when cachePath is not empty, keeps a [Snapshot] there
+// nil), and, when snapshotPath is not empty, keeps a [Snapshot] there
 // current: written when Watch starts, within a tenth of a second of a
 // change (a burst of changes makes one write, and writes are a second
 // apart at least), and every [SnapshotRefresh]. When browsing ends, a change not written yet is
@@ -187,10 +187,10 @@ const (
 // machines that nobody watches any more). It blocks until ctx is done
 // and returns nil then, or the first error of onEvent or of writing the
 // file.
-func Watch(ctx context.Context, opts BrowseOptions, cachePath string, onEvent func(Event) error) error {
+func Watch(ctx context.Context, opts BrowseOptions, snapshotPath string, onEvent func(Event) error) error {
 	var save func(*Snapshot) error
-	if cachePath != "" {
-		save = func(s *Snapshot) error { return WriteSnapshot(cachePath, s) }
+	if snapshotPath != "" {
+		save = func(s *Snapshot) error { return WriteSnapshot(snapshotPath, s) }
 	}
 	return watch(ctx, opts, save, onEvent)
 }
