@@ -154,6 +154,7 @@ func lookup(t *testing.T, h *netns.Host, args ...string) []*Announcement {
 	if err != nil {
 		t.Fatalf("discover on %s: %v\n%s", h.Name, err, stderr.String())
 	}
+	t.Logf("stderr: %s", stderr.String())
 	var as []*Announcement
 	if err := json.Unmarshal(out, &as); err != nil {
 		t.Fatalf("discover output: %v\n%s", err, out)

@@ -86,7 +86,7 @@ func TestNetnsUnicastThousand(t *testing.T) {
 		// answer once the zone is listed, discover must not wait for
 		// more (nor run into its timeout).
 		as := lookup(t, h[1], "--domain", "builders.test", "--mdns=false", "--resolv-conf", writeResolvConf(t, srv), "--acl", absTestdata(t, "acl"),
-			"--quiet", "1h", "--timeout", "25s")
+			"--quiet", "1h", "--timeout", "25s", "--verbose")
 		took := time.Since(start)
 		t.Logf("transfers refused %v: listed %d machines in %v", noTransfer, len(as), took.Round(time.Millisecond))
 		if took >= 25*time.Second {
