@@ -131,6 +131,8 @@ func TestCLIConventions(t *testing.T) {
 		{[]string{"strem"}, 2, "did you mean stream?"},
 		{[]string{"stream", "sideways"}, 2, `unknown stream direction "sideways"`},
 		{[]string{"stream", "import", "x"}, 2, "stream import takes no argument"},
+		{[]string{"relay", "x"}, 2, "unknown command"},
+		{[]string{"relay", "--socket", "/nonexistent/socket"}, 1, "guix-offload-agent: error: cannot connect to guix-daemon's socket /nonexistent/socket"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -36,7 +36,7 @@ machine's Guix signing key, so that masters running guix-offload offload
 builds to it without a hand-written machines.scm entry. Run it as a
 service on each build machine (docs/services.md).`,
 	}
-	root.AddCommand(newStreamCommand(), newPairCommand())
+	root.AddCommand(newStreamCommand(), newRelayCommand(), newPairCommand())
 	addRunFlags(root)
 	cmdutil.Setup(root, version)
 	return root

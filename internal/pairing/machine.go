@@ -19,18 +19,13 @@ import (
 
 // AuthorizedKeyOptions restrict the key a master logs in with to what
 // offloading needs (sshd(8), AUTHORIZED_KEYS FILE FORMAT). "restrict"
-// turns off pty allocation, agent and X11 forwarding, ~/.ssh/rc, port
-// forwarding and whatever a later OpenSSH adds. The hook runs commands
-// over exec channels, and its transport talks to the machine's
-// guix-daemon socket over a direct-streamlocal@openssh.com channel
-// (DESIGN §7), which sshd grants a key only with "port-forwarding" and
-// only without "permitopen" (sshd checks stream-local requests against
-// the permitopen list, which cannot name a socket). So local forwarding
-// stays open — a paired master runs commands as this login anyway, so
-// it gains nothing — while "permitlisten" holds remote (-R) listeners
-// to 127.0.0.1:1, a privileged port. Change it here only: pairing writes
-// this, and --remove finds its lines by the same text.
-const AuthorizedKeyOptions = `restrict,port-forwarding,permitlisten="127.0.0.1:1"`
+// turns off pty allocation, agent and X11 forwarding, ~/.ssh/rc, TCP and
+// stream-local forwarding (both directions) and whatever a later OpenSSH
+// adds. The hook needs none of it: it runs commands over exec channels,
+// and its transport reaches the machine's guix-daemon through
+// `guix-offload-agent relay` on an exec channel too. Change it here only:
+// pairing writes this, and --remove finds its lines by the same text.
+const AuthorizedKeyOptions = "restrict"
 
 // keyComment marks the lines pairing adds, naming the master.
 const keyComment = "guix-offload-pair:"

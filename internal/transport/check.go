@@ -157,7 +157,7 @@ func Check(ctx context.Context, p Probe) *Report {
 		if socket == "" {
 			socket = worker.DefaultSocket
 		}
-		conn, why := dialRemoteDaemon(ctx, client, socket)
+		conn, why := dialRemoteDaemon(ctx, client, socket, 0)
 		if conn != nil {
 			checkDirect(ctx, client, p, r, conn)
 			return r

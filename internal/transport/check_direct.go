@@ -17,7 +17,7 @@ import (
 func checkDirect(ctx context.Context, client *ssh.Client, p Probe, r *Report, conn *daemonConn) {
 	defer conn.ch.Close()
 	defer context.AfterFunc(ctx, func() { conn.ch.Close() })()
-	r.add("daemon", true, "guix-daemon answers over SSH (store protocol %#x): builds talk to it directly", conn.DaemonVersion)
+	r.add("daemon", true, "guix-daemon answers over SSH (store protocol %#x, %s): builds talk to it directly", conn.DaemonVersion, conn.via)
 	if p.RoundTrip && !roundTripDirect(ctx, p, r, conn) {
 		return
 	}

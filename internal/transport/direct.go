@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -25,21 +26,189 @@ import (
 // talk to that daemon directly": guix commands there instead.
 const NoDaemon = "-"
 
-// greetTimeout bounds reaching the machine's daemon and greeting it; past
-// it, Run falls back to guix commands.
+// greetTimeout bounds reaching the machine's daemon and greeting it (Run
+// uses [Build].StepTimeout when shorter); past it, Run falls back to guix
+// commands.
 const greetTimeout = 15 * time.Second
+
+// relayWait bounds how long closing the relay's exec channel waits for
+// the relay to end (and say how) before hanging up the session.
+const relayWait = 2 * time.Second
+
+// errNoGreeting is greet's error when the daemon did not greet in time.
+var errNoGreeting = errors.New("no greeting")
 
 // daemonConn is a greeted connection to a daemon and what carries it.
 type daemonConn struct {
 	*worker.Conn
 	ch io.Closer
+	// via names the channel, for the line Run logs.
+	via string
 }
 
-// dialRemoteDaemon opens a direct-streamlocal@openssh.com channel to the
-// daemon's socket on the machine and greets it. On failure it says why in
-// words fit for the one line Run logs before falling back; nothing has
-// been done on the machine then.
-func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string) (*daemonConn, string) {
+// dialRemoteDaemon reaches the daemon's socket on the machine over c and
+// greets it: first through `guix-offload-agent relay` on an exec channel
+// (which a key restricted to no forwarding at all may open), then, when
+// the machine lacks the relay or it fails before a greeting, over a
+// direct-streamlocal@openssh.com channel. On failure it says why in words
+// fit for the one line Run logs before falling back; nothing has been
+// done on the machine then.
+func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string, limit time.Duration) (*daemonConn, string) {
+	if limit <= 0 || limit > greetTimeout {
+		limit = greetTimeout
+	}
+	conn, why, again := dialRelay(ctx, c, socket, limit)
+	if conn != nil {
+		return conn, ""
+	}
+	if !again {
+		return nil, "relay: " + why
+	}
+	conn, why2 := dialStreamLocal(ctx, c, socket, limit)
+	if conn != nil {
+		conn.via += "; no relay: " + why
+		return conn, ""
+	}
+	return nil, "relay: " + why + "; direct-streamlocal channel: " + why2
+}
+
+// relayChannel is the exec channel running `guix-offload-agent relay`:
+// its stdin and stdout are the daemon's stream.
+type relayChannel struct {
+	// stdout is fed from the session's stdout by a goroutine that ends
+	// with the session, so that Close ends a read at once even when the
+	// machine (a login shell that hangs) never closes the channel.
+	stdout *io.PipeReader
+	stdin  io.Writer
+	sess   *ssh.Session
+	stderr *lockedTail
+	eof    atomic.Bool   // stdout ended
+	done   chan struct{} // closed when the session ended, err set
+	err    error
+}
+
+func (r *relayChannel) Read(p []byte) (int, error) {
+	n, err := r.stdout.Read(p)
+	if err == io.EOF {
+		r.eof.Store(true)
+	}
+	return n, err
+}
+
+func (r *relayChannel) Write(p []byte) (int, error) { return r.stdin.Write(p) }
+
+// Close hangs up the session: the relay, its stdin ended, ends, and with
+// it the daemon's client. When the relay's output has ended (it exited,
+// or is about to), it first waits relayWait at most for the session to
+// end, so that its exit status can say why. A read in progress ends at
+// once.
+func (r *relayChannel) Close() error {
+	if r.eof.Load() {
+		t := time.NewTimer(relayWait)
+		defer t.Stop()
+		select {
+		case <-r.done:
+		case <-t.C:
+		}
+	}
+	r.stdout.CloseWithError(net.ErrClosed)
+	return r.sess.Close()
+}
+
+// failed says how the relay failed when it exited with a status other
+// than 0; "" otherwise (the failure was then the daemon's, or the
+// stream's).
+func (r *relayChannel) failed() string {
+	select {
+	case <-r.done:
+	default:
+		return ""
+	}
+	var exit *ssh.ExitError
+	if !errors.As(r.err, &exit) {
+		return ""
+	}
+	last := lastLine(r.stderr.String())
+	switch {
+	case exit.ExitStatus() == 127:
+		return fmt.Sprintf("%s is not on the login's PATH there (exit 127)", Agent)
+	case last != "":
+		return fmt.Sprintf("exit %d: %s", exit.ExitStatus(), last)
+	}
+	return fmt.Sprintf("exit %d", exit.ExitStatus())
+}
+
+// dialRelay runs `guix-offload-agent relay --socket SOCKET` on an exec
+// channel and greets the daemon through it. When that fails, again says
+// whether another channel may do better: not when the daemon was reached
+// but did not greet in time, or ctx ended.
+func dialRelay(ctx context.Context, c *ssh.Client, socket string, limit time.Duration) (conn *daemonConn, why string, again bool) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Sprintf("cannot open an exec channel: %v", err), true
+	}
+	stdin, err1 := sess.StdinPipe()
+	stdout, err2 := sess.StdoutPipe()
+	if err := errors.Join(err1, err2); err != nil {
+		sess.Close()
+		return nil, err.Error(), true
+	}
+	pr, pw := io.Pipe()
+	r := &relayChannel{stdout: pr, stdin: stdin, sess: sess, stderr: &lockedTail{t: tail{max: 4096}}, done: make(chan struct{})}
+	sess.Stderr = r.stderr
+	if err := sess.Start("exec " + Command(Agent, "relay", "--socket", socket)); err != nil {
+		sess.Close()
+		return nil, fmt.Sprintf("cannot start %s relay: %v", Agent, err), true
+	}
+	// These end when the session does: at the latest when the relay
+	// ends or the connection closes.
+	go func() {
+		_, err := io.Copy(pw, stdout)
+		pw.CloseWithError(err)
+	}()
+	go func() {
+		r.err = sess.Wait()
+		close(r.done)
+	}()
+	conn, err = greet(ctx, r, limit)
+	if err == nil {
+		conn.via = "exec channel to " + Agent + " relay"
+		return conn, "", false
+	}
+	// greet closed r, having waited for the relay to end if it did.
+	if ctx.Err() != nil {
+		return nil, ctx.Err().Error(), false
+	}
+	if errors.Is(err, errNoGreeting) {
+		return nil, fmt.Sprintf("its daemon at %s (or the login shell): %v", socket, err), false
+	}
+	if why := r.failed(); why != "" {
+		return nil, why, true
+	}
+	return nil, fmt.Sprintf("its daemon at %s: %v", socket, err), true
+}
+
+// lockedTail is a tail written by one goroutine and read by another.
+type lockedTail struct {
+	mu sync.Mutex
+	t  tail
+}
+
+func (l *lockedTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.t.Write(p)
+}
+
+func (l *lockedTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.t.String()
+}
+
+// dialStreamLocal opens a direct-streamlocal@openssh.com channel to the
+// daemon's socket on the machine and greets it.
+func dialStreamLocal(ctx context.Context, c *ssh.Client, socket string, limit time.Duration) (*daemonConn, string) {
 	type dialed struct {
 		ch  net.Conn
 		err error
@@ -49,7 +218,7 @@ func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string) (*daemo
 		ch, err := c.Dial("unix", socket)
 		res <- dialed{ch, err}
 	}()
-	t := time.NewTimer(greetTimeout)
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	var d dialed
 	select {
@@ -60,7 +229,7 @@ func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string) (*daemo
 				d.ch.Close()
 			}
 		}()
-		return nil, fmt.Sprintf("opening %s took more than %v", socket, greetTimeout)
+		return nil, fmt.Sprintf("opening %s took more than %v", socket, limit)
 	case <-ctx.Done():
 		go func() {
 			if d := <-res; d.ch != nil {
@@ -81,22 +250,23 @@ func dialRemoteDaemon(ctx context.Context, c *ssh.Client, socket string) (*daemo
 		}
 		return nil, fmt.Sprintf("cannot open a channel to %s: %v", socket, d.err)
 	}
-	conn, err := greet(ctx, d.ch)
+	conn, err := greet(ctx, d.ch, limit)
 	if err != nil {
 		return nil, fmt.Sprintf("its daemon at %s: %v", socket, err)
 	}
+	conn.via = "direct-streamlocal channel"
 	return conn, ""
 }
 
 // greet runs the handshake on ch, closing ch when it fails or takes more
-// than greetTimeout.
-func greet(ctx context.Context, ch io.ReadWriteCloser) (*daemonConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, greetTimeout)
+// than limit.
+func greet(ctx context.Context, ch io.ReadWriteCloser, limit time.Duration) (*daemonConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ch.Close() })
 	conn, err := worker.Handshake(ch)
 	if !stop() {
-		err = errors.Join(err, fmt.Errorf("no greeting within %v", greetTimeout))
+		err = errors.Join(err, fmt.Errorf("%w within %v", errNoGreeting, limit))
 	}
 	if err != nil {
 		ch.Close()
@@ -112,7 +282,7 @@ func dialLocalDaemon(ctx context.Context, socket string) (*daemonConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return greet(ctx, ch)
+	return greet(ctx, ch, greetTimeout)
 }
 
 // runDirect is Run over the machine's daemon: one query, one import, one
@@ -124,7 +294,7 @@ func runDirect(ctx context.Context, b *Build, conn *daemonConn) error {
 	// and the remote daemon, seeing its client gone, stops the build.
 	defer context.AfterFunc(ctx, func() { conn.ch.Close() })()
 	defer conn.ch.Close()
-	b.msgf("talking to guix-daemon on '%s' directly (store protocol %#x)", b.Host, conn.DaemonVersion)
+	b.msgf("talking to guix-daemon on '%s' directly (store protocol %#x, %s)", b.Host, conn.DaemonVersion, conn.via)
 
 	// Time limits are exactly the master daemon's (0: none); the log
 	// comes as the remote daemon writes it; no offloading from there.

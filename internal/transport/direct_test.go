@@ -17,6 +17,8 @@ import (
 
 const directLine = "talking to guix-daemon on 'builder' directly"
 const fallbackLine = "cannot talk to guix-daemon on 'builder' directly"
+const relayVia = "exec channel to guix-offload-agent relay)"
+const streamLocalVia = "direct-streamlocal channel; no relay: guix-offload-agent is not on the login's PATH there (exit 127))"
 
 // TestRunDirect: with a daemon on the machine, Run talks to it over the
 // SSH connection: no guix command there; the inputs come from the local
@@ -26,14 +28,16 @@ func TestRunDirect(t *testing.T) {
 		name   string
 		local  bool   // a local daemon
 		signer string // the master's signing key for Build.SigningKey
+		agent  bool   // the machine has the relay
 	}{
-		{"local daemon, signed here", true, "master"},
-		{"local daemon signs", true, transport.NoDaemon},
-		{"local guix archive", false, "master"},
+		{"local daemon, signed here, relay", true, "master", true},
+		{"local daemon signs, stream-local", true, transport.NoDaemon, false},
+		{"local guix archive, relay", false, "master", true},
+		{"local guix archive, stream-local", false, "master", false},
 	} {
 		local := tc.local
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: true, masterDaemon: local})
+			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: true, masterDaemon: local, agent: tc.agent})
 			j := w.job(t, goodScript)
 			// The machine has no guix command: everything must go
 			// through its daemon.
@@ -71,6 +75,13 @@ func TestRunDirect(t *testing.T) {
 			if strings.Contains(msg.String(), fallbackLine) {
 				t.Errorf("fell back:\n%s", msg)
 			}
+			via := streamLocalVia
+			if tc.agent {
+				via = relayVia
+			}
+			if n := strings.Count(msg.String(), directLine); n != 1 || !strings.Contains(msg.String(), via) {
+				t.Errorf("want one line %q…%q, got %d:\n%s", directLine, via, n, msg)
+			}
 			checkNoTemporaries(t, w.master)
 			// A second run sends nothing.
 			if err := os.RemoveAll(w.master.Local(j.out)); err != nil {
@@ -90,7 +101,7 @@ func TestRunDirect(t *testing.T) {
 // TestRunDirectFailures: the daemon's statuses decide 100 and 101; our
 // refusals and the machine's are exit 1; nothing partial in the store.
 func TestRunDirectFailures(t *testing.T) {
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name   string
 		opts   worldOptions
 		script string
@@ -111,8 +122,11 @@ func TestRunDirectFailures(t *testing.T) {
 		{"tampered output", worldOptions{trustMaster: true, trustSigner: true, builderEnv: []string{"GUIX_STANDIN_TAMPER=dep-output=XXX-output"}},
 			goodScript, nil, 1, "hash"},
 	} {
+
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.daemon = true
+			// Half of them through the relay, half over stream-local.
+			tc.opts.agent = i%2 == 0
 			w := newWorld(t, tc.opts)
 			j := w.job(t, tc.script)
 			b, log, msg := w.build(j, func(b *transport.Build) {
@@ -153,6 +167,8 @@ func TestRunDirectFallback(t *testing.T) {
 		{"no daemon socket", worldOptions{}, "no guix-daemon listening"},
 		{"streamlocal forbidden", worldOptions{daemon: true, sshdConfig: "AllowStreamLocalForwarding no"}, "forbids stream-local forwarding): open failed"},
 		{"older daemon", worldOptions{daemon: true, daemonArgs: []string{"--protocol-version=0x160"}}, "too old"},
+		{"relay, no daemon socket", worldOptions{agent: true}, "relay: exit 1: guix-offload-agent: error: cannot connect to guix-daemon's socket"},
+		{"relay, older daemon", worldOptions{agent: true, daemon: true, daemonArgs: []string{"--protocol-version=0x160"}}, "too old"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.trustMaster, tc.opts.trustSigner = true, true
@@ -242,35 +258,64 @@ func TestRunDirectHostileDaemon(t *testing.T) {
 			_, _ = io.Copy(io.Discard, c)
 		}, false, "unknown frame"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true})
-			oddDaemon(t, w, tc.greet, tc.misbehave)
-			j := w.job(t, goodScript)
-			b, log, msg := w.build(j, func(b *transport.Build) {
-				b.ACL = w.master.ACL(t)
-				b.Stall = 2 * time.Second
-				b.StepTimeout = 2 * time.Second
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			start := time.Now()
-			err := transport.Run(ctx, b)
-			if tc.fallback {
-				if err != nil || !strings.Contains(msg.String(), fallbackLine) {
-					t.Fatalf("Run = %v, want a fallback that succeeds\nmessages:\n%s\nlog:\n%s", err, msg, log)
+		for _, agent := range []bool{false, true} {
+			name := tc.name + ", stream-local"
+			if agent {
+				name = tc.name + ", relay"
+			}
+			t.Run(name, func(t *testing.T) {
+				w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, agent: agent})
+				oddDaemon(t, w, tc.greet, tc.misbehave)
+				j := w.job(t, goodScript)
+				b, log, msg := w.build(j, func(b *transport.Build) {
+					b.ACL = w.master.ACL(t)
+					b.Stall = 2 * time.Second
+					b.StepTimeout = 2 * time.Second
+				})
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				start := time.Now()
+				err := transport.Run(ctx, b)
+				if tc.fallback {
+					if err != nil || !strings.Contains(msg.String(), fallbackLine) {
+						t.Fatalf("Run = %v, want a fallback that succeeds\nmessages:\n%s\nlog:\n%s", err, msg, log)
+					}
+					return
 				}
-				return
-			}
-			if transport.ExitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Run = %v (exit %d), want exit 1 saying %q\nmessages:\n%s", err, transport.ExitCode(err), tc.want, msg)
-			}
-			if d := time.Since(start); d > 30*time.Second {
-				t.Errorf("Run took %v", d)
-			}
-			if w.master.Exists(j.out) {
-				t.Errorf("output in the store after a failure")
-			}
-			checkNoTemporaries(t, w.master)
-		})
+				if transport.ExitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Run = %v (exit %d), want exit 1 saying %q\nmessages:\n%s", err, transport.ExitCode(err), tc.want, msg)
+				}
+				if d := time.Since(start); d > 30*time.Second {
+					t.Errorf("Run took %v", d)
+				}
+				if w.master.Exists(j.out) {
+					t.Errorf("output in the store after a failure")
+				}
+				checkNoTemporaries(t, w.master)
+			})
+		}
+	}
+}
+
+// TestRunRelayNoForwarding: through guix-offload-agent relay, a machine
+// whose sshd forwards nothing at all still gets the direct path.
+func TestRunRelayNoForwarding(t *testing.T) {
+	w := newWorld(t, worldOptions{trustMaster: true, trustSigner: true, daemon: true, agent: true, sshdConfig: "DisableForwarding yes"})
+	j := w.job(t, goodScript)
+	b, log, msg := w.build(j, func(b *transport.Build) {
+		b.ACL = w.master.ACL(t)
+		b.RemoteGuix = "/nonexistent/guix"
+	})
+	baseline := runtime.NumGoroutine()
+	err := transport.Run(context.Background(), b)
+	checkLeaks(t, baseline)
+	if err != nil {
+		t.Fatalf("Run: %v\nmessages:\n%s\nlog:\n%s", err, msg, log)
+	}
+	if n := strings.Count(msg.String(), directLine); n != 1 || !strings.Contains(msg.String(), relayVia) {
+		t.Errorf("want one line %q…%q, got %d:\n%s", directLine, relayVia, n, msg)
+	}
+	if !w.master.Exists(j.out) {
+		t.Errorf("no output")
 	}
 }

@@ -11,10 +11,12 @@
 // (ours, the network, the remote lacking guix: [ErrRemoteCommandMissing],
 // a refused signature) → 1.
 //
-// First, Run tries the machine's guix-daemon directly: a
-// direct-streamlocal@openssh.com channel on the same SSH connection to
-// its socket ([Build].RemoteDaemon, /var/guix/daemon-socket/socket),
-// greeted with the store protocol (package worker). Then each step is
+// First, Run tries the machine's guix-daemon directly at its socket
+// ([Build].RemoteDaemon, /var/guix/daemon-socket/socket), greeted with
+// the store protocol (package worker), on the same SSH connection: over
+// an exec channel running `guix-offload-agent relay` there ([Relay]),
+// which a key allowed no forwarding may open, or, when the machine lacks
+// the relay, a direct-streamlocal@openssh.com channel. Then each step is
 // one operation on that channel and no guix process starts on either
 // side: set the build options (max-silent-time and timeout exactly the
 // master daemon's, 0 meaning none; no offloading from there); query
@@ -27,10 +29,10 @@
 // the outcome being the daemon's own status (101 timeout; 100, 102 or
 // 104 permanent; anything else transient, exit 1); export the outputs
 // signed by the machine's key, restored as in step 4 below. Run says
-// "talking to guix-daemon on 'HOST' directly (store protocol 0x…)" on
-// Msg. When the channel cannot be opened (no daemon listening, a login
-// that may not use the socket, an sshd that forbids stream-local
-// forwarding) or the daemon's protocol is older than
+// "talking to guix-daemon on 'HOST' directly (store protocol 0x…, CHANNEL)"
+// on Msg. When neither channel can be opened (no daemon listening, a
+// login that may not use the socket, no relay and an sshd that forbids
+// stream-local forwarding) or the daemon's protocol is older than
 // [worker.MinVersion], Run says so in one line ("cannot talk to
 // guix-daemon on 'HOST' directly: WHY; using guix commands there") and
 // falls back to commands, before anything was done on the machine.

@@ -99,7 +99,8 @@ type Build struct {
 	RemoteGuix string
 
 	// RemoteDaemon is the machine's guix-daemon socket, reached over the
-	// SSH connection (a direct-streamlocal@openssh.com channel); empty
+	// SSH connection (through `guix-offload-agent relay`, or a
+	// direct-streamlocal@openssh.com channel); empty
 	// means /var/guix/daemon-socket/socket, [NoDaemon] means guix
 	// commands there always. LocalDaemon is the local daemon's socket,
 	// which exports the inputs; empty means the same default, NoDaemon
@@ -211,7 +212,7 @@ func run(ctx context.Context, b *Build) error {
 		if socket == "" {
 			socket = worker.DefaultSocket
 		}
-		conn, why := dialRemoteDaemon(ctx, b.Client, socket)
+		conn, why := dialRemoteDaemon(ctx, b.Client, socket, b.StepTimeout)
 		if conn != nil {
 			return runDirect(ctx, b, conn)
 		}

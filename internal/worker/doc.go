@@ -5,7 +5,8 @@
 // `guix` for each step.
 //
 // Start with [Handshake] on a connection to the socket (locally a Unix
-// socket; on a build machine a `direct-streamlocal@openssh.com` SSH
+// socket; on a build machine an SSH exec channel running
+// `guix-offload-agent relay`, or a `direct-streamlocal@openssh.com` SSH
 // channel), then call [Conn.SetOptions] and the operations. Each
 // operation writes its request, then reads the daemon's "stderr" frames
 // until the last one ([Conn] copies log frames to [Conn.Log]), then its

@@ -153,6 +153,9 @@ type pairSetup struct {
 	hostKey                string // the machine's sshd host public key file
 	config                 string // the master's hook.toml
 	snapshot               string
+	// agentBin is on the PATH of the machine's SSH logins, empty until a
+	// test links guix-offload-agent there (the relay the hook runs).
+	agentBin string
 }
 
 func newPairSetup(t *testing.T) *pairSetup {
@@ -172,10 +175,14 @@ func newPairSetup(t *testing.T) *pairSetup {
 		t.Fatal(err)
 	}
 	m := s.machine
+	s.agentBin = filepath.Join(m.dir, "agentbin")
+	if err := os.MkdirAll(s.agentBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.sshd = sshd.Start(t, sshd.Options{
 		Prefix:        append([]string{"ip", "netns", "exec", m.net.Name}, m.prefix()...),
 		ListenAddress: m.net.Addr.String() + ":22",
-		ExtraConfig:   "SetEnv PATH=" + m.guix.Bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+		ExtraConfig:   "SetEnv PATH=" + m.guix.Bin + ":" + s.agentBin + ":/usr/sbin:/usr/bin:/sbin:/bin",
 		UserKeys:      true,
 		Home:          m.root, // root's home as pairing sees it
 	})
@@ -464,15 +471,36 @@ func TestPairing(t *testing.T) {
 		}) {
 			t.Fatalf("the master did not discover the paired machine:\n%s", watch.Output())
 		}
-		cmd := s.master.command(context.Background(), s.master.offload, "test", "--config", s.config)
-		out, err := cmd.CombinedOutput()
-		t.Logf("guix-offload test:\n%s", out)
-		if err != nil || !strings.Contains(string(out), "verdict: usable") {
-			t.Errorf("guix-offload test: %v", err)
+		guixOffloadTest := func() string {
+			cmd := s.master.command(context.Background(), s.master.offload, "test", "--config", s.config)
+			out, err := cmd.CombinedOutput()
+			t.Logf("guix-offload test:\n%s", out)
+			if err != nil || !strings.Contains(string(out), "verdict: usable") {
+				t.Errorf("guix-offload test: %v", err)
+			}
+			return string(out)
 		}
-		// The key's options leave the daemon's socket reachable.
-		if !strings.Contains(string(out), "builds talk to it directly") {
-			t.Errorf("guix-offload test did not reach the machine's daemon through the paired key")
+		// Without guix-offload-agent on the machine, the key's options
+		// ("restrict") refuse the stream-local channel to the daemon's
+		// socket (OpenSSH says "open failed"; the socket is reachable, as
+		// the relay shows next): builds use guix commands there.
+		if out := guixOffloadTest(); !strings.Contains(out, "guix commands (cannot talk to guix-daemon directly: relay: guix-offload-agent is not on the login's PATH there (exit 127); direct-streamlocal channel: cannot connect") ||
+			!strings.Contains(out, "open failed") {
+			t.Errorf("guix-offload test did not find stream-local forwarding refused for the paired key")
+		}
+		// With it, the hook reaches the daemon through its relay.
+		if err := os.Symlink(m.agent, filepath.Join(s.agentBin, "guix-offload-agent")); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(filepath.Join(s.agentBin, "guix-offload-agent"))
+		if out := guixOffloadTest(); !strings.Contains(out, "builds talk to it directly") || !strings.Contains(out, "exec channel to guix-offload-agent relay") {
+			t.Errorf("guix-offload test did not reach the machine's daemon through the relay")
+		}
+		// TCP forwarding is refused for the paired key.
+		sshOut, err := s.master.run(t, "ssh", "-i", "/root/.ssh/id_ed25519", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+			"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-W", m.net.Addr.String()+":22", "root@"+m.net.Addr.String())
+		if err == nil || strings.Contains(sshOut, "SSH-2.0") || !strings.Contains(sshOut, "stdio forwarding failed") {
+			t.Errorf("TCP forwarding (ssh -W) allowed for the master's key: %v\n%s", err, sshOut)
 		}
 		watch.Stop(os.Interrupt)
 	})

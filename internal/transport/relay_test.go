@@ -1,0 +1,83 @@
+package transport_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guix-offload/guix-offload/internal/transport"
+)
+
+// TestRelay: the relay copies both ways and ends cleanly when either
+// side does; a socket it cannot reach is an error naming it.
+func TestRelay(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "socket")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The "daemon" answers each line upper-cased, and hangs up on "bye".
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if strings.Contains(string(buf[:n]), "bye") {
+						return
+					}
+					if _, err := c.Write(bytes.ToUpper(buf[:n])); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	t.Run("master ends", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- transport.Relay(ctx, socket, pr, &out) }()
+		pw.Write([]byte("hello"))
+		time.Sleep(100 * time.Millisecond)
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("Relay = %v, want a clean end", err)
+		}
+		if out.String() != "HELLO" {
+			t.Errorf("relayed %q, want HELLO", out.String())
+		}
+	})
+	t.Run("daemon ends", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go func() { pw.Write([]byte("bye")) }()
+		if err := transport.Relay(ctx, socket, pr, io.Discard); err != nil {
+			t.Fatalf("Relay = %v, want a clean end", err)
+		}
+	})
+	t.Run("no socket", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "nothing")
+		err := transport.Relay(ctx, missing, strings.NewReader(""), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "may this login use the socket") {
+			t.Fatalf("Relay = %v, want an error naming %s and the login's access", err, missing)
+		}
+	})
+}
