@@ -31,6 +31,9 @@ type PairOptions struct {
 	// Guix is the guix program masters need on the login's PATH; empty
 	// means the one found on PATH or in Guix's usual places.
 	Guix string
+	// Agent is the guix-offload-agent program masters run over SSH as
+	// the relay to the daemon; empty means this program.
+	Agent string
 	// Accounts manages the login; nil means [pairing.SystemAccounts].
 	Accounts pairing.Accounts
 	// Listen is the TCP address the protocol is served on (":0": any
@@ -67,7 +70,12 @@ func findGuix() string {
 // `pair --remove` and `pair --list` as much as for pairing.
 func (o PairOptions) Machine(user string, own *pki.PublicKey) *pairing.Machine {
 	m := &pairing.Machine{ACL: o.ACL, OwnKey: own, Records: o.Records, User: user, HomeBase: o.HomeBase,
-		Shell: "/bin/bash", Guix: o.Guix, Accounts: o.Accounts}
+		Shell: "/bin/bash", Guix: o.Guix, Agent: o.Agent, Accounts: o.Accounts}
+	if m.Agent == "" {
+		if exe, err := os.Executable(); err == nil {
+			m.Agent = exe
+		}
+	}
 	if m.ACL == "" {
 		m.ACL = pki.DefaultACLFile
 	}

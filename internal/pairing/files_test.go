@@ -116,7 +116,7 @@ func newMachineEnv(t *testing.T, withACL bool) *machineEnv {
 	return &machineEnv{root: root, accounts: fa, own: own, machine: &Machine{
 		ACL: acl, OwnKey: own, Records: filepath.Join(root, "etc/guix-offload/pairing/masters"),
 		User: "offload", HomeBase: filepath.Join(root, "home"), Shell: "/bin/bash",
-		Guix: "/var/guix/profiles/per-user/root/current-guix/bin/guix", Accounts: fa,
+		Guix: "/var/guix/profiles/per-user/root/current-guix/bin/guix", Agent: "/opt/guix offload/bin/guix-offload-agent", Accounts: fa,
 	}}
 }
 
@@ -157,7 +157,7 @@ func TestMachineApplyAndUndo(t *testing.T) {
 			t.Errorf("authorized_keys is %q, want %q", ak, want)
 		}
 		rc, _ := os.ReadFile(filepath.Join(e.root, "home/offload/.bashrc"))
-		if !strings.Contains(string(rc), "export PATH=/var/guix/profiles/per-user/root/current-guix/bin:\"$PATH\"") {
+		if !strings.Contains(string(rc), "export PATH=/var/guix/profiles/per-user/root/current-guix/bin:'/opt/guix offload/bin':\"$PATH\"") {
 			t.Errorf(".bashrc is %q", rc)
 		}
 		if _, ok := e.accounts.homes["offload"]; !ok {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +106,10 @@ type Machine struct {
 	// Guix is the guix program masters must find on the login's PATH;
 	// a created login's ~/.bashrc puts its directory first.
 	Guix string
+	// Agent is the guix-offload-agent program masters run there as the
+	// relay to the daemon; a created login's ~/.bashrc puts its
+	// directory on PATH too.
+	Agent string
 	// Accounts creates the login when missing.
 	Accounts Accounts
 	// Now is the clock; nil is time.Now.
@@ -208,9 +213,15 @@ func (m *Machine) login(ctx context.Context, j *journal) (string, int, int, erro
 	if err := j.mkdir(home, 0o750, uid, gid); err != nil {
 		return "", 0, 0, fmt.Errorf("create %s: %w", home, err)
 	}
-	if m.Guix != "" {
+	var path []string
+	for _, p := range []string{m.Guix, m.Agent} {
+		if p != "" && !slices.Contains(path, transport.Quote(filepath.Dir(p))) {
+			path = append(path, transport.Quote(filepath.Dir(p)))
+		}
+	}
+	if len(path) > 0 {
 		rc := filepath.Join(home, ".bashrc")
-		text := "# Written by guix-offload pair: masters run guix over SSH.\nexport PATH=" + transport.Quote(filepath.Dir(m.Guix)) + `:"$PATH"` + "\n"
+		text := "# Written by guix-offload pair: masters run guix and guix-offload-agent over SSH.\nexport PATH=" + strings.Join(path, ":") + `:"$PATH"` + "\n"
 		if err := writeFile(j, rc, []byte(text), 0o644, uid, gid); err != nil {
 			return "", 0, 0, err
 		}
