@@ -82,28 +82,36 @@ type relayChannel struct {
 	stdin  io.Writer
 	sess   *ssh.Session
 	stderr *lockedTail
-	eof    atomic.Bool   // stdout ended
-	done   chan struct{} // closed when the session ended, err set
-	err    error
+	// ended: stdout ended, or stdin refused a write (the channel is
+	// closed): the relay has exited, or is about to.
+	ended atomic.Bool
+	done  chan struct{} // closed when the session ended, err set
+	err   error
 }
 
 func (r *relayChannel) Read(p []byte) (int, error) {
 	n, err := r.stdout.Read(p)
 	if err == io.EOF {
-		r.eof.Store(true)
+		r.ended.Store(true)
 	}
 	return n, err
 }
 
-func (r *relayChannel) Write(p []byte) (int, error) { return r.stdin.Write(p) }
+func (r *relayChannel) Write(p []byte) (int, error) {
+	n, err := r.stdin.Write(p)
+	if err != nil {
+		r.ended.Store(true)
+	}
+	return n, err
+}
 
 // Close hangs up the session: the relay, its stdin ended, ends, and with
-// it the daemon's client. When the relay's output has ended (it exited,
-// or is about to), it first waits relayWait at most for the session to
+// it the daemon's client. When the relay's output has ended or its input
+// refused a write (it exited, or is about to), it first waits relayWait at most for the session to
 // end, so that its exit status can say why. A read in progress ends at
 // once.
 func (r *relayChannel) Close() error {
-	if r.eof.Load() {
+	if r.ended.Load() {
 		t := time.NewTimer(relayWait)
 		defer t.Stop()
 		select {
