@@ -138,9 +138,7 @@ zone "%[3]s" {
 	// -g: foreground, log to stderr; no -u: stay root (the directory
 	// is root's); -n 1: one worker thread is plenty for tests.
 	s.proc = h.Start(t, named, "-g", "-n", "1", "-4", "-c", filepath.Join(dir, "named.conf"))
-	netns.WaitFor(t, 30*time.Second, func() bool {
-		return strings.Contains(s.proc.Output(), "running") || s.proc.Exited()
-	})
+	netns.WaitFor(t, 30*time.Second, func() bool { return serving(s.proc.Output()) || s.proc.Exited() })
 	if s.proc.Exited() {
 		hint := ""
 		if strings.Contains(s.proc.Output(), "permission denied") {
@@ -150,6 +148,19 @@ zone "%[3]s" {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// serving reports whether named's log (-g) says it has loaded its zones
+// and listens: its last startup line is "running" alone after the time
+// stamp. Its first lines ("running as: named …", "running on Linux …")
+// come before it reads its configuration and must not count.
+func serving(log string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasSuffix(strings.TrimSpace(line), " running") {
+			return true
+		}
+	}
+	return false
 }
 
 // zoneFile returns a zone file for zone served by ns.ZONE at addr.
