@@ -243,9 +243,15 @@ func TestRunAnnouncesEveryField(t *testing.T) {
 			t.Errorf("signing-key %q; want %q", ann.SigningKey, c)
 		}
 
+		// Run returns at once (no fake time passes: it waits for no
+		// tick), so that the agent exits promptly on SIGTERM.
+		stop := time.Now()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run returned %v after cancel; want nil", err)
+		}
+		if d := time.Since(stop); d != 0 {
+			t.Errorf("Run returned %v after cancel; want at once", d)
 		}
 		if got := fa.Events(); !slices.Equal(got, []string{"announce", "goodbye"}) {
 			t.Errorf("events %q; want announce, goodbye", got)

@@ -227,6 +227,15 @@ func (h *Host) LinkLocal() (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%s in %s has no IPv6 link-local address", h.Iface, h.Name)
 }
 
+// GoodbyeWithin bounds how long a test waits for a browser to drop a
+// machine after its responder said goodbye (or for a responder to exit
+// on SIGTERM): a goodbye removes the records one second after it (RFC
+// 6762 §10.1), while without one they would stay until 80 % of their
+// TTL (96 s for the 120 s our responders use). The bound tells the two
+// apart with room for a loaded machine; how fast the removal comes is
+// for bench/, not for a test's deadline.
+const GoodbyeWithin = 30 * time.Second
+
 // WaitFor polls cond every 20 ms until it returns true, and stops t with
 // Fatal when it has not within timeout.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
