@@ -107,8 +107,15 @@ func TestDialRealSSHD(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := target(s, s.ClientKeyFile)
 			tc.mutate(&tg)
+			// The bound is short where running into it is what the case
+			// checks; elsewhere it is generous, so that a handshake
+			// slowed by a loaded machine is not taken for a silent port.
+			timeout := 30 * time.Second
+			if tc.kind == sshconn.ErrTimeout {
+				timeout = 1500 * time.Millisecond
+			}
 			start := time.Now()
-			c, err := sshconn.Dial(context.Background(), tg, &sshconn.Options{Timeout: 1500 * time.Millisecond})
+			c, err := sshconn.Dial(context.Background(), tg, &sshconn.Options{Timeout: timeout})
 			if err == nil {
 				c.Close()
 				t.Fatal("Dial succeeded")
@@ -121,7 +128,7 @@ func TestDialRealSSHD(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if d := time.Since(start); d > 10*time.Second {
+			if d := time.Since(start); tc.kind == sshconn.ErrTimeout && d > 10*time.Second {
 				t.Errorf("took %v", d)
 			}
 			if !strings.Contains(err.Error(), net.JoinHostPort(tg.Host, strconv.Itoa(tg.Port))) {
@@ -142,7 +149,7 @@ func fingerprint(t *testing.T, line string) string {
 func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	s := sshd.Start(t, sshd.Options{})
 	c, err := sshconn.Dial(context.Background(), target(s, s.ClientKeyFile),
-		&sshconn.Options{KeepAlive: 250 * time.Millisecond, KeepAliveMax: 4})
+		&sshconn.Options{KeepAlive: 500 * time.Millisecond, KeepAliveMax: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +160,7 @@ func TestKeepAliveClosesDeadConnection(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Fatalf("connection closed while sshd answers: %v", err)
-	case <-time.After(750 * time.Millisecond): // three keepalives answered
+	case <-time.After(1500 * time.Millisecond): // three keepalives answered
 	}
 	s.Signal(syscall.SIGSTOP)
 	select {
