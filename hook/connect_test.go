@@ -118,7 +118,9 @@ func TestPreAcceptConnect(t *testing.T) {
 			t.Errorf("%s not remembered as down: %v", k, err)
 		}
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	// Bounded by twice the connect timeout (10 s), the silent machine's
+	// share (5 s) included.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("decision took %v", d)
 	}
 	if silentConns.Load() != 1 {
@@ -211,6 +213,8 @@ func TestPostponeBoundWithUnwritableState(t *testing.T) {
 // The machines not tried to the end may work later: postpone, slots free.
 func TestDecisionDeadline(t *testing.T) {
 	e := newEnv(t)
+	// Nothing here needs a handshake: a short bound is safe.
+	e.override(`connect-timeout = "1500ms"`)
 	var specs []spec
 	var counters []*atomic.Int32
 	id := filepath.Join(e.dir, "id_test")
@@ -227,8 +231,12 @@ func TestDecisionDeadline(t *testing.T) {
 	start := time.Now()
 	rep := mustReply(t, h, req(true, "x86_64-linux", "dl"), daemon.Postpone)
 	took := time.Since(start)
-	if took > 4500*time.Millisecond {
-		t.Errorf("decision took %v, want about 3s", took)
+	t.Logf("decision took %v", took.Round(time.Millisecond))
+	// What shows the shared deadline is the chatter and the machines
+	// dialed below; the time only has to be short of what four bounds of
+	// their own would cost (about 3 s here when idle).
+	if took >= 6*time.Second {
+		t.Errorf("decision took %v, as long as four attempts of 1.5 s each; want about 3s", took)
 	}
 	if !chatterHas(rep, "no time left (connection attempts are bounded by 3s)") {
 		t.Errorf("chatter %q", rep.Chatter)

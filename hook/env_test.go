@@ -95,6 +95,9 @@ func newEnv(t testing.TB) *env {
 
 // writeConfig writes hook.toml: our paths, discovery off unless extra
 // turns it on (never browse this machine's own network), plus extra.
+// The connect timeout is generous (a real sshd's handshake on a loaded
+// machine can take more than a second): a test about the bound sets its
+// own.
 func (e *env) writeConfig(extra string) {
 	acl, _ := filepath.Abs("testdata/acl")
 	cfg := fmt.Sprintf(`machines-file = %q
@@ -102,7 +105,7 @@ state-directory = %q
 store = %q
 acl = %q
 real-guix = %q
-connect-timeout = "1500ms"
+connect-timeout = "5s"
 down-time = "1m"
 `, e.machines, e.state, e.store, acl, filepath.Join(e.dir, "bin", "guix"))
 	if !strings.Contains(extra, "browse-timeout") {
