@@ -52,17 +52,27 @@ func TestRelay(t *testing.T) {
 
 	t.Run("master ends", func(t *testing.T) {
 		pr, pw := io.Pipe()
-		var out bytes.Buffer
+		outR, outW := io.Pipe()
 		done := make(chan error, 1)
-		go func() { done <- transport.Relay(ctx, socket, pr, &out) }()
+		go func() {
+			err := transport.Relay(ctx, socket, pr, outW)
+			outW.Close()
+			done <- err
+		}()
 		pw.Write([]byte("hello"))
-		time.Sleep(100 * time.Millisecond)
+		// The master ends once the daemon's answer came (the relay
+		// ends with ctx at the latest, which ends this read).
+		got := make([]byte, len("HELLO"))
+		if _, err := io.ReadFull(outR, got); err != nil || string(got) != "HELLO" {
+			t.Errorf("relayed %q, %v; want HELLO", got, err)
+		}
 		pw.Close()
+		rest, _ := io.ReadAll(outR)
 		if err := <-done; err != nil {
 			t.Fatalf("Relay = %v, want a clean end", err)
 		}
-		if out.String() != "HELLO" {
-			t.Errorf("relayed %q, want HELLO", out.String())
+		if len(rest) != 0 {
+			t.Errorf("relayed %q after HELLO", rest)
 		}
 	})
 	t.Run("daemon ends", func(t *testing.T) {
