@@ -19,11 +19,11 @@ import (
 )
 
 // respondRace is the helper `respond-race IFACE ADDR`: a responder on
-// IFACE whose TXT record changes every millisecond for two seconds while
-// queries for it arrive, by multicast and by legacy unicast, from the
-// same host. Every answer must carry a whole TXT record, one of those
-// set. Run under -race (the test binary is), a data race ends it with
-// status 66.
+// IFACE whose TXT record changes every millisecond for two seconds (and
+// on, until 100 answers came, on a loaded machine) while queries for it
+// arrive, by multicast and by legacy unicast, from the same host. Every
+// answer must carry a whole TXT record, one of those set. Run under
+// -race (the test binary is), a data race ends it with status 66.
 func respondRace(ifname, addr string) error {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -42,8 +42,9 @@ func respondRace(ifname, addr string) error {
 		return err
 	}
 	defer r.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
+	start := time.Now()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -120,7 +121,7 @@ func respondRace(ifname, addr string) error {
 		}
 	}()
 	group := net.UDPAddrFromAddrPort(mdnsGroup4)
-	for i := 0; ctx.Err() == nil; i++ {
+	for i := 0; ctx.Err() == nil && (time.Since(start) < 2*time.Second || answers.Load() < 100); i++ {
 		q := new(dns.Msg)
 		q.Id = uint16(i)
 		qt := []uint16{dns.TypeTXT, dns.TypeANY, dns.TypePTR}[i%3]
@@ -134,6 +135,7 @@ func respondRace(ifname, addr string) error {
 		mc.send(ifi, buf)
 		time.Sleep(2 * time.Millisecond)
 	}
+	cancel()
 	c.Close()
 	mc.closer.Close()
 	wg.Wait()
