@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 )
 
 const agentPkg = "github.com/guix-offload/guix-offload/cmd/guix-offload-agent"
 
 func TestMain(m *testing.M) {
+	uncache := testenv.PrivateCache()
 	code := m.Run()
+	uncache()
 	netns.CleanupBinaries()
 	os.Exit(code)
 }

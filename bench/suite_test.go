@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 )
 
@@ -101,7 +102,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	flag.Parse()
+	uncache := testenv.PrivateCache()
 	code := m.Run()
+	uncache()
 	netns.CleanupBinaries() // the stand-in, built for the offload rows
 	os.Exit(code)
 }

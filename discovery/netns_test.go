@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/internal/pki"
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
 )
 
@@ -33,7 +34,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	uncache := testenv.PrivateCache()
 	code := m.Run()
+	uncache()
 	netns.CleanupBinaries()
 	os.Exit(code)
 }

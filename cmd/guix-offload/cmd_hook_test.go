@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 )
 
@@ -20,7 +21,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	uncache := testenv.PrivateCache()
+	code := m.Run()
+	uncache()
+	os.Exit(code)
 }
 
 // fakeGuix prints its argv and stdin and an environment variable, and

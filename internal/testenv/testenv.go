@@ -3,6 +3,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -36,4 +37,33 @@ func LookPath(t testing.TB, name, debianPackage string) string {
 		Skip(t, name+" not found; install Debian's "+debianPackage+" (./test.sh does)")
 	}
 	return p
+}
+
+// PrivateCache points $XDG_CACHE_HOME, for this test binary and the
+// programs it runs, at a new temporary directory, so that nothing they
+// cache (such as `guix-offload discover`'s good signatures) lands in, or
+// is read from, the invoking user's home. Call it from TestMain; the
+// returned function removes the directory.
+func PrivateCache() (cleanup func()) {
+	dir, err := os.MkdirTemp("", "guix-offload-test-cache-")
+	if err != nil {
+		panic("testenv: " + err.Error())
+	}
+	// The go command keeps its build cache there too: tests that build
+	// binaries keep using the invoking user's.
+	if os.Getenv("GOCACHE") == "" {
+		if user, err := os.UserCacheDir(); err == nil {
+			os.Setenv("GOCACHE", filepath.Join(user, "go-build"))
+		}
+	}
+	old, had := os.LookupEnv("XDG_CACHE_HOME")
+	os.Setenv("XDG_CACHE_HOME", dir)
+	return func() {
+		if had {
+			os.Setenv("XDG_CACHE_HOME", old)
+		} else {
+			os.Unsetenv("XDG_CACHE_HOME")
+		}
+		os.RemoveAll(dir)
+	}
 }

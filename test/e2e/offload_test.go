@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guix-offload/guix-offload/discovery"
+	"github.com/guix-offload/guix-offload/internal/testenv"
 	"github.com/guix-offload/guix-offload/internal/testenv/bind"
 	"github.com/guix-offload/guix-offload/internal/testenv/daemon"
 	"github.com/guix-offload/guix-offload/internal/testenv/netns"
@@ -19,7 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	uncache := testenv.PrivateCache()
 	code := m.Run()
+	uncache()
 	netns.CleanupBinaries()
 	os.Exit(code)
 }
