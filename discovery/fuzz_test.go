@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,27 @@ func FuzzParseSnapshot(f *testing.F) {
 		}
 		s.Trusted()
 		s.Stale(time.Now())
+	})
+}
+
+// FuzzParseKnownGood: the known-good signatures file parses or is
+// refused with an error naming a line; never more entries than the bound.
+func FuzzParseKnownGood(f *testing.F) {
+	f.Add([]byte(knownGoodMagic + "\n"))
+	f.Add([]byte(knownGoodMagic + "\n" + strings.Repeat("ab", 32) + "\n"))
+	f.Add([]byte(knownGoodMagic + "\n" + strings.Repeat("AB", 32) + "\n" + strings.Repeat("0", 64)))
+	f.Add([]byte(knownGoodMagic + "\n\n"))
+	f.Add([]byte("guix-offload-known-good-signatures 2\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseKnownGood(data, "f")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f:") {
+				t.Fatalf("error does not name the file and line: %v", err)
+			}
+			return
+		}
+		if len(m) > maxKnownGood {
+			t.Fatalf("%d entries", len(m))
+		}
 	})
 }

@@ -75,8 +75,13 @@ type ACLPolicy struct {
 	// [ACLPolicy.prepare] checked it on another core) costs a SHA-256,
 	// not a signature check. Its results depend only on the signed
 	// bytes, the key and the signature: nothing is trusted that was not
-	// verified in this process.
+	// verified in this process, or found in KnownGood.
 	memo sigMemo
+
+	// KnownGood, when not nil, holds the signatures found good in
+	// earlier runs: those are not checked again, and those found good
+	// now are added (the caller saves it).
+	KnownGood *KnownGood
 }
 
 // sigMemo holds signing keys parsed and signatures checked.
@@ -120,8 +125,9 @@ func (m *sigMemo) key(s string) (*pki.PublicKey, error) {
 }
 
 // verify checks a's signature by key (a's SigningKey), or returns what
-// checking the same signature of the same bytes found before.
-func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey) string {
+// checking the same signature of the same bytes found before, in this
+// process or (a good one) in kg.
+func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey, kg *KnownGood) string {
 	id := sigID{key: a.SigningKey, sig: a.Sig, hash: a.SignedHash()}
 	m.mu.Lock()
 	reason, ok := m.sigs[id]
@@ -129,8 +135,12 @@ func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey) string {
 	if ok {
 		return reason
 	}
-	if err := a.verifyWith(key, id.hash); err != nil {
-		reason = err.Error()
+	if !kg.has(id) {
+		if err := a.verifyWith(key, id.hash); err != nil {
+			reason = err.Error()
+		} else {
+			kg.add(id)
+		}
 	}
 	m.mu.Lock()
 	if m.sigs == nil || len(m.sigs) >= maxMemo {
@@ -188,7 +198,7 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if !p.ACL.Authorizes(key) {
 		return fmt.Sprintf("signing key is not in %s", p.file())
 	}
-	return p.memo.verify(a, key)
+	return p.memo.verify(a, key, p.KnownGood)
 }
 
 // prepare does the costly part of judging a ahead of [ACLPolicy.Judge]:

@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -160,5 +162,73 @@ func TestNetnsUnicastWatchReadsOnlyChanges(t *testing.T) {
 	// The new machine and the changed one; a full listing would be 40.
 	if got := txtQueries() - before; got < 1 || got > 4 {
 		t.Errorf("%d TXT queries after one change; want only the changed machines read", got)
+	}
+}
+
+// TestNetnsUnicastKnownGood: `discover --domain` keeps the signatures it
+// found good (by default under $XDG_CACHE_HOME, which TestMain points at
+// a temporary directory), lists the same machines from them next time,
+// and does not use a file that others may write, saying so.
+func TestNetnsUnicastKnownGood(t *testing.T) {
+	nw := netns.New(t, 2)
+	h := nw.Hosts()
+	zone := "builders.test."
+	srv := bind.Start(t, h[0], bind.Options{Zone: zone, Records: zoneInstances(t, zone, "kg", 20, h[1].Addr, true)})
+	args := []string{"--domain", "builders.test", "--mdns=false", "--resolv-conf", writeResolvConf(t, srv), "--acl", absTestdata(t, "acl")}
+	allTrusted := func(as []*Announcement) {
+		t.Helper()
+		trusted := 0
+		for _, a := range as {
+			if a.Trusted {
+				trusted++
+			}
+		}
+		if len(as) != 20 || trusted != 20 {
+			t.Fatalf("listed %d machines, %d trusted; want 20, all trusted", len(as), trusted)
+		}
+	}
+	file := DefaultKnownGoodFile(os.Getenv)
+	if !strings.HasPrefix(file, os.Getenv("XDG_CACHE_HOME")+"/") {
+		t.Fatalf("default file %s is not under $XDG_CACHE_HOME", file)
+	}
+	if err := os.RemoveAll(file); err != nil { // another test's
+		t.Fatal(err)
+	}
+	allTrusted(lookup(t, h[1], args...))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("default --signature-cache not written: %v", err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 21 {
+		t.Errorf("%s has %d lines, want the header and 20 signatures:\n%s", file, n, data)
+	}
+	allTrusted(lookup(t, h[1], args...))
+
+	// Writable by others: checked again, every signature, with a warning.
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	cmd := h[1].Command(t.Context(), discoverBin(t), append([]string{"discover", "--format", "json", "--timeout", "8s"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("discover: %v\n%s", err, stderr.String())
+	}
+	var as []*Announcement
+	if err := json.Unmarshal(out, &as); err != nil {
+		t.Fatal(err)
+	}
+	allTrusted(as)
+	if want := "warning: not using --signature-cache: " + file + ": mode 0666: writable by others; run 'chmod go-w " + file + "'"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+
+	// --signature-cache none: nothing kept.
+	other := filepath.Join(t.TempDir(), "none-here")
+	allTrusted(lookup(t, h[1], append(args, "--signature-cache", "none")...))
+	allTrusted(lookup(t, h[1], append(args, "--signature-cache", other)...))
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("--signature-cache FILE not written: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ type discoverOptions struct {
 	mdns       bool
 	snapshot   string
 	privateKey string
+	knownGood  string
 	verbose    bool
 }
 
@@ -104,6 +105,7 @@ snapshot instead of browsing, unless it is missing or stale.`,
 	f.BoolVar(&opts.mdns, "mdns", true, "browse the LAN with multicast DNS (--mdns=false: wide-area DNS-SD only)")
 	f.StringVar(&opts.resolvConf, "resolv-conf", discovery.DefaultResolvConf, "resolver configuration for wide-area DNS-SD")
 	f.StringVar(&opts.snapshot, "cache", "", "with --watch: keep this snapshot file current; without: read it")
+	f.StringVar(&opts.knownGood, "signature-cache", "", "with --trust acl: keep the signatures found good here, and check only new ones (default: $XDG_CACHE_HOME/guix-offload/good-signatures, else ~/.cache/guix-offload/good-signatures; none: check every one)")
 	f.BoolVarP(&opts.verbose, "verbose", "v", false, "print warnings about ignored announcements as they come")
 	f.StringVar(&opts.privateKey, "private-key", "", "the SSH private key each machine's entry names (default: Guix's, ~/.ssh/id_rsa of whoever evaluates machines.scm)")
 	cmdutil.Choices(cmd, "format", discovery.Formats...)
@@ -155,6 +157,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		}
 		return cmdutil.Usage(cli.WithHint(err, "use --trust acl (the default), tofu or any"))
 	}
+	kg := openKnownGood(opts, policy, stderr)
 	bopts := discovery.BrowseOptions{
 		Interfaces:  opts.interfaces,
 		Domains:     opts.domains,
@@ -175,6 +178,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		err := discovery.Watch(ctx, bopts, opts.snapshot, func(ev discovery.Event) error {
 			return discovery.WriteEvent(stdout, opts.format, ev)
 		})
+		saveKnownGood(kg, opts, stderr)
 		if err == nil || errors.Is(err, context.Canceled) {
 			return nil
 		}
@@ -211,6 +215,7 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 	if err := discovery.Write(stdout, opts.format, withPrivateKey(as, opts.privateKey)); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
+	saveKnownGood(kg, opts, stderr)
 	if windows != nil {
 		if ws := <-windows; len(ws) > 0 {
 			fmt.Fprintln(stdout)
@@ -219,6 +224,45 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		}
 	}
 	return nil
+}
+
+// openKnownGood gives an ACL policy the signatures found good in earlier
+// runs (--signature-cache): nil when there is none to keep. A file that
+// is damaged is started again; one that others could have written is not
+// used, with a warning.
+func openKnownGood(opts discoverOptions, policy discovery.Policy, stderr io.Writer) *discovery.KnownGood {
+	acl, ok := policy.(*discovery.ACLPolicy)
+	file := opts.knownGood
+	if file == "" {
+		file = discovery.DefaultKnownGoodFile(os.Getenv)
+	}
+	if !ok || file == "" || file == "none" {
+		return nil
+	}
+	kg, err := discovery.OpenKnownGood(file)
+	switch {
+	case errors.Is(err, discovery.ErrKnownGoodUnsafe):
+		fmt.Fprintf(stderr, "guix-offload: warning: not using --signature-cache: %v\n", err)
+		return nil
+	case err != nil:
+		if opts.verbose {
+			fmt.Fprintf(stderr, "guix-offload: warning: %v; starting it again\n", err)
+		}
+		kg = discovery.NewKnownGood(file)
+	}
+	acl.KnownGood = kg
+	return kg
+}
+
+// saveKnownGood saves kg when not nil; it is a cache, so failing to is a
+// warning under --verbose only.
+func saveKnownGood(kg *discovery.KnownGood, opts discoverOptions, stderr io.Writer) {
+	if kg == nil {
+		return
+	}
+	if err := kg.Save(); err != nil && opts.verbose {
+		fmt.Fprintf(stderr, "guix-offload: warning: %v\n", err)
+	}
 }
 
 // withPrivateKey sets the private key of each announcement's machine, for
