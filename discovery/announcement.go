@@ -105,6 +105,18 @@ type Announcement struct {
 	// ParseTXT parses it anyway, and the policy need not again.
 	signer   *pki.PublicKey
 	signerOf string
+	// rawHash is SignedHash over raw for the instance name and port
+	// rawHashFor holds: ParseTXT computes it for a signed record (on
+	// the core that parses it), so that checking and judging it again
+	// does not.
+	rawHash    [32]byte
+	rawHashFor *hashInput
+}
+
+// hashInput is what [Announcement.SignedHash] hashes besides the record.
+type hashInput struct {
+	instance string
+	port     int
 }
 
 // AsMachine returns the machine a master may use from the announcement
@@ -271,6 +283,10 @@ func ParseTXT(instance string, port int, txt []string) (*Announcement, error) {
 		if err := decode(values, a); err != nil {
 			return nil, err
 		}
+	}
+	if a.Sig != "" {
+		a.rawHash = a.hashTXT(a.raw)
+		a.rawHashFor = &hashInput{a.Instance, a.Port}
 	}
 	return a, nil
 }
@@ -528,7 +544,14 @@ func (a *Announcement) SignedHash() [32]byte {
 	txt := a.raw
 	if txt == nil {
 		txt = a.TXT()
+	} else if f := a.rawHashFor; f != nil && f.instance == a.Instance && f.port == a.Port {
+		return a.rawHash
 	}
+	return a.hashTXT(txt)
+}
+
+// hashTXT is [Announcement.SignedHash] over the strings txt.
+func (a *Announcement) hashTXT(txt []string) [32]byte {
 	type pair struct{ key, s string }
 	pairs := make([]pair, 0, len(txt))
 	for _, s := range txt {

@@ -1,8 +1,11 @@
 package discovery
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -251,5 +254,35 @@ func TestSignedHashCoversEverythingButSig(t *testing.T) {
 	}
 	if d.SignedHash() == h {
 		t.Error("an unknown key is not covered by the signed hash")
+	}
+}
+
+// TestWriteJSONLong: a long list, encoded on every core, prints exactly
+// what one json.Encoder prints.
+func TestWriteJSONLong(t *testing.T) {
+	for _, n := range []int{0, 1, 63, 64, 65, 500} {
+		var as []*Announcement
+		for i := range n {
+			a := testAnnouncement(t)
+			a.Instance = fmt.Sprintf("b<%d>&\u2028", i)
+			a.Load = float64(i) / 7
+			a.Trusted = i%3 == 0
+			as = append(as, a)
+		}
+		var got, want bytes.Buffer
+		if err := Write(&got, "json", as); err != nil {
+			t.Fatal(err)
+		}
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		if as == nil {
+			as = []*Announcement{}
+		}
+		if err := enc.Encode(as); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%d machines: differs from json.Encoder:\n%s\nwant:\n%s", n, got.Bytes()[:min(got.Len(), 600)], want.Bytes()[:min(want.Len(), 600)])
+		}
 	}
 }

@@ -22,7 +22,7 @@ var (
 // signature. Sign fails when the announcement would not fit in a TXT
 // record (see [Announcement.Check]).
 func (a *Announcement) Sign(key *pki.PrivateKey) error {
-	a.raw = nil
+	a.raw, a.rawHashFor = nil, nil
 	compact, err := key.Public().Compact()
 	if err != nil {
 		return fmt.Errorf("sign announcement: %w", err)

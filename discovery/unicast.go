@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -866,6 +867,34 @@ func (u *Unicast) resolve(ctx context.Context, res *Resolver, d *uDomain, name s
 }
 
 // compare turns what was read of one instance into events.
+// instanceKey is what compare compares between two readings of an
+// instance: its SRV target and port, its TXT strings (counted, each
+// length-prefixed) and its addresses.
+func instanceKey(r *resolved) string {
+	var b strings.Builder
+	n := 16 + len(r.srv.Target) + 20*len(r.addrs)
+	for _, s := range r.txt.Txt {
+		n += len(s) + 5
+	}
+	b.Grow(n)
+	b.WriteString(strconv.Itoa(int(r.srv.Port)))
+	b.WriteByte('|')
+	b.WriteString(strings.ToLower(r.srv.Target))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(r.txt.Txt)))
+	for _, s := range r.txt.Txt {
+		b.WriteByte('|')
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	for _, ad := range r.addrs {
+		b.WriteByte('|')
+		b.WriteString(ad.String())
+	}
+	return b.String()
+}
+
 func (u *Unicast) compare(d *uDomain, name string, r *resolved) []Event {
 	old := d.inst[name]
 	if r.err != nil && old != nil {
@@ -878,7 +907,7 @@ func (u *Unicast) compare(d *uDomain, name string, r *resolved) []Event {
 		delete(d.inst, name)
 		return []Event{{Kind: Remove, Announcement: old.ann}}
 	}
-	key := fmt.Sprintf("%d|%s|%q|%v", r.srv.Port, strings.ToLower(r.srv.Target), r.txt.Txt, r.addrs)
+	key := instanceKey(r)
 	if old != nil && old.key == key {
 		return nil
 	}
