@@ -148,9 +148,11 @@ func discoverBin(t *testing.T) string {
 // lookup runs `guix-offload discover --format json ARGS…` on h.
 func lookup(t *testing.T, h *netns.Host, args ...string) []*Announcement {
 	t.Helper()
+	// Built (the first time) before the clock starts.
+	bin := discoverBin(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := h.Command(ctx, discoverBin(t), append([]string{"discover", "--format", "json", "--timeout", "8s"}, args...)...)
+	cmd := h.Command(ctx, bin, append([]string{"discover", "--format", "json", "--timeout", "8s"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
