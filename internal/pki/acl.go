@@ -1,9 +1,11 @@
 package pki
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -23,7 +25,7 @@ type ACL struct {
 	// index holds the keys' identities (see [PublicKey.id]), so that
 	// Authorizes costs one lookup, not a comparison per entry: a master
 	// with a thousand build machines judges a thousand announcements.
-	index map[string]bool
+	index map[string]*PublicKey
 	// Unsupported lists entries whose keys are well formed but of a kind
 	// no Guix signature can be checked with here (another curve, DSA); they
 	// authorize nothing.
@@ -45,7 +47,7 @@ func (a *ACL) Authorizes(k *PublicKey) bool {
 		return false
 	}
 	if a.index != nil {
-		return a.index[k.id()]
+		return a.index[k.id()] != nil
 	}
 	for _, e := range a.keys {
 		if e.Equal(k) {
@@ -55,18 +57,42 @@ func (a *ACL) Authorizes(k *PublicKey) bool {
 	return false
 }
 
+// KeyOfCompact returns the ACL's key whose [PublicKey.Compact] form is s,
+// or nil when s is not the compact form of an elliptic-curve key in the
+// ACL (RSA keys included: parse those with [ParseCompactPublicKey]). It
+// decodes no point: the ACL's keys were checked when it was read, so a
+// master judging a thousand announcements signed by keys of its ACL
+// decodes each key once, not twice.
+func (a *ACL) KeyOfCompact(s string) *PublicKey {
+	if a == nil || a.index == nil {
+		return nil
+	}
+	typ, b64, ok := strings.Cut(s, ":")
+	if !ok || (typ != TypeECDSA && typ != TypeEdDSA) || base64.StdEncoding.DecodedLen(len(b64)) > 33 {
+		return nil
+	}
+	var q [33]byte
+	n, err := base64.StdEncoding.Decode(q[:], []byte(b64))
+	if err != nil || n != 32 {
+		return nil
+	}
+	return a.index[typ+"\x00"+string(q[:32])]
+}
+
 // add appends k to the keys and the index.
 func (a *ACL) add(k *PublicKey) {
 	if a.index == nil {
-		a.index = make(map[string]bool)
+		a.index = make(map[string]*PublicKey)
 	}
 	a.keys = append(a.keys, k)
-	a.index[k.id()] = true
+	if a.index[k.id()] == nil {
+		a.index[k.id()] = k
+	}
 }
 
 // NewACL returns an ACL authorizing keys.
 func NewACL(keys ...*PublicKey) *ACL {
-	a := &ACL{index: make(map[string]bool)}
+	a := &ACL{index: make(map[string]*PublicKey)}
 	for _, k := range keys {
 		a.add(k)
 	}
@@ -107,7 +133,7 @@ func ParseACL(data []byte, file string) (*ACL, error) {
 	if len(l) == 0 || head(v) != "acl" {
 		return nil, fmt.Errorf("read ACL: %s: expected (acl (entry …) …)", v.Pos())
 	}
-	a := &ACL{index: make(map[string]bool)}
+	a := &ACL{index: make(map[string]*PublicKey)}
 	entries := l[1:]
 	keys := publicKeysOf(entries)
 	for i, e := range entries {

@@ -3,9 +3,12 @@ package pki
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 func TestCompactRoundTrip(t *testing.T) {
@@ -76,5 +79,74 @@ func TestParseCompactErrors(t *testing.T) {
 		if k, err := ParseCompactPublicKey(s); err == nil {
 			t.Errorf("ParseCompactPublicKey(%q) = %v, want an error", s, k)
 		}
+	}
+}
+
+// offCurve returns the compact form of 32 bytes that are a canonical
+// encoding but no point of the curve.
+func offCurve(t *testing.T) string {
+	t.Helper()
+	for y := byte(2); y < 255; y++ {
+		q := make([]byte, 32)
+		q[0] = y
+		if _, err := edwards25519.NewIdentityPoint().SetBytes(q); err != nil {
+			return TypeECDSA + ":" + base64.StdEncoding.EncodeToString(q)
+		}
+	}
+	t.Fatal("no off-curve encoding found")
+	return ""
+}
+
+// TestCheckCompact: CheckCompactPublicKey finds what ParseCompactPublicKey
+// finds wrong, except a point off the curve.
+func TestCheckCompact(t *testing.T) {
+	pub, _, _ := fixtureKeys(t)
+	good, err := pub.Compact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonCanonical := make([]byte, 32)
+	copy(nonCanonical, fieldPrime[:]) // y = p: reduced to 0 by SetBytes
+	for _, s := range []string{
+		"", "ecdsa-ed25519", "ecdsa-ed25519:!!!", "ecdsa-ed25519:AAAA",
+		"dsa:AAAA", "rsa:KHB1YmxpYy1rZXkp", good,
+		TypeECDSA + ":" + base64.StdEncoding.EncodeToString(nonCanonical),
+	} {
+		_, perr := ParseCompactPublicKey(s)
+		if cerr := CheckCompactPublicKey(s); (cerr == nil) != (perr == nil) {
+			t.Errorf("%q: CheckCompactPublicKey %v, ParseCompactPublicKey %v", s, cerr, perr)
+		}
+	}
+	off := offCurve(t)
+	if err := CheckCompactPublicKey(off); err != nil {
+		t.Errorf("off-curve key: CheckCompactPublicKey %v, want nil (it decodes no point)", err)
+	}
+	if _, err := ParseCompactPublicKey(off); !errors.Is(err, errNotOnCurve) {
+		t.Errorf("off-curve key: ParseCompactPublicKey %v", err)
+	}
+}
+
+// TestKeyOfCompact: the ACL's own key for the compact form of one of
+// its keys, nil for anything else.
+func TestKeyOfCompact(t *testing.T) {
+	pub, _, _ := fixtureKeys(t)
+	acl := NewACL(pub)
+	c, _ := pub.Compact()
+	if k := acl.KeyOfCompact(c); k == nil || !k.Equal(pub) || k.pt == nil {
+		t.Errorf("KeyOfCompact(%q) = %v, want the ACL's decoded key", c, k)
+	}
+	other, err := GenerateKey(TypeECDSA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, _ := other.Public().Compact()
+	ed := TypeEdDSA + strings.TrimPrefix(c, TypeECDSA)
+	for _, s := range []string{oc, ed, offCurve(t), "", "ecdsa-ed25519:", c + "AAAA", "rsa:KHB1YmxpYy1rZXkp", strings.TrimRight(c, "=")} {
+		if k := acl.KeyOfCompact(s); k != nil {
+			t.Errorf("KeyOfCompact(%q) = %v, want nil", s, k)
+		}
+	}
+	if k := (*ACL)(nil).KeyOfCompact(c); k != nil {
+		t.Errorf("nil ACL: %v", k)
 	}
 }

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -83,6 +84,28 @@ func FuzzVerify(f *testing.F) {
 		}
 		if _, err := Verify(data, s.Hash, acl); err == nil && !acl.Authorizes(s.Signer) {
 			t.Fatalf("verified a signature by a key outside the ACL")
+		}
+	})
+}
+
+// FuzzCheckCompactPublicKey: CheckCompactPublicKey accepts whatever
+// ParseCompactPublicKey accepts, and an ACL finds its own keys only.
+func FuzzCheckCompactPublicKey(f *testing.F) {
+	f.Add("ecdsa-ed25519:AAAA")
+	f.Add("ecdsa-ed25519:" + strings.Repeat("A", 43) + "=")
+	f.Add("eddsa-ed25519:" + strings.Repeat("A", 43))
+	f.Add("rsa:KHB1YmxpYy1rZXkp")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, perr := ParseCompactPublicKey(s)
+		if cerr := CheckCompactPublicKey(s); perr == nil && cerr != nil {
+			t.Fatalf("%q parses but CheckCompactPublicKey says %v", s, cerr)
+		}
+		if perr != nil {
+			return
+		}
+		acl := NewACL(k)
+		if got := acl.KeyOfCompact(s); got != nil && !got.Equal(k) {
+			t.Fatalf("KeyOfCompact(%q) = another key", s)
 		}
 	})
 }

@@ -466,6 +466,34 @@ func (k *PublicKey) Compact() (string, error) {
 	return s, nil
 }
 
+// CheckCompactPublicKey reports what [ParseCompactPublicKey] would find
+// wrong with s, except that it does not check that an elliptic-curve
+// point is on the curve: that costs a square root, which a key that is
+// only compared with an ACL's ([ACL.KeyOfCompact]) need not pay.
+func CheckCompactPublicKey(s string) error {
+	typ, b64, ok := strings.Cut(s, ":")
+	if !ok || (typ != TypeECDSA && typ != TypeEdDSA) {
+		_, err := ParseCompactPublicKey(s)
+		return err
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		raw, err = base64.RawStdEncoding.DecodeString(b64)
+	}
+	if err != nil {
+		return fmt.Errorf("parse compact key %q: bad base64: %w", truncate(s), err)
+	}
+	if len(raw) != 32 {
+		// Other encodings: the whole check.
+		_, err := ParseCompactPublicKey(s)
+		return err
+	}
+	if !canonicalPoint(raw) {
+		return fmt.Errorf("parse compact key %q: %w (non-canonical encoding)", truncate(s), errNotOnCurve)
+	}
+	return nil
+}
+
 // ParseCompactPublicKey parses the output of [PublicKey.Compact].
 func ParseCompactPublicKey(s string) (*PublicKey, error) {
 	typ, b64, ok := strings.Cut(s, ":")
