@@ -101,10 +101,6 @@ type Announcement struct {
 	// raw is the TXT record as received, kept so that the signature is
 	// checked over exactly what was signed, unknown keys included.
 	raw []string
-	// signer is SigningKey parsed, when signerOf is SigningKey:
-	// ParseTXT parses it anyway, and the policy need not again.
-	signer   *pki.PublicKey
-	signerOf string
 	// rawHash is SignedHash over raw for the instance name and port
 	// rawHashFor holds: ParseTXT computes it for a signed record (on
 	// the core that parses it), so that checking and judging it again
@@ -453,11 +449,13 @@ func decodeSignature(v txtValues, a *Announcement) error {
 		}
 	}
 	if s, ok := v["signing-key"]; ok {
-		k, err := pki.ParseCompactPublicKey(s)
-		if err != nil {
+		// Whether its point is on the curve is the trust policy's
+		// to find out, when it must: a key in the ACL was checked with
+		// it.
+		if err := pki.CheckCompactPublicKey(s); err != nil {
 			return &TXTError{Field: "signing-key", Err: err}
 		}
-		a.SigningKey, a.signer, a.signerOf = s, k, s
+		a.SigningKey = s
 	}
 	if s, ok := v["ts"]; ok {
 		n, err := strconv.ParseInt(s, 10, 64)

@@ -188,15 +188,18 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if a.Sig == "" || a.SigningKey == "" {
 		return ErrUnsigned.Error()
 	}
-	key, err := a.signer, error(nil)
-	if key == nil || a.signerOf != a.SigningKey {
-		key, err = p.memo.key(a.SigningKey)
-	}
-	if err != nil {
-		return fmt.Sprintf("bad signing key: %v", err)
-	}
-	if !p.ACL.Authorizes(key) {
-		return fmt.Sprintf("signing key is not in %s", p.file())
+	// A key of the ACL comes decoded with it; any other is decoded
+	// (once) only to say what is wrong with it.
+	key := p.ACL.KeyOfCompact(a.SigningKey)
+	if key == nil {
+		k, err := p.memo.key(a.SigningKey)
+		if err != nil {
+			return fmt.Sprintf("bad signing key: %v", err)
+		}
+		if !p.ACL.Authorizes(k) {
+			return fmt.Sprintf("signing key is not in %s", p.file())
+		}
+		key = k
 	}
 	return p.memo.verify(a, key, p.KnownGood)
 }

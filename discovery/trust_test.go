@@ -173,6 +173,9 @@ func TestACLPolicy(t *testing.T) {
 		{"extra key", received(t, good, append(good.TXT(), "x=1"), "169.254.1.2"), false, "signature does not match"},
 		{"signature of another announcement", received(t, good, swapped, "169.254.1.2"), false, "signature does not match"},
 		{"stranger claims our key", received(t, other, otherButOurKey, "169.254.1.2"), false, "signature does not match"},
+		// ParseTXT does not decode the key's point (the ACL's keys
+		// come decoded): one off the curve is refused here.
+		{"signing key off the curve", received(t, good, tamper(good.TXT(), "signing-key", "ecdsa-ed25519:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), "169.254.1.2"), false, "bad signing key"},
 		{"stale", received(t, stale, stale.TXT(), "169.254.1.2"), false, "stale"},
 		{"future", received(t, future, future.TXT(), "169.254.1.2"), false, "future"},
 		{"no time", received(t, noTime, noTime.TXT(), "169.254.1.2"), false, "no time"},
