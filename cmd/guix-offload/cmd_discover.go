@@ -128,6 +128,17 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		return cmdutil.Usage(cli.WithHint(fmt.Errorf("--private-key %s is not an absolute file name", opts.privateKey),
 			"Guix's offload hook reads it from guix-daemon's working directory, /: give the full file name"))
 	}
+	// The heap: see discovery.ListGCPercent.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(discovery.ListGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := int64(discovery.ListMemoryLimit)
+		if opts.watch {
+			limit = discovery.WatchMemoryLimit
+		}
+		debug.SetMemoryLimit(limit)
+	}
 	level := slog.LevelError
 	if opts.verbose || opts.watch {
 		level = slog.LevelWarn
@@ -167,9 +178,6 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		Logger:      logger,
 	}
 	if opts.watch {
-		if os.Getenv("GOMEMLIMIT") == "" {
-			debug.SetMemoryLimit(discovery.WatchMemoryLimit)
-		}
 		if opts.format == "table" {
 			if err := discovery.WriteEventHeader(stdout); err != nil {
 				return err
