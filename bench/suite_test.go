@@ -207,6 +207,8 @@ func (s *suite) buildBinary(t *testing.T, name string) string {
 	}
 	out := filepath.Join(s.binDir, name)
 	cmd := exec.CommandContext(s.ctx, "go", "build", "-o", out, "github.com/guix-offload/guix-offload/cmd/"+name)
+	// As the Makefile builds what is installed: static.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Logf("go build cmd/%s: %v\n%s", name, err, b)
 		out = ""
