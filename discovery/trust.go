@@ -40,11 +40,14 @@ type Policy interface {
 func ParsePolicy(name, aclFile, stateFile string) (Policy, error) {
 	switch name {
 	case "acl", "":
-		acl, err := pki.ReadACL(aclFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ACL: %w", err)
+		p, err := ReadACLPolicy(aclFile)
+		if err == nil {
+			err = p.Wait()
 		}
-		return &ACLPolicy{ACL: acl, File: aclFile}, nil
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	case "tofu":
 		return &TOFUPolicy{File: stateFile}, nil
 	case "any":
@@ -82,6 +85,40 @@ type ACLPolicy struct {
 	// earlier runs: those are not checked again, and those found good
 	// now are added (the caller saves it).
 	KnownGood *KnownGood
+
+	// loading, when not nil, is closed once [ReadACLPolicy] has read
+	// ACL, or failed to (loadErr).
+	loading chan struct{}
+	loadErr error
+}
+
+// ReadACLPolicy reads the ACL file and returns an ACL policy at once,
+// parsing the file in the background: a judgment waits for it, so that
+// a listing reads the network while a large ACL (a thousand keys, some
+// milliseconds) is parsed. A file that cannot be read is an error at
+// once; one that cannot be parsed is [ACLPolicy.Wait]'s, and until it is
+// parsed, and after such a failure, the policy accepts nothing.
+func ReadACLPolicy(aclFile string) (*ACLPolicy, error) {
+	data, err := boundedread.ReadFile(aclFile, boundedread.ACL)
+	if err != nil {
+		return nil, fmt.Errorf("read ACL: %w", err)
+	}
+	p := &ACLPolicy{File: aclFile, loading: make(chan struct{})}
+	go func() {
+		defer close(p.loading)
+		p.ACL, p.loadErr = pki.ParseACL(data, aclFile) // "read ACL: …"
+	}()
+	return p, nil
+}
+
+// Wait waits until the ACL of a [ReadACLPolicy] was read, and returns why
+// it could not be; nil at once for a policy made with its ACL.
+func (p *ACLPolicy) Wait() error {
+	if p.loading == nil {
+		return nil
+	}
+	<-p.loading
+	return p.loadErr
 }
 
 // sigMemo holds signing keys parsed and signatures checked.
@@ -187,6 +224,9 @@ func (p *ACLPolicy) JudgeSigned(a *Announcement) (bool, string) {
 func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if a.Sig == "" || a.SigningKey == "" {
 		return ErrUnsigned.Error()
+	}
+	if err := p.Wait(); err != nil {
+		return err.Error()
 	}
 	// A key of the ACL comes decoded with it; any other is decoded
 	// (once) only to say what is wrong with it.

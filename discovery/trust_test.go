@@ -339,3 +339,38 @@ func TestACLPolicyMemoNeverTrustsUnchecked(t *testing.T) {
 		t.Fatalf("genuine announcement rejected after a tampered one: %s", reason)
 	}
 }
+
+// TestReadACLPolicy: a file that cannot be read is an error at once;
+// one that cannot be parsed is Wait's, and the policy accepts nothing;
+// a good one judges as ParsePolicy's.
+func TestReadACLPolicy(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadACLPolicy(filepath.Join(dir, "missing")); err == nil || !strings.HasPrefix(err.Error(), "read ACL: ") || strings.Count(err.Error(), "read ACL") != 1 {
+		t.Errorf("missing file: %v", err)
+	}
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("(acl (entry"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ReadACLPolicy(bad)
+	if err != nil {
+		t.Fatalf("unparsable file: error before parsing: %v", err)
+	}
+	good := signedReceived(t)
+	if ok, why := p.Judge(good, time.Now()); ok || !strings.Contains(why, "read ACL") {
+		t.Errorf("policy of an unparsable ACL: %v, %q", ok, why)
+	}
+	if err := p.Wait(); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Wait: %v, want the parse error naming %s", err, bad)
+	}
+	p, err = ReadACLPolicy("testdata/acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := p.Judge(good, time.Now()); !ok {
+		t.Errorf("good announcement: %s", why)
+	}
+	if _, err := ParsePolicy("acl", bad, ""); err == nil {
+		t.Error("ParsePolicy accepted an unparsable ACL")
+	}
+}

@@ -161,12 +161,31 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		}
 	}
 
-	policy, err := discovery.ParsePolicy(opts.trust, opts.acl, opts.pins)
-	if err != nil {
-		if opts.trust == "acl" || opts.trust == "" {
-			return cli.WithHint(err, "authorize build machines' keys with 'guix archive --authorize', or pass --acl FILE")
+	// Under trust acl the ACL is parsed while the network is read: a
+	// listing it cannot be parsed for ends with that error, once
+	// browsed (a file that cannot be read, at once).
+	aclErr := func(err error) error {
+		return cli.WithHint(err, "authorize build machines' keys with 'guix archive --authorize', or pass --acl FILE")
+	}
+	var policy discovery.Policy
+	aclRead := func() error { return nil }
+	if opts.trust == "acl" || opts.trust == "" {
+		p, err := discovery.ReadACLPolicy(opts.acl)
+		if err != nil {
+			return aclErr(err)
 		}
-		return cmdutil.Usage(cli.WithHint(err, "use --trust acl (the default), tofu or any"))
+		policy, aclRead = p, p.Wait
+		if opts.watch {
+			if err := p.Wait(); err != nil {
+				return aclErr(err)
+			}
+		}
+	} else {
+		p, err := discovery.ParsePolicy(opts.trust, opts.acl, opts.pins)
+		if err != nil {
+			return cmdutil.Usage(cli.WithHint(err, "use --trust acl (the default), tofu or any"))
+		}
+		policy = p
 	}
 	kg := openKnownGood(opts, policy, stderr)
 	bopts := discovery.BrowseOptions{
@@ -209,6 +228,9 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		}()
 	}
 	as, err := discovery.Lookup(ctx, bopts, opts.quiet)
+	if err := aclRead(); err != nil {
+		return aclErr(err)
+	}
 	if errors.Is(err, discovery.ErrUnknownInterface) {
 		return cli.WithHint(err, "list the interfaces with 'ip link'")
 	}
