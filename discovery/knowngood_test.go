@@ -11,15 +11,22 @@ import (
 	"time"
 )
 
-// signedReceived is the test announcement signed with the fixture key
-// now, as a master receives it from its first address.
-func signedReceived(t *testing.T) *Announcement {
+// signedNow is the test announcement signed with the fixture key now.
+func signedNow(t *testing.T) *Announcement {
 	t.Helper()
 	a := testAnnouncement(t)
 	a.Time = time.Now().Truncate(time.Second)
 	if err := a.Sign(fixtureKey(t)); err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// signedReceived is signedNow as a master receives it from its first
+// address.
+func signedReceived(t *testing.T) *Announcement {
+	t.Helper()
+	a := signedNow(t)
 	return received(t, a, a.TXT(), "169.254.1.2")
 }
 
@@ -27,11 +34,7 @@ func signedReceived(t *testing.T) *Announcement {
 // its signature does not verify.
 func forged(t *testing.T) *Announcement {
 	t.Helper()
-	a := testAnnouncement(t)
-	a.Time = time.Now().Truncate(time.Second)
-	if err := a.Sign(fixtureKey(t)); err != nil {
-		t.Fatal(err)
-	}
+	a := signedNow(t)
 	txt := a.TXT()
 	for i, s := range txt {
 		if strings.HasPrefix(s, "load=") {
