@@ -449,9 +449,8 @@ func decodeSignature(v txtValues, a *Announcement) error {
 		}
 	}
 	if s, ok := v["signing-key"]; ok {
-		// Whether its point is on the curve is the trust policy's
-		// to find out, when it must: a key in the ACL was checked with
-		// it.
+		// Whether its point is on the curve is found out when a
+		// signature is checked with it (see ACLPolicy.checkSigner).
 		if err := pki.CheckCompactPublicKey(s); err != nil {
 			return &TXTError{Field: "signing-key", Err: err}
 		}

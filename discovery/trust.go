@@ -228,8 +228,9 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if err := p.Wait(); err != nil {
 		return err.Error()
 	}
-	// A key of the ACL comes decoded with it; any other is decoded
-	// (once) only to say what is wrong with it.
+	// A key of the ACL is the ACL's (decoded only if a signature is to
+	// be checked); any other is decoded (once) only to say what is
+	// wrong with it.
 	key := p.ACL.KeyOfCompact(a.SigningKey)
 	if key == nil {
 		k, err := p.memo.key(a.SigningKey)

@@ -60,9 +60,9 @@ func (a *ACL) Authorizes(k *PublicKey) bool {
 // KeyOfCompact returns the ACL's key whose [PublicKey.Compact] form is s,
 // or nil when s is not the compact form of an elliptic-curve key in the
 // ACL (RSA keys included: parse those with [ParseCompactPublicKey]). It
-// decodes no point: the ACL's keys were checked when it was read, so a
-// master judging a thousand announcements signed by keys of its ACL
-// decodes each key once, not twice.
+// decodes no point, so that a master judging a thousand announcements
+// signed by keys of its ACL decodes a key only to check a signature it
+// has not checked before.
 func (a *ACL) KeyOfCompact(s string) *PublicKey {
 	if a == nil || a.index == nil {
 		return nil
@@ -163,14 +163,17 @@ type keyOrError struct {
 }
 
 // publicKeysOf parses the key of each well-shaped (entry KEY TAG) in
-// entries. Each key costs a square root (checking its point is on the
-// curve): a long ACL's keys are parsed on every core, and the caller
-// still sees the results, and so the first error, in file order.
+// entries, on every core for a long ACL; the caller still sees the
+// results, and so the first error, in file order. An elliptic-curve key
+// is not decoded (a square root each, some milliseconds for a thousand
+// keys): it is when a signature is checked with it, and one whose point
+// is not on the curve then verifies nothing. Guix does not check the
+// points of its ACL either.
 func publicKeysOf(entries []scm.Value) []keyOrError {
 	out := make([]keyOrError, len(entries))
 	parse := func(i int) {
 		if el := items(entries[i]); len(el) == 3 && head(entries[i]) == "entry" {
-			out[i].key, out[i].err = publicKeyFrom(el[1])
+			out[i].key, out[i].err = publicKeyFrom(el[1], false)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(entries)/64)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,8 +133,8 @@ func TestKeyOfCompact(t *testing.T) {
 	pub, _, _ := fixtureKeys(t)
 	acl := NewACL(pub)
 	c, _ := pub.Compact()
-	if k := acl.KeyOfCompact(c); k == nil || !k.Equal(pub) || k.pt == nil {
-		t.Errorf("KeyOfCompact(%q) = %v, want the ACL's decoded key", c, k)
+	if k := acl.KeyOfCompact(c); k == nil || !k.Equal(pub) {
+		t.Errorf("KeyOfCompact(%q) = %v, want the ACL's key", c, k)
 	}
 	other, err := GenerateKey(TypeECDSA, nil)
 	if err != nil {
@@ -148,5 +149,23 @@ func TestKeyOfCompact(t *testing.T) {
 	}
 	if k := (*ACL)(nil).KeyOfCompact(c); k != nil {
 		t.Errorf("nil ACL: %v", k)
+	}
+}
+
+// TestACLOffCurveKey: an ACL entry whose point is not on the curve is
+// read (as Guix reads it) and verifies nothing.
+func TestACLOffCurveKey(t *testing.T) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(offCurve(t), TypeECDSA+":"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf("(acl (entry (public-key (ecc (curve Ed25519) (q #%X#))) (tag (guix import))))", raw)
+	acl, err := ParseACL([]byte(text), "acl")
+	if err != nil {
+		t.Fatalf("ParseACL: %v", err)
+	}
+	k := acl.Keys()[0]
+	if err := k.VerifyRaw(sha256.Sum256([]byte("x")), make([]byte, 64)); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("VerifyRaw with an off-curve key: %v, want ErrBadSignature", err)
 	}
 }

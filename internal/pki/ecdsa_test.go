@@ -87,8 +87,10 @@ func TestNonCanonicalPointRejected(t *testing.T) {
 	}
 	enc[0] = 0xee // p+1 = 2^255 - 18, little-endian
 	enc[31] = 0x7f
-	if _, _, err := decodePoint(enc); err == nil {
-		t.Errorf("decodePoint accepted a non-canonical encoding")
+	for _, decode := range []bool{true, false} {
+		if _, _, err := decodePoint(enc, decode); err == nil {
+			t.Errorf("decodePoint(decode %v) accepted a non-canonical encoding", decode)
+		}
 	}
 }
 

@@ -146,7 +146,7 @@ func ParsePublicKey(data []byte, file string) (*PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
-	k, err := publicKeyFrom(v)
+	k, err := publicKeyFrom(v, true)
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
@@ -248,8 +248,10 @@ func eccType(params scm.Value, algo string) (string, error) {
 
 // decodePoint accepts libgcrypt's encodings of an Ed25519 point: the
 // 32-byte compressed form, the same prefixed with 0x40, or 0x04‖x‖y with
-// big-endian coordinates; it returns the 32-byte compressed form.
-func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
+// big-endian coordinates; it returns the 32-byte compressed form and,
+// when decode is true, the point, which must then be on the curve
+// (finding out costs a square root).
+func decodePoint(q []byte, decode bool) ([]byte, *edwards25519.Point, error) {
 	switch {
 	case len(q) == 33 && q[0] == 0x40:
 		q = q[1:]
@@ -265,9 +267,12 @@ func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
 	if len(q) != 32 {
 		return nil, nil, fmt.Errorf("point is %d bytes, want 32", len(q))
 	}
-	p, err := edwards25519.NewIdentityPoint().SetBytes(q)
-	if err != nil {
-		return nil, nil, errNotOnCurve
+	var p *edwards25519.Point
+	if decode {
+		var err error
+		if p, err = edwards25519.NewIdentityPoint().SetBytes(q); err != nil {
+			return nil, nil, errNotOnCurve
+		}
 	}
 	if !canonicalPoint(q) {
 		// Guix compares keys as written; a second spelling of a point
@@ -277,7 +282,8 @@ func decodePoint(q []byte) ([]byte, *edwards25519.Point, error) {
 	return bytes.Clone(q), p, nil
 }
 
-// point returns k's point, decoded once when k was parsed.
+// point returns k's point, decoded once when k was parsed, or now (the
+// keys of an ACL are decoded when used: see [ParseACL]).
 func (k *PublicKey) point() (*edwards25519.Point, error) {
 	if k.pt != nil {
 		return k.pt, nil
@@ -325,7 +331,9 @@ func canonicalPoint(q []byte) bool {
 // reading: leading zero octets allowed).
 func mpi(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
 
-func publicKeyFrom(v scm.Value) (*PublicKey, error) {
+// publicKeyFrom reads a (public-key …); decode says whether to decode an
+// elliptic-curve point now (see [decodePoint]).
+func publicKeyFrom(v scm.Value, decode bool) (*PublicKey, error) {
 	params, algo, err := algorithm(v, "public-key")
 	if err != nil {
 		return nil, err
@@ -340,7 +348,7 @@ func publicKeyFrom(v scm.Value) (*PublicKey, error) {
 		if qv == nil {
 			return nil, keyError(params, "(%s …) has no (q …)", algo)
 		}
-		enc, pt, err := decodePoint(q)
+		enc, pt, err := decodePoint(q, decode)
 		if err != nil {
 			return nil, fmt.Errorf("%s: bad q: %w", qv.Pos(), err)
 		}
@@ -409,7 +417,7 @@ func privateKeyFrom(v scm.Value) (*PrivateKey, error) {
 			q = edwards25519.NewIdentityPoint().ScalarBaseMult(ds).Bytes()
 		}
 		if qv, qb := param(params, "q"); qv != nil {
-			enc, _, err := decodePoint(qb)
+			enc, _, err := decodePoint(qb, true)
 			if err != nil {
 				return nil, keyError(qv, "bad q: %v", err)
 			}
@@ -509,7 +517,7 @@ func ParseCompactPublicKey(s string) (*PublicKey, error) {
 	}
 	switch typ {
 	case TypeECDSA, TypeEdDSA:
-		enc, pt, err := decodePoint(raw)
+		enc, pt, err := decodePoint(raw, true)
 		if err != nil {
 			return nil, fmt.Errorf("parse compact key %q: %w", truncate(s), err)
 		}

@@ -17,7 +17,7 @@ func Parse(data []byte, file string) (any, error) {
 	}
 	switch h := head(v); h {
 	case "public-key":
-		return publicKeyFrom(v)
+		return publicKeyFrom(v, true)
 	case "private-key":
 		return privateKeyFrom(v)
 	case "acl":

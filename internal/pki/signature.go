@@ -136,7 +136,7 @@ func ParseSignature(sig []byte, file string) (*Signature, error) {
 	if data == nil || sigval == nil || pk == nil {
 		return nil, fmt.Errorf("%w: %s: signature lacks (data …), (sig-val …) or (public-key …)", ErrMalformed, v.Pos())
 	}
-	signer, err := publicKeyFrom(pk)
+	signer, err := publicKeyFrom(pk, true)
 	if errors.Is(err, errNotOnCurve) {
 		// Guix compares the key with the ACL before anything else; a
 		// damaged key is in no ACL.
