@@ -309,3 +309,38 @@ func TestWideAreaServerDown(t *testing.T) {
 		t.Errorf("multicast announcing stopped:\n%s", agent.Output())
 	}
 }
+
+// TestWideAreaAcrossRouter: beyond one LAN. A build machine on one
+// subnet, a master and its name server on another, joined by a router
+// that forwards unicast and no multicast (netns.Subnets). The machine
+// registers in the zone across the router; on its own subnet a master
+// sees it over multicast DNS; the master on the other subnet does not
+// with multicast DNS alone, and finds it, trusted, at its address on the
+// other subnet, through the zone.
+func TestWideAreaAcrossRouter(t *testing.T) {
+	left, right := netns.Subnets(t, 2, 2)
+	a, neighbour := left.Hosts()[0], left.Hosts()[1]
+	nsHost, master := right.Hosts()[0], right.Hosts()[1]
+	srv := bind.Start(t, nsHost, bind.Options{})
+	root := fakeRoot(t, map[string]string{"proc/loadavg": "0.00 0.00 0.00 1/100 1000\n", "gnu/store/.keep": ""})
+	agent, _ := startAgent(t, a, "builder-a", "--config", wideAreaConfig(t, srv, ""),
+		"--detect-root", root, "--store", "/gnu/store")
+	netns.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(agent.Output(), "wide-area: registered") })
+
+	rc := resolvConf(t, srv) // no search domains: no browse domains either
+	mdnsOnly := []string{"--resolv-conf", rc, "--acl", aclFile(t)}
+	netns.WaitFor(t, 30*time.Second, func() bool {
+		got := find(discover(t, neighbour, mdnsOnly...), "builder-a")
+		return len(got) == 1 && got[0].Trusted && strings.HasPrefix(got[0].Source, "mdns:")
+	})
+	if got := find(discover(t, master, mdnsOnly...), "builder-a"); len(got) != 0 {
+		t.Fatalf("multicast DNS crossed the router: %+v", got[0])
+	}
+	got := find(discover(t, master, append(mdnsOnly, "--domain", strings.TrimSuffix(srv.Zone, "."))...), "builder-a")
+	if len(got) != 1 || !got[0].Trusted || got[0].Source != "dns:builders.test" || got[0].Name != a.Addr.String() {
+		t.Fatalf("discover --domain across the router: %+v", got)
+	}
+	if right.Prefix.Contains(a.Addr) {
+		t.Errorf("the machine's address %s is on the master's subnet %s", a.Addr, right.Prefix)
+	}
+}

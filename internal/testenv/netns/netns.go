@@ -26,7 +26,8 @@ type Net struct {
 	Switch string
 	// Bridge is the bridge's interface name inside Switch.
 	Bridge string
-	// Prefix is the IPv4 network every host is on (169.254.0.0/16).
+	// Prefix is the IPv4 network every host is on: 169.254.0.0/16, or
+	// a /24 of it for [Subnets].
 	Prefix netip.Prefix
 
 	ip    string
@@ -39,7 +40,7 @@ type Host struct {
 	Name string
 	// Addr is the host's IPv4 address, in 169.254.0.0/16.
 	Addr netip.Addr
-	// Prefix is Addr with its prefix length (/16).
+	// Prefix is Addr with its prefix length (/16; /24 for [Subnets]).
 	Prefix netip.Prefix
 	// Iface is the host's interface on the bridge, inside Name.
 	Iface string
@@ -54,6 +55,70 @@ type Host struct {
 // skips t (fails it under CI=true) without root or iproute2, and stops t
 // with Fatal when the network cannot be built.
 func New(t testing.TB, n int) *Net {
+	t.Helper()
+	return newNet(t, n, 16, nil)
+}
+
+// Subnets makes two networks of nLeft and nRight hosts, each its own
+// /24 in 169.254.0.0/16 on its own bridge, joined by a router: a
+// namespace with an interface on each (address .254), forwarding IPv4
+// unicast between them and no multicast, as at a site with two subnets.
+// Every host routes the other subnet through it. Everything is torn down
+// when t ends.
+func Subnets(t testing.TB, nLeft, nRight int) (left, right *Net) {
+	t.Helper()
+	if nLeft > 250 || nRight > 250 {
+		t.Fatalf("netns.Subnets: %d and %d hosts; want at most 250 each", nLeft, nRight)
+	}
+	left = newNet(t, nLeft, 24, nil)
+	right = newNet(t, nRight, 24, left)
+	// Named as a host of left's that New never makes (-255), so that
+	// sweepStale removes it with the rest.
+	router := fmt.Sprintf("gh%sp%d-255", left.Bridge[2:], os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(left.ip, args...).CombinedOutput(); err != nil {
+			t.Fatalf("netns: ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(left.ip, "netns", "delete", router).CombinedOutput(); err != nil {
+			t.Logf("netns: delete %s: %v: %s", router, err, bytes.TrimSpace(out))
+		}
+	})
+	run("netns", "add", router)
+	run("-n", router, "link", "set", "lo", "up")
+	sysctl(t, left.ip, router, "net/ipv4/ip_forward", "1")
+	for i, nw := range []*Net{left, right} {
+		gw := nw.Gateway()
+		iface, port := fmt.Sprintf("gr%s-%d", left.Bridge[2:], i), fmt.Sprintf("gq%s-%d", left.Bridge[2:], i)
+		run("-n", nw.Switch, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", router)
+		run("-n", nw.Switch, "link", "set", port, "master", nw.Bridge)
+		run("-n", nw.Switch, "link", "set", port, "up")
+		run("-n", router, "addr", "add", netip.PrefixFrom(gw, nw.Prefix.Bits()).String(), "dev", iface)
+		run("-n", router, "link", "set", iface, "up")
+	}
+	for _, pair := range [][2]*Net{{left, right}, {right, left}} {
+		for _, h := range pair[0].hosts {
+			run("-n", h.Name, "route", "add", pair[1].Prefix.String(), "via", pair[0].Gateway().String())
+		}
+	}
+	return left, right
+}
+
+// Gateway is the address a router made by [Subnets] has on n: .254 of
+// n's /24.
+func (n *Net) Gateway() netip.Addr {
+	a := n.Prefix.Addr().As4()
+	a[3] = 254
+	return netip.AddrFrom4(a)
+}
+
+// newNet makes n hosts on a bridge, each with an address in
+// 169.254.RUN.0/24 and that address's /bits network on its interface
+// (16: all of 169.254.0.0/16 is on the link). RUN is random, and not
+// that of avoid.
+func newNet(t testing.TB, n, bits int, avoid *Net) *Net {
 	t.Helper()
 	if n < 1 || n > 250 {
 		t.Fatalf("netns.New: %d hosts; want 1…250", n)
@@ -74,12 +139,18 @@ func New(t testing.TB, n int) *Net {
 	sweepStale(t, ipPath)
 	// 169.254.0.0/24 and 169.254.255.0/24 are reserved (RFC 3927 §2.1).
 	runID := 1 + int(rnd[3])%254
+	if avoid != nil && byte(runID) == avoid.Prefix.Addr().As4()[2] {
+		runID = 1 + runID%254
+	}
 
 	nw := &Net{
 		Switch: "gs" + suffix + owner,
 		Bridge: "gb" + suffix,
-		Prefix: netip.MustParsePrefix("169.254.0.0/16"),
+		Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, 0, 0}), 16),
 		ip:     ipPath,
+	}
+	if bits != 16 {
+		nw.Prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, byte(runID), 0}), bits)
 	}
 	// Cleanup is registered before anything exists, so a failure halfway
 	// still removes what was made. Deleting a namespace destroys the
@@ -123,7 +194,7 @@ func New(t testing.TB, n int) *Net {
 			Port:  fmt.Sprintf("gp%s-%d", suffix, i),
 			net:   nw,
 		}
-		h.Prefix = netip.PrefixFrom(h.Addr, 16)
+		h.Prefix = netip.PrefixFrom(h.Addr, bits)
 		addNS(h.Name)
 		run("-n", nw.Switch, "link", "add", h.Port, "type", "veth", "peer", "name", h.Iface, "netns", h.Name)
 		run("-n", nw.Switch, "link", "set", h.Port, "master", nw.Bridge)

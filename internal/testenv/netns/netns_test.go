@@ -288,3 +288,35 @@ func TestSweepStale(t *testing.T) {
 		t.Errorf("this process's own namespace %s removed: %v", net.Switch, err)
 	}
 }
+
+// TestSubnets: hosts on two subnets reach each other through the router
+// by unicast; multicast DNS's group stays on its subnet.
+func TestSubnets(t *testing.T) {
+	left, right := Subnets(t, 2, 1)
+	a, b, far := left.Hosts()[0], left.Hosts()[1], right.Hosts()[0]
+	if left.Prefix.Bits() != 24 || right.Prefix.Bits() != 24 || left.Prefix.Overlaps(right.Prefix) ||
+		!left.Prefix.Contains(a.Addr) || !right.Prefix.Contains(far.Addr) {
+		t.Fatalf("prefixes %s and %s, addresses %s and %s", left.Prefix, right.Prefix, a.Addr, far.Addr)
+	}
+	dst := net.JoinHostPort(a.Addr.String(), "7007")
+	echo := a.Start(t, os.Args[0], "netns-helper", "udp-echo", dst)
+	WaitFor(t, 5*time.Second, func() bool { return strings.Contains(echo.Output(), "listening") })
+	if out, err := far.Command(t.Context(), os.Args[0], "netns-helper", "udp-ping", dst).CombinedOutput(); err != nil || !strings.Contains(string(out), "pong") {
+		t.Fatalf("udp-ping %s from the other subnet: %v\n%s", dst, err, out)
+	}
+
+	group := "224.0.0.251:5454"
+	near := b.Start(t, os.Args[0], "netns-helper", "mcast-recv", group, b.Iface)
+	beyond := far.Start(t, os.Args[0], "netns-helper", "mcast-recv", group, far.Iface)
+	WaitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(near.Output(), "listening") && strings.Contains(beyond.Output(), "listening")
+	})
+	a.Start(t, os.Args[0], "netns-helper", "mcast-send", group, a.Iface, "hello from "+a.Name)
+	if err := near.Wait(10 * time.Second); err != nil || !strings.Contains(near.Output(), "hello from "+a.Name) {
+		t.Fatalf("receiver on the same subnet: %v\n%s", err, near.Output())
+	}
+	// mcast-recv gives up 10 s after it started listening.
+	if err := beyond.Wait(20 * time.Second); err == nil || strings.Contains(beyond.Output(), "hello") {
+		t.Fatalf("multicast crossed the router: %v\n%s", err, beyond.Output())
+	}
+}
