@@ -115,30 +115,77 @@ func Start(t testing.TB, opts Options) *Server {
 	s.ClientKeyFile = filepath.Join(dir, "id_ed25519")
 	s.ClientPublicKey = GenerateKey(t, keygen, s.ClientKeyFile, "ed25519", "")
 
-	addr := opts.ListenAddress
-	if addr == "" {
-		addr = freeLoopbackAddr(t)
-	}
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("sshd listen address %q: %v", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		t.Fatalf("sshd listen address %q: bad port", addr)
-	}
-	s.Addr, s.Host, s.Port = addr, host, port
-
 	authorized := filepath.Join(dir, "authorized_keys")
 	keys := append([]string{s.ClientPublicKey}, opts.AuthorizedKeys...)
 	if err := os.WriteFile(authorized, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
+	// Logins get an empty home: sshd runs in a private mount namespace
+	// (inside whatever Prefix set up) where the user's home directory
+	// is a bind mount of s.Home. The mount goes with the namespace.
+	userHome := homeOf(t, s.User)
+	s.Home = opts.Home
+	if s.Home == "" {
+		s.Home = filepath.Join(dir, "home")
+		if err := os.Mkdir(s.Home, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unshare := testenv.LookPath(t, "unshare", "util-linux")
+	s.ConfigFile = filepath.Join(dir, "sshd_config")
+	argv := append(append([]string{}, opts.Prefix...),
+		unshare, "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sshd-home", s.Home, userHome,
+		Path, "-D", "-e", "-f", s.ConfigFile)
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("sshd (%s) log:\n%s", s.Addr, s.Logs())
+		}
+	})
+
+	timeout := opts.ReadyTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	// A free port is one nothing used a moment ago: by the time sshd
+	// binds it, a connection of another test process (go test runs
+	// packages in parallel) may have taken it as its own port. sshd then
+	// exits saying so, and it gets another.
+	for attempt := 1; ; attempt++ {
+		addr := opts.ListenAddress
+		if addr == "" {
+			addr = freeLoopbackAddr(t)
+		}
+		host, portStr, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("sshd listen address %q: %v", addr, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			t.Fatalf("sshd listen address %q: bad port", addr)
+		}
+		s.Addr, s.Host, s.Port = addr, host, port
+		if err := os.WriteFile(s.ConfigFile, []byte(config(s, opts, authorized)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s.start(t, argv, timeout) {
+			return s
+		}
+		if opts.ListenAddress != "" || attempt == 5 || !strings.Contains(s.Logs(), "Address already in use") {
+			t.Fatalf("sshd exited before listening: %v\n%s", s.cmd.ProcessState, s.Logs())
+		}
+		t.Logf("sshd: %s was taken meanwhile; trying another port", addr)
+	}
+}
+
+// config returns the sshd_config for s.
+func config(s *Server, opts Options, authorized string) string {
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "ListenAddress %s\n", addr)
+	fmt.Fprintf(&cfg, "ListenAddress %s\n", s.Addr)
 	fmt.Fprintf(&cfg, "HostKey %s\n", s.HostKeyFile)
-	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
+	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
 	if opts.UserKeys {
 		fmt.Fprintf(&cfg, "AuthorizedKeysFile %s .ssh/authorized_keys\n", authorized)
 	} else {
@@ -156,63 +203,41 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.ExtraConfig != "" {
 		cfg.WriteString(opts.ExtraConfig + "\n")
 	}
-	s.ConfigFile = filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(s.ConfigFile, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return cfg.String()
+}
 
-	// Logins get an empty home: sshd runs in a private mount namespace
-	// (inside whatever Prefix set up) where the user's home directory
-	// is a bind mount of s.Home. The mount goes with the namespace.
-	userHome := homeOf(t, s.User)
-	s.Home = opts.Home
-	if s.Home == "" {
-		s.Home = filepath.Join(dir, "home")
-		if err := os.Mkdir(s.Home, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	unshare := testenv.LookPath(t, "unshare", "util-linux")
-	argv := append(append([]string{}, opts.Prefix...),
-		unshare, "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sshd-home", s.Home, userHome,
-		Path, "-D", "-e", "-f", s.ConfigFile)
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	s.cmd.Stdout = s.logs
-	s.cmd.Stderr = s.logs
+// start runs argv (sshd, as Start prepared it) and waits until it
+// listens (true) or exits first (false); it stops t when it does neither
+// within timeout.
+func (s *Server) start(t testing.TB, argv []string, timeout time.Duration) bool {
+	t.Helper()
+	logs, done := &syncBuffer{}, make(chan struct{})
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = logs
+	cmd.Stderr = logs
 	// Pdeathsig: sshd goes with the test binary even when it is killed
 	// (its timeout) before any cleanup runs.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	s.cmd, s.logs, s.done = cmd, logs, done
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", strings.Join(argv, " "), err)
 	}
 	go func() {
-		_ = s.cmd.Wait()
-		close(s.done)
+		_ = cmd.Wait()
+		close(done)
 	}()
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("sshd (%s) log:\n%s", s.Addr, s.Logs())
-		}
-	})
-
-	timeout := opts.ReadyTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(s.logs.String(), "Server listening on") {
+	for !strings.Contains(logs.String(), "Server listening on") {
 		select {
-		case <-s.done:
-			t.Fatalf("sshd exited before listening: %v\n%s", s.cmd.ProcessState, s.Logs())
+		case <-done:
+			return false
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s within %v:\n%s", addr, timeout, s.Logs())
+			t.Fatalf("sshd did not listen on %s within %v:\n%s", s.Addr, timeout, logs.String())
 		}
 	}
-	return s
+	return true
 }
 
 // Pid is the process id of sshd's listener (or of the Prefix program it
@@ -225,6 +250,9 @@ func (s *Server) Logs() string { return s.logs.String() }
 // Stop kills sshd's process group and waits for it. Safe to call twice.
 func (s *Server) Stop() {
 	s.once.Do(func() {
+		if s.cmd == nil {
+			return // never started
+		}
 		if s.cmd.Process != nil {
 			// Per-connection sshd processes start their own sessions, so
 			// the process group alone does not reach them.
