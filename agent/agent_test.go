@@ -61,6 +61,13 @@ func (r *fakeReg) SetText(txt []string) {
 	r.a.events = append(r.a.events, "text")
 }
 
+// Announced: a fake registration is announced at once.
+func (r *fakeReg) Announced() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
 func (r *fakeReg) Shutdown() {
 	r.a.mu.Lock()
 	defer r.a.mu.Unlock()

@@ -47,6 +47,9 @@ type Registration interface {
 	// answering. It returns when the goodbye is sent and is safe to call
 	// twice.
 	Shutdown()
+	// Announced is closed once the service was first announced (after
+	// probing): from then on browsers find it.
+	Announced() <-chan struct{}
 }
 
 // TTL is the time to live of the announced records. RFC 6762 §10

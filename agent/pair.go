@@ -176,6 +176,13 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 		return nil, err
 	}
 	defer reg.Shutdown()
+	// Say the window is open once masters can find it: a master that
+	// looked while it was still probing (a second) would find nothing.
+	select {
+	case <-reg.Announced():
+	case <-ctx.Done():
+		return nil, fmt.Errorf("announce the pairing window: %w", context.Cause(ctx))
+	}
 	fmt.Fprintf(out, "pairing window open for %s on %s (port %d); this machine's Guix key is %s\n",
 		window.Round(time.Second), joinAddrs(addrs), port, fp)
 	fmt.Fprintf(out, "on the master, run: sudo guix-offload pair %s\n", p.Instance)

@@ -67,6 +67,7 @@ type Responder struct {
 	stopped  bool
 
 	textChanged chan struct{}
+	announced   chan struct{} // closed at the first announcement
 	cancel      context.CancelFunc
 	loopDone    chan struct{}
 	readers     sync.WaitGroup
@@ -128,6 +129,7 @@ func newResponder(cfg ResponderConfig) (*Responder, error) {
 		txt:          slices.Clone(cfg.TXT),
 		answered:     make(map[answerKey]time.Time),
 		textChanged:  make(chan struct{}, 1),
+		announced:    make(chan struct{}),
 		loopDone:     make(chan struct{}),
 	}
 	r.instance, r.host = strings.ToLower(r.instanceName), strings.ToLower(r.hostName)
@@ -201,6 +203,11 @@ func escapeLabel(s string) string {
 	return b.String()
 }
 
+// Announced is closed once the records were announced the first time,
+// after probing (about a second after [Respond]): from then on a
+// browser on the link that looks finds the service at once.
+func (r *Responder) Announced() <-chan struct{} { return r.announced }
+
 // SetText replaces the TXT record and announces the new one, with the
 // cache-flush bit, so browsers replace the old one.
 func (r *Responder) SetText(txt []string) {
@@ -266,6 +273,9 @@ func (r *Responder) loop(ctx context.Context, packets <-chan packet) {
 				r.announceText()
 			} else {
 				r.announce(r.ttl)
+			}
+			if probing {
+				close(r.announced)
 			}
 			probing = false
 			announces = announces[1:]

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/miekg/dns"
@@ -171,6 +172,43 @@ func netipParse(s string) ([]netip.Addr, error) {
 		return nil, err
 	}
 	return []netip.Addr{a}, nil
+}
+
+// Announced closes with the first announcement, after the probes (at
+// most a second), and not before: a pairing window is said open only
+// once masters can find it.
+func TestResponderAnnounced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := newResponder(ResponderConfig{Instance: "b", Host: "b.local.", Port: 22, TXT: []string{"a=1"},
+			Addrs: []netip.Addr{netip.MustParseAddr("169.254.1.2")}, Interfaces: []net.Interface{{Index: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.loop(ctx, make(chan packet))
+		closed := func() bool {
+			select {
+			case <-r.Announced():
+				return true
+			default:
+				return false
+			}
+		}
+		// Three probes 250 ms apart, the first within 250 ms.
+		time.Sleep(3*probeInterval - time.Millisecond)
+		synctest.Wait()
+		if closed() {
+			t.Fatal("announced while probing")
+		}
+		time.Sleep(probeInterval + time.Millisecond)
+		synctest.Wait()
+		if !closed() {
+			t.Fatal("not announced a second after starting")
+		}
+		cancel()
+		<-r.loopDone
+	})
 }
 
 // The responder's answers alone, without sockets: what each question
