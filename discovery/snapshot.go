@@ -170,10 +170,11 @@ const WatchMemoryLimit = 48 << 20
 
 // ListMemoryLimit is the soft memory limit a one-shot `discover` sets
 // unless GOMEMLIMIT is set, and ListGCPercent its GOGC unless GOGC is
-// set (a watcher uses the latter too, under [WatchMemoryLimit]). A
-// listing builds up what it prints and then exits: collecting at every
-// doubling of a heap that only grows was a third of the CPU time of
-// listing a zone of 1,000 machines; the limit still bounds the heap.
+// set. A listing builds up what it prints and then exits: collecting at
+// every doubling of a heap that only grows was a third of the CPU time
+// of listing a zone of 1,000 machines; the limit still bounds the heap.
+// A watcher keeps the default GOGC under [WatchMemoryLimit], so that a
+// flood leaves it well below the limit.
 const (
 	ListMemoryLimit = 256 << 20
 	ListGCPercent   = 400

@@ -128,16 +128,19 @@ func runDiscover(ctx context.Context, opts discoverOptions, stdout, stderr io.Wr
 		return cmdutil.Usage(cli.WithHint(fmt.Errorf("--private-key %s is not an absolute file name", opts.privateKey),
 			"Guix's offload hook reads it from guix-daemon's working directory, /: give the full file name"))
 	}
-	// The heap: see discovery.ListGCPercent.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(discovery.ListGCPercent)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := int64(discovery.ListMemoryLimit)
-		if opts.watch {
-			limit = discovery.WatchMemoryLimit
+	// The heap: see discovery.ListGCPercent and WatchMemoryLimit.
+	switch {
+	case opts.watch:
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(discovery.WatchMemoryLimit)
 		}
-		debug.SetMemoryLimit(limit)
+	default:
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(discovery.ListGCPercent)
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(discovery.ListMemoryLimit)
+		}
 	}
 	level := slog.LevelError
 	if opts.verbose || opts.watch {
