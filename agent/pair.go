@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,8 +164,10 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	}
 	addrs, _ := addressesOf(chosen)
 	ifs := make([]net.Interface, len(chosen))
+	var served []netip.Addr
 	for i, c := range chosen {
 		ifs[i] = c.Interface
+		served = append(served, servedAddrs(c)...)
 	}
 	ann := a.Announcer
 	if ann == nil {
@@ -186,7 +190,30 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	fmt.Fprintf(out, "pairing window open for %s on %s (port %d); this machine's Guix key is %s\n",
 		window.Round(time.Second), joinAddrs(addrs), port, fp)
 	fmt.Fprintf(out, "on the master, run: sudo guix-offload pair %s\n", p.Instance)
-	return pairing.Serve(ctx, ln, pairing.Options{Self: self, Confirm: o.Prompt.Confirm, Apply: machine.Apply})
+	return pairing.Serve(ctx, onlyTo{ln, served}, pairing.Options{Self: self, Confirm: o.Prompt.Confirm, Apply: machine.Apply})
+}
+
+// onlyTo is a listener that hands over the connections made to one of
+// addrs (the addresses of the interfaces the window is announced on) and
+// closes any other at once: the window's one attempt is for the LAN it
+// is announced on, not for whoever reaches this machine from another
+// network it is on.
+type onlyTo struct {
+	net.Listener
+	addrs []netip.Addr
+}
+
+func (l onlyTo) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil && slices.Contains(l.addrs, ap.Addr().WithZone("").Unmap()) {
+			return c, nil
+		}
+		c.Close()
+	}
 }
 
 // PairACL is the ACL file pairing changes with o.
