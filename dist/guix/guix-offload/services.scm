@@ -17,7 +17,8 @@
 ;;;
 ;;; Guix interfaces relied upon, all long-standing: define-record-type*
 ;;; (guix records); service-type, service-extension, service
-;;; (gnu services); shepherd-root-service-type, shepherd-service
+;;; (gnu services); profile-service-type (gnu services);
+;;; shepherd-root-service-type, shepherd-service
 ;;; (gnu services shepherd); activation-service-type and
 ;;; account-service-type (gnu services); user-account, user-group
 ;;; (gnu system shadow); guix-configuration and its `environment' field
@@ -40,6 +41,7 @@
             guix-offload-agent-configuration-signing-key
             guix-offload-agent-configuration-extra-options
             guix-offload-agent-configuration-log-file
+            guix-offload-agent-configuration-package
             guix-offload-agent-shepherd-service
             guix-offload-agent-service-type
 
@@ -92,7 +94,17 @@
   (extra-options guix-offload-agent-configuration-extra-options ;list of strings
                  (default '()))
   (log-file      guix-offload-agent-configuration-log-file ;string
-                 (default "/var/log/guix-offload-agent.log")))
+                 (default "/var/log/guix-offload-agent.log"))
+  ;; A package that provides bin/guix-offload-agent, added to the system
+  ;; profile: a master's hook then finds `guix-offload-agent relay' on the
+  ;; offload login's PATH and talks to this machine's daemon directly.
+  (package       guix-offload-agent-configuration-package ;#f | package
+                 (default #f)))
+
+(define (guix-offload-agent-profile config)
+  "Return the packages CONFIG adds to the system profile."
+  (let ((package (guix-offload-agent-configuration-package config)))
+    (if package (list package) '())))
 
 (define (guix-offload-agent-shepherd-service config)
   "Return the Shepherd service that runs the agent as CONFIG says.  It runs
@@ -123,7 +135,9 @@ guix-offload's masters.")
    (name 'guix-offload-agent)
    (extensions
     (list (service-extension shepherd-root-service-type
-                             guix-offload-agent-shepherd-service)))
+                             guix-offload-agent-shepherd-service)
+          (service-extension profile-service-type
+                             guix-offload-agent-profile)))
    (default-value (guix-offload-agent-configuration))
    (description
     "Run @command{guix-offload-agent}, which advertises this build machine

@@ -72,7 +72,14 @@
                                      "--signing-key" "/etc/guix/signing-key.sec"))
          argv)
   (check "agent log file" (tree-contains? (start-options agent) "/var/log/guix-offload-agent.log"))
+  (check "agent adds nothing to the profile by default"
+         (null? ((extension guix-offload-agent-service-type profile-service-type) config)))
   (print-argv "agent" argv))
+
+(check "agent package goes into the system profile"
+       (equal? '(guix-offload-package)
+               ((extension guix-offload-agent-service-type profile-service-type)
+                (guix-offload-agent-configuration (package 'guix-offload-package)))))
 
 (let* ((config (guix-offload-agent-configuration
                 (program (file-append 'guix-offload-package "/bin/guix-offload-agent"))

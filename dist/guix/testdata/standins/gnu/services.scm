@@ -8,7 +8,8 @@
             service-extension service-extension?
             service-extension-target service-extension-compute
             service service? service-kind service-value
-            activation-service-type account-service-type))
+            activation-service-type account-service-type
+            profile-service-type))
 
 (define-record-type* <service-type> service-type make-service-type
   service-type?
@@ -38,3 +39,5 @@
   (service-type (name 'activate) (extensions '())))
 (define account-service-type
   (service-type (name 'account) (extensions '())))
+(define profile-service-type
+  (service-type (name 'profile) (extensions '())))
