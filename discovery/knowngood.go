@@ -206,6 +206,11 @@ func (k *KnownGood) add(id sigID) {
 	if _, ok := k.old[e]; !ok {
 		k.news = true
 	}
+	if len(k.now) >= maxKnownGood {
+		// A watcher running for days sees every machine re-sign
+		// every few minutes: the older half goes.
+		k.old, k.now = k.now, make(map[[32]byte]struct{})
+	}
 	k.now[e] = struct{}{}
 }
 

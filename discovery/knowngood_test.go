@@ -311,3 +311,21 @@ func TestDefaultKnownGoodFile(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownGoodBoundedInMemory: a long-running watcher adding signature
+// after signature keeps at most twice the file's bound in memory, the
+// newest ones.
+func TestKnownGoodBoundedInMemory(t *testing.T) {
+	kg := NewKnownGood(filepath.Join(t.TempDir(), "g"))
+	var last sigID
+	for i := range 3*maxKnownGood + 5 {
+		last = sigID{key: "k", sig: fmt.Sprint(i)}
+		kg.add(last)
+	}
+	if n := len(kg.old) + len(kg.now); n > 2*maxKnownGood {
+		t.Fatalf("%d entries in memory, want at most %d", n, 2*maxKnownGood)
+	}
+	if !kg.has(last) || kg.has(sigID{key: "k", sig: "0"}) {
+		t.Error("kept the oldest instead of the newest")
+	}
+}
