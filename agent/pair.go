@@ -138,8 +138,6 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	if window <= 0 {
 		window = pairing.DefaultWindow
 	}
-	ctx, cancel := context.WithTimeout(ctx, window)
-	defer cancel()
 
 	listen := o.Listen
 	if listen == "" {
@@ -187,6 +185,9 @@ func (a *Agent) Pair(ctx context.Context, o PairOptions) (*pairing.Result, error
 	case <-ctx.Done():
 		return nil, fmt.Errorf("announce the pairing window: %w", context.Cause(ctx))
 	}
+	// The window lasts what it says from now.
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
 	fmt.Fprintf(out, "pairing window open for %s on %s (port %d); this machine's Guix key is %s\n",
 		window.Round(time.Second), joinAddrs(addrs), port, fp)
 	fmt.Fprintf(out, "on the master, run: sudo guix-offload pair %s\n", p.Instance)
