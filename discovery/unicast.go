@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -799,26 +800,23 @@ func (u *Unicast) prepare(d *uDomain, name string, r *resolved) {
 // on as many goroutines as there are cores, and returns when all are
 // done or ctx is.
 func (u *Unicast) prepareAll(ctx context.Context, d *uDomain, rs map[string]*resolved) {
-	names := make(chan string)
+	names := make([]string, 0, len(rs))
+	for n := range rs {
+		names = append(names, n)
+	}
+	// Each goroutine takes the next name: no channel send per instance.
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range min(runtime.GOMAXPROCS(0), len(names)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := range names {
-				u.prepare(d, n, rs[n])
+			for i := int(next.Add(1) - 1); i < len(names) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				u.prepare(d, names[i], rs[names[i]])
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer close(names)
-	for n := range rs {
-		select {
-		case names <- n:
-		case <-ctx.Done():
-			return
-		}
-	}
+	wg.Wait()
 }
 
 // resolve reads the SRV, TXT and address records of the instance name.
