@@ -181,6 +181,10 @@ func (o *BrowseOptions) goRecover(f func() error) <-chan error {
 	return errc
 }
 
+// eventBuffer is how many events a source may get ahead of Browse, and
+// Browse ahead of Lookup: a zone transfer hands over a thousand at once.
+const eventBuffer = 64
+
 // Browse reports announcements as they appear, change and go, each
 // judged by opts.Trust (Trusted and TrustReason are set), until ctx is
 // done; it returns nil then. It also sends an Update when the judgment
@@ -194,7 +198,7 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	raw := make(chan Event)
+	raw := make(chan Event, eventBuffer) // in order, as unbuffered
 	wg.Add(1)
 	errc := opts.goRecover(func() error {
 		defer wg.Done()
@@ -287,9 +291,11 @@ func Browse(ctx context.Context, opts BrowseOptions, events chan<- Event) error 
 func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*Announcement, error) {
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan Event)
-	// Browse calls onListed after its last send of the listing, which
-	// this loop has received and recorded before it can see listed.
+	// Buffered: a thousand machines listed at once cost a goroutine
+	// wake-up per batch, not per machine. Browse calls onListed after
+	// its last send of the listing, which is then received or in the
+	// buffer: record drains the buffer before Lookup returns.
+	events := make(chan Event, eventBuffer)
 	listed := make(chan struct{})
 	var once sync.Once
 	opts.onListed = func() { once.Do(func() { close(listed) }) }
@@ -302,7 +308,23 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 	if opts.NoMulticast && opts.Source == nil {
 		quietC = nil // the listed signal ends it
 	}
+	record := func(ev Event) {
+		key := ev.Announcement.ListKey()
+		if ev.Kind == Remove {
+			delete(found, key)
+		} else {
+			found[key] = ev.Announcement
+		}
+	}
 	result := func() []*Announcement {
+		for drained := false; !drained; {
+			select {
+			case ev := <-events:
+				record(ev)
+			default:
+				drained = true
+			}
+		}
 		out := make([]*Announcement, 0, len(found))
 		for _, a := range found {
 			out = append(out, a)
@@ -313,12 +335,7 @@ func Lookup(ctx context.Context, opts BrowseOptions, quiet time.Duration) ([]*An
 	for {
 		select {
 		case ev := <-events:
-			key := ev.Announcement.ListKey()
-			if ev.Kind == Remove {
-				delete(found, key)
-			} else {
-				found[key] = ev.Announcement
-			}
+			record(ev)
 			timer.Reset(quiet)
 		case <-listed:
 			cancel()
