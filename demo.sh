@@ -31,6 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 tmp=$(mktemp -d /tmp/guix-offload-demo.XXXXXX)
+# What discover caches (its good signatures) stays with the demo's files.
+export XDG_CACHE_HOME="$tmp/cache"
 suffix=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 builder="gob$suffix"   # the build machine's network namespace
 master="gom$suffix"    # the master's
