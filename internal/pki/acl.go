@@ -167,8 +167,7 @@ type keyOrError struct {
 // results, and so the first error, in file order. An elliptic-curve key
 // is not decoded (a square root each, some milliseconds for a thousand
 // keys): it is when a signature is checked with it, and one whose point
-// is not on the curve then verifies nothing. Guix does not check the
-// points of its ACL either.
+// is not on the curve then verifies nothing.
 func publicKeysOf(entries []scm.Value) []keyOrError {
 	out := make([]keyOrError, len(entries))
 	parse := func(i int) {
