@@ -75,3 +75,53 @@ func TestRemoteCommandsIgnoreTheHome(t *testing.T) {
 		t.Logf("remote command with the invoking user's slow ~/.bashrc hidden: %v", time.Since(start).Round(time.Millisecond))
 	}
 }
+
+// TestNoSessionOutlivesSshd: a login shell whose client hung up while it
+// was still starting (a ~/.bashrc that hangs) does not run on, orphaned,
+// once sshd is stopped.
+func TestNoSessionOutlivesSshd(t *testing.T) {
+	s := sshd.Start(t, sshd.Options{})
+	const marker = "61.2345" // a sleep no other process runs
+	if err := os.WriteFile(filepath.Join(s.Home, ".bashrc"), []byte("exec sleep "+marker+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sshconn.Dial(context.Background(), sshconn.Target{Host: s.Host, Port: s.Port,
+		User: s.User, PrivateKeyFile: s.ClientKeyFile, HostKey: s.HostKey}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, err = transport.Output(ctx, c, "true", nil)
+	cancel()
+	if err == nil {
+		t.Fatal("the login shell did not hang")
+	}
+	running := func() []string {
+		var found []string
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err == nil && strings.Contains(string(b), marker) {
+				found = append(found, p)
+			}
+		}
+		return found
+	}
+	// Wait for the shell to be running, then hang up and stop sshd.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(running()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(running()) == 0 {
+		t.Fatal("the hanging login shell never ran")
+	}
+	c.Close()
+	s.Stop()
+	deadline = time.Now().Add(10 * time.Second)
+	for len(running()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := running(); len(p) > 0 {
+		t.Errorf("processes of a session outlived sshd: %v", p)
+	}
+}

@@ -134,8 +134,13 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	unshare := testenv.LookPath(t, "unshare", "util-linux")
 	s.ConfigFile = filepath.Join(dir, "sshd_config")
+	// In its own PID namespace too, whose first process sshd becomes:
+	// when it ends, the kernel ends every process left in it, such as a
+	// login shell whose client hung up (it would otherwise be orphaned
+	// to init and run on), and --kill-child ends it with unshare, which
+	// goes with the test binary (Pdeathsig, in start).
 	argv := append(append([]string{}, opts.Prefix...),
-		unshare, "-m", "--propagation", "private", "sh", "-c",
+		unshare, "-m", "--propagation", "private", "--pid", "--fork", "--kill-child", "sh", "-c",
 		`mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sshd-home", s.Home, userHome,
 		Path, "-D", "-e", "-f", s.ConfigFile)
 	t.Cleanup(func() {
