@@ -299,16 +299,6 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 	markListed := u.markListed
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
-	emit := func(evs []Event) bool {
-		for _, ev := range evs {
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				return false
-			}
-		}
-		return true
-	}
 	for {
 		if len(u.Domains) == 0 && !u.now().Before(nextBrowse) {
 			nextBrowse = u.now().Add(browseDomainsEvery)
@@ -325,7 +315,7 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 		slices.Sort(names)
 		for _, n := range names {
 			d := domains[n]
-			evs, err := u.refresh(ctx, res, d, func(ev Event) bool { return emit([]Event{ev}) })
+			evs, err := u.refresh(ctx, res, d, func(ev Event) bool { return emit(ctx, events, []Event{ev}) })
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -347,13 +337,13 @@ func (u *Unicast) Run(ctx context.Context, events chan<- Event) error {
 				d.warned = ""
 				log.Warn(fmt.Sprintf("wide-area: browse %s: works again", d.name))
 			}
-			if !emit(evs) {
+			if !emit(ctx, events, evs) {
 				return nil
 			}
 		}
 		if markListed {
 			markListed = false
-			if !emit([]Event{{Kind: listedKind}}) {
+			if !emit(ctx, events, []Event{{Kind: listedKind}}) {
 				return nil
 			}
 		}
