@@ -161,10 +161,10 @@ func (m *sigMemo) key(s string) (*pki.PublicKey, error) {
 	return r.key, r.err
 }
 
-// verify checks a's signature by key (a's SigningKey), or returns what
+// verify checks a's signature by its SigningKey, or returns what
 // checking the same signature of the same bytes found before, in this
 // process or (a good one) in kg.
-func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey, kg *KnownGood) string {
+func (m *sigMemo) verify(a *Announcement, kg *KnownGood) string {
 	id := sigID{key: a.SigningKey, sig: a.Sig, hash: a.SignedHash()}
 	m.mu.Lock()
 	reason, ok := m.sigs[id]
@@ -173,7 +173,15 @@ func (m *sigMemo) verify(a *Announcement, key *pki.PublicKey, kg *KnownGood) str
 		return reason
 	}
 	if !kg.has(id) {
-		if err := a.verifyWith(key, id.hash); err != nil {
+		// The key decoded once per process ([sigMemo.key]), and only
+		// for a signature to check.
+		key, err := m.key(a.SigningKey)
+		if err == nil {
+			err = a.verifyWith(key, id.hash)
+		} else {
+			err = fmt.Errorf("bad signing key: %w", err)
+		}
+		if err != nil {
 			reason = err.Error()
 		} else {
 			kg.add(id)
@@ -228,11 +236,9 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 	if err := p.Wait(); err != nil {
 		return err.Error()
 	}
-	// A key of the ACL is the ACL's (decoded only if a signature is to
-	// be checked); any other is decoded (once) only to say what is
-	// wrong with it.
-	key := p.ACL.KeyOfCompact(a.SigningKey)
-	if key == nil {
+	// A key of the ACL is found by its compact form, without decoding
+	// it; any other is decoded (once) only to say what is wrong with it.
+	if p.ACL.KeyOfCompact(a.SigningKey) == nil {
 		k, err := p.memo.key(a.SigningKey)
 		if err != nil {
 			return fmt.Sprintf("bad signing key: %v", err)
@@ -240,9 +246,8 @@ func (p *ACLPolicy) checkSigner(a *Announcement) string {
 		if !p.ACL.Authorizes(k) {
 			return fmt.Sprintf("signing key is not in %s", p.file())
 		}
-		key = k
 	}
-	return p.memo.verify(a, key, p.KnownGood)
+	return p.memo.verify(a, p.KnownGood)
 }
 
 // prepare does the costly part of judging a ahead of [ACLPolicy.Judge]:
